@@ -1,0 +1,3 @@
+from jobfsm.cli import main
+
+main()

@@ -1,0 +1,98 @@
+"""``jobfsm next`` (fire times, marked where a DST change moved them) and ``jobfsm schema``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime
+from typing import TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jobfsm.cli.parser import UsageError
+from jobfsm.errors import CronError, JobNotFoundError, ValidationError
+
+
+def _looks_like_expression(target: str) -> bool:
+    return target.startswith("@") or len(target.split()) > 1
+
+
+def _job_schedule(args: argparse.Namespace) -> tuple[str, str]:
+    from jobfsm.loader import validate_file
+
+    path = args.jobs / f"{args.target}.json"
+    if not path.is_file():
+        raise JobNotFoundError(args.target)
+    report = validate_file(path)
+    if report.config is None:
+        raise ValidationError(report.errors, subject=str(path))
+    return report.config.schedule, report.config.timezone
+
+
+def _after(args: argparse.Namespace, zone: ZoneInfo) -> datetime:
+    from jobfsm.clock import SystemClock
+
+    if args.after is None:
+        return SystemClock().now()
+    try:
+        after = datetime.fromisoformat(args.after)
+    except ValueError:
+        raise UsageError(
+            f"jobfsm next: error: --after {args.after!r} is not an ISO 8601 time "
+            "(e.g. 2026-03-29T00:00 or 2026-03-29T00:00+02:00)"
+        ) from None
+    return after if after.tzinfo else after.replace(tzinfo=zone)
+
+
+def cmd_next(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from jobfsm import cron
+
+    if _looks_like_expression(args.target):
+        expression, zone_name = args.target, "UTC"
+    else:
+        expression, zone_name = _job_schedule(args)
+    zone_name = args.tz or zone_name
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        err.write(f"jobfsm next: unknown time zone {zone_name!r}; use an IANA name such as 'Europe/Berlin'\n")
+        return 1
+    try:
+        cron.validate_expression(expression)
+    except CronError as exc:
+        err.write(f"jobfsm next: {expression!r}: {exc}\n")
+        return 1
+    after = _after(args, zone)
+    fires = []
+    for fire in cron.iter_fires(expression, zone, after):
+        fires.append(fire)
+        if len(fires) == args.n:
+            break
+    description = cron.describe(expression)
+    if args.format == "json":
+        doc = {
+            "expression": expression,
+            "timezone": zone_name,
+            "description": description,
+            "times": [f.at.isoformat() for f in fires],
+            "fires": [{"time": f.at.isoformat(), "note": f.note} for f in fires],
+        }
+        json.dump(doc, out, indent=2)
+        out.write("\n")
+        return 0
+    out.write(f"{expression}  ({zone_name})\n{description}\n")
+    for fire in fires:
+        line = f"  {fire.at.isoformat()}  {fire.at:%a}"
+        if fire.note:
+            line += f"  ← {fire.note}"
+        out.write(line + "\n")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from jobfsm.schema import schema_text
+
+    out.write(schema_text())
+    return 0
+
+
+__all__ = ["cmd_next", "cmd_schema"]

@@ -1,0 +1,46 @@
+"""The clock, injected everywhere time matters, so tests can walk through months in milliseconds.
+
+Wall time (:meth:`Clock.now`) is always timezone-aware UTC; waiting uses
+:meth:`Clock.wait`, which a fake clock can short-circuit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware, in UTC."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (for measuring durations)."""
+        ...
+
+    def wait(self, event: threading.Event, timeout: float | None) -> bool:
+        """Block until ``event`` is set or ``timeout`` seconds passed; True if it was set."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wait(self, event: threading.Event, timeout: float | None) -> bool:
+        return event.wait(timeout)
+
+
+def utc(dt: datetime) -> datetime:
+    """``dt`` as an aware UTC datetime; a naive one is taken to be UTC already."""
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)

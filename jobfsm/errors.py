@@ -1,0 +1,89 @@
+"""The one exception tree of jobfsm.
+
+Every error a user can cause derives from :class:`JobfsmError`, and each child also
+subclasses the builtin that matches its meaning, so callers that only know Python's
+builtins still catch it sensibly. Messages are built from ids with ``!r`` and say what
+would fix the problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jobfsm.problems import Problem
+
+
+class JobfsmError(Exception):
+    """Root of every error jobfsm raises on purpose."""
+
+
+class CronError(JobfsmError, ValueError):
+    """A cron expression that cannot be parsed or never fires.
+
+    ``field`` names the cron field at fault (``minute``, ``hour``, ``day-of-month``,
+    ``month``, ``day-of-week``) or is ``None`` when the expression as a whole is wrong.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ValidationError(JobfsmError, ValueError):
+    """A job definition failed validation; ``problems`` holds every one of them."""
+
+    def __init__(self, problems: Sequence[Problem], subject: str = "job") -> None:
+        self.problems = list(problems)
+        lines = "; ".join(f"{p.json_path}: {p.message}" for p in self.problems)
+        super().__init__(f"{subject} is invalid: {lines}")
+
+
+class JobNotFoundError(JobfsmError, LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no job named {name!r} was found; `jobfsm status` lists the jobs")
+        self.name = name
+
+
+class JobAlreadyExistsError(JobfsmError, ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a job named {name!r} already exists; edit it or choose another name")
+        self.name = name
+
+
+class ConcurrentModificationError(JobfsmError, RuntimeError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"job {name!r} was changed by someone else since you read it; "
+            "reload it and apply your change again"
+        )
+        self.name = name
+
+
+class InvalidTransitionError(JobfsmError, RuntimeError):
+    """A lifecycle event that the job's current state does not allow."""
+
+
+class RunNotFoundError(JobfsmError, LookupError):
+    def __init__(self, run_id: object) -> None:
+        super().__init__(f"no run with id {run_id!r} was found")
+        self.run_id = run_id
+
+
+class TriggerRequestNotFoundError(JobfsmError, LookupError):
+    def __init__(self, request_id: object) -> None:
+        super().__init__(f"no trigger request with id {request_id!r} was found")
+        self.request_id = request_id
+
+
+class LogDirectoryError(JobfsmError, OSError):
+    """The logs folder cannot be created or written."""
+
+
+class StoreError(JobfsmError, RuntimeError):
+    """The store cannot be opened or used (bad URL, unreachable server, newer schema)."""
+
+
+class PermissionDeniedError(JobfsmError, PermissionError):
+    """A user without the needed role tried to change something."""

@@ -1,0 +1,189 @@
+"""The job model: closed sets as Enums and the validated, frozen :class:`JobConfig`.
+
+``JobConfig`` is what a job file means once it has passed the schema and the checks a
+schema cannot express (see :mod:`jobfsm.loader`). ``from_dict`` does not validate: build
+configs from untrusted input through the loader or :func:`jobfsm.loader.validate_document`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Any
+
+DEFAULT_TIMEZONE = "UTC"
+DEFAULT_TIMEOUT_SECONDS = 3600
+DEFAULT_RETRY_DELAY_SECONDS = 60
+
+
+class JobState(StrEnum):
+    """Where a job is in its lifecycle (DESIGN.md §2)."""
+
+    DISABLED = "disabled"
+    """The file says ``"enabled": false``: the job never fires and cannot be triggered."""
+    IDLE = "idle"
+    """Enabled and waiting for its next fire; it has not run since it was (re)enabled."""
+    RUNNING = "running"
+    """At least one run is in progress."""
+    SUCCEEDED = "succeeded"
+    """Enabled and waiting; its last run exited 0."""
+    FAILED = "failed"
+    """Enabled and waiting; its last run failed (non-zero exit, timeout, could not start, lost)."""
+
+
+class Overlap(StrEnum):
+    """What a fire does while the previous run of the same job is still going."""
+
+    SKIP = "skip"
+    """Do not start; the fire is recorded as a ``skipped`` run with the reason."""
+    QUEUE = "queue"
+    """Start it right after the running one ends (at most one waits)."""
+    ALLOW = "allow"
+    """Start it at once, concurrently with the running one."""
+
+
+class CatchUp(StrEnum):
+    """What happens at daemon start-up to fires missed while it was down."""
+
+    NONE = "none"
+    """Forget them; wait for the next fire."""
+    LATEST = "latest"
+    """Run once, for the most recent missed fire."""
+    ALL = "all"
+    """Run each missed fire, oldest first (bounded, see ``MAX_CATCH_UP``)."""
+
+
+class RunStatus(StrEnum):
+    """The status of one run as the store and ``jobfsm history`` show it."""
+
+    RUNNING = "running"
+    """Started and not finished yet."""
+    SUCCEEDED = "succeeded"
+    """Exited 0."""
+    FAILED = "failed"
+    """Non-zero exit, timeout, could not start, or killed at shutdown (see ``outcome``)."""
+    SKIPPED = "skipped"
+    """Not started because of the job's overlap policy (the reason is recorded)."""
+    LOST = "lost"
+    """Was running when its daemon died; found at the next start-up."""
+
+
+class Outcome(StrEnum):
+    """How a run that was started ended, in more detail than :class:`RunStatus`."""
+
+    SUCCEEDED = "succeeded"
+    """The command exited with status 0."""
+    FAILED = "failed"
+    """The command exited with a non-zero status or was ended by a signal."""
+    TIMED_OUT = "timed_out"
+    """It ran past ``timeout_seconds``; its process group was terminated."""
+    NOT_STARTED = "not_started"
+    """It could not start: missing working directory, command not found, permission denied."""
+    KILLED = "killed"
+    """The daemon shut down and the grace period ran out; its process group was killed."""
+
+    @property
+    def run_status(self) -> RunStatus:
+        return RunStatus.SUCCEEDED if self is Outcome.SUCCEEDED else RunStatus.FAILED
+
+
+class Trigger(StrEnum):
+    """Why a run was started."""
+
+    SCHEDULE = "schedule"
+    """A cron fire."""
+    MANUAL = "manual"
+    """A person asked (``jobfsm run``, the admin page)."""
+    CATCH_UP = "catch_up"
+    """A fire missed while the daemon was down, run at start-up per ``catch_up``."""
+    RETRY = "retry"
+    """A retry of a failed run, per ``retries`` and ``retry_delay_seconds``."""
+
+
+Command = str | tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """One job file, validated. Field order is the canonical key order of a job file."""
+
+    name: str
+    schedule: str
+    command: Command
+    working_directory: str
+    enabled: bool
+    description: str = ""
+    timezone: str = DEFAULT_TIMEZONE
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
+    env: Mapping[str, str] = field(default_factory=dict)
+    overlap: Overlap = Overlap.SKIP
+    catch_up: CatchUp = CatchUp.NONE
+    retries: int = 0
+    retry_delay_seconds: int = DEFAULT_RETRY_DELAY_SECONDS
+    schema_ref: str | None = None
+    """The file's ``$schema`` key, kept so that writing the job back preserves it."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobConfig:
+        """Build from a (schema-valid) job document; absent keys take their defaults."""
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            key = "$schema" if f.name == "schema_ref" else f.name
+            if key in data:
+                kwargs[f.name] = data[key]
+        command = kwargs.get("command")
+        if isinstance(command, list):
+            kwargs["command"] = tuple(command)
+        if "env" in kwargs:
+            kwargs["env"] = dict(kwargs["env"])
+        if "overlap" in kwargs:
+            kwargs["overlap"] = Overlap(kwargs["overlap"])
+        if "catch_up" in kwargs:
+            kwargs["catch_up"] = CatchUp(kwargs["catch_up"])
+        return cls(**kwargs)
+
+    def to_dict(self, *, full: bool = True) -> dict[str, Any]:
+        """The job as a JSON-ready document.
+
+        ``full=True`` writes every field (defaults included); ``full=False`` leaves out
+        optional fields that equal their default, as a hand-written file would.
+        """
+        out: dict[str, Any] = {}
+        if self.schema_ref is not None:
+            out["$schema"] = self.schema_ref
+        for f in fields(self):
+            if f.name == "schema_ref":
+                continue
+            value = getattr(self, f.name)
+            if not full and f.name in _OPTIONAL and value == _defaults()[f.name]:
+                continue
+            if isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, StrEnum):
+                value = value.value
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            out[f.name] = value
+        return out
+
+    @property
+    def command_text(self) -> str:
+        """The command as one line, for display."""
+        if isinstance(self.command, str):
+            return self.command
+        import shlex
+
+        return shlex.join(self.command)
+
+
+REQUIRED_FIELDS = ("name", "schedule", "command", "working_directory", "enabled")
+_OPTIONAL = frozenset(f.name for f in fields(JobConfig)) - set(REQUIRED_FIELDS) - {"schema_ref"}
+
+
+def _defaults() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(JobConfig):
+        if f.name in _OPTIONAL:
+            out[f.name] = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+    return out

@@ -1,0 +1,104 @@
+"""Shared fixtures: a fake clock, a jobs folder with a job writer, the PostgreSQL URL."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+# Every property runs at least 100 examples; processes and files make per-example time vary.
+settings.register_profile(
+    "jobfsm", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("jobfsm")
+
+
+class FakeClock:
+    """A clock that only moves when told to; ``wait`` returns at once after advancing."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
+        self._mono = 1000.0
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self._mono
+
+    def advance(self, seconds: float = 0, **kwargs: float) -> datetime:
+        delta = timedelta(seconds=seconds, **kwargs)
+        with self._lock:
+            self._now += delta
+            self._mono += delta.total_seconds()
+            return self._now
+
+    def set(self, when: datetime) -> None:
+        with self._lock:
+            self._mono += (when - self._now).total_seconds()
+            self._now = when
+
+    def wait(self, event: threading.Event, timeout: float | None) -> bool:
+        if event.is_set():
+            return True
+        if timeout:
+            self.advance(timeout)
+        return event.is_set()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def job_doc(name: str = "hello", **overrides: Any) -> dict[str, Any]:
+    """A valid job document (working directory that exists everywhere)."""
+    doc: dict[str, Any] = {
+        "name": name,
+        "schedule": "*/5 * * * *",
+        "command": "echo hello",
+        "working_directory": "/tmp",
+        "enabled": True,
+    }
+    doc.update(overrides)
+    return doc
+
+
+@pytest.fixture
+def jobs_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "jobs"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def write_job(jobs_dir: Path) -> Callable[..., Path]:
+    def write(name: str = "hello", *, raw: str | bytes | None = None, **fields: Any) -> Path:
+        path = jobs_dir / f"{name}.json"
+        if raw is None:
+            path.write_text(json.dumps(job_doc(name, **fields), indent=2), encoding="utf-8")
+        elif isinstance(raw, bytes):
+            path.write_bytes(raw)
+        else:
+            path.write_text(raw, encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    url = os.environ.get("JOBFSM_TEST_POSTGRES")
+    if not url:
+        pytest.skip("JOBFSM_TEST_POSTGRES is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+    return url
