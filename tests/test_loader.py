@@ -114,8 +114,8 @@ def test_invalid_json_reports_line_and_column(write_job, jobs_dir: Path) -> None
     ("fields", "path", "fragment"),
     [
         ({"schedul": "x"}, "$.schedul", "did you mean 'schedule'"),
-        ({"schedule": "0 0 31 2 *"}, "$.schedule", "day-of-month"),
-        ({"schedule": "* * * * * *"}, "$.schedule", "5"),
+        ({"schedule": "0 0 31 2 *"}, "$.schedule", "never fires: February has no day 31"),
+        ({"schedule": "* * * * * *"}, "$.schedule", "exactly five"),
         ({"schedule": "61 * * * *"}, "$.schedule", "minute"),
         ({"timezone": "Europe/Berlln"}, "$.timezone", "did you mean 'Europe/Berlin'"),
         ({"overlap": "never"}, "$.overlap", "'never' is not one of 'skip', 'queue', 'allow'"),

@@ -42,7 +42,6 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
         stderr.write(f"{exc}\n")
         return EXIT_USAGE
     if getattr(args, "command", None) is None:
-        parser.print_usage(stderr)
         stderr.write("jobfsm: error: a command is required (see 'jobfsm --help')\n")
         return EXIT_USAGE
     module_name, function_name = args.handler.split(":")

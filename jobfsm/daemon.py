@@ -1,0 +1,179 @@
+"""``jobfsm start``: the process around the scheduler — signals, housekeeping, the loop.
+
+- **Signal handlers only set flags** and wake the loop (they run between bytecodes of the
+  main thread; doing real work there is unsafe). The first SIGTERM/SIGINT stops new fires and
+  lets running jobs finish within ``grace_seconds``; a second one kills them at once.
+- **The loop sleeps until whichever is due first**: the scheduler's next fire or retry, the
+  next housekeeping job, or a finished run (workers set the scheduler's ``wake`` event).
+- **Housekeeping runs on the `schedule` library's timetable** (its own ``Scheduler`` instance,
+  not the module-level default): reload job files every second, poll manual trigger requests
+  every half second, heartbeat every two seconds, prune old runs every hour.
+- **A fatal error is logged before the process exits** non-zero (``logs/scheduler_main.log``
+  and stderr), with the traceback in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import traceback
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+import schedule
+
+from jobfsm import __version__
+from jobfsm.clock import Clock, SystemClock
+from jobfsm.errors import JobfsmError
+from jobfsm.executor import JobExecutor
+from jobfsm.joblog import JobLogger
+from jobfsm.scheduler import Scheduler
+from jobfsm.store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_WORKERS = 32
+RELOAD_SECONDS = 1.0
+TRIGGER_POLL_SECONDS = 0.5
+HEARTBEAT_SECONDS = 2.0
+PRUNE_SECONDS = 3600.0
+
+
+def default_node() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Daemon:
+    def __init__(
+        self,
+        jobs_dir: Path,
+        logs_dir: Path,
+        store_url: str,
+        *,
+        max_workers: int | None = None,
+        grace_seconds: float = 30.0,
+        node: str | None = None,
+        clock: Clock | None = None,
+        stderr: TextIO | None = None,
+    ) -> None:
+        self.jobs_dir = Path(jobs_dir)
+        self.logs_dir = Path(logs_dir).absolute()  # output paths in the store must not depend on the cwd
+        self.store_url = store_url
+        self.max_workers = max_workers or DEFAULT_MAX_WORKERS
+        self.grace_seconds = grace_seconds
+        self.node = node or default_node()
+        self.clock = clock or SystemClock()
+        self.stderr = stderr
+        self.stop = threading.Event()
+        self.kill_now = threading.Event()
+        self.ready = threading.Event()
+        """Set once start-up is done and the loop runs (tests wait on it)."""
+        self.scheduler: Scheduler | None = None
+
+    # -- signals ------------------------------------------------------------------------------
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop.is_set():
+            self.kill_now.set()
+        self.stop.set()
+        if self.scheduler is not None:
+            self.scheduler.wake.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def request_stop(self) -> None:
+        """Stop as a SIGTERM would (for embedding and tests)."""
+        self._on_signal(signal.SIGTERM, None)
+
+    # -- running ------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Run until stopped; 0 after a clean stop, 1 after a fatal error (logged first)."""
+        try:
+            logger = JobLogger(self.logs_dir)
+        except JobfsmError as exc:
+            self._say(f"jobfsm start: {exc}")
+            return 1
+        store: Store | None = None
+        try:
+            store = open_store(self.store_url)
+            self._serve(store, logger)
+            return 0
+        except Exception as exc:  # the last line of defence: log it, then exit non-zero
+            detail = traceback.format_exc()
+            logger.fatal(f"daemon stopped by a fatal error: {exc}; {detail}")
+            self._say(f"jobfsm start: fatal error: {exc} (details in {logger.main_path})")
+            return 1
+        finally:
+            if store is not None:
+                store.close()
+            logger.close()
+
+    def _say(self, message: str) -> None:
+        if self.stderr is not None:
+            self.stderr.write(message + "\n")
+            self.stderr.flush()
+
+    def _serve(self, store: Store, logger: JobLogger) -> None:
+        executor = JobExecutor(self.logs_dir, clock=self.clock)
+        scheduler = Scheduler(
+            self.jobs_dir, store, logger, clock=self.clock, node=self.node,
+            executor=executor, max_workers=self.max_workers,
+        )
+        self.scheduler = scheduler
+        scheduler.heartbeat()
+        scheduler.start()
+        logger.startup(version=__version__, node=self.node, jobs=len(scheduler.jobs), pid=os.getpid())
+        housekeeping = schedule.Scheduler()
+        housekeeping.every(RELOAD_SECONDS).seconds.do(scheduler.reload)
+        housekeeping.every(TRIGGER_POLL_SECONDS).seconds.do(scheduler.poll_triggers)
+        housekeeping.every(HEARTBEAT_SECONDS).seconds.do(scheduler.heartbeat)
+        housekeeping.every(PRUNE_SECONDS).seconds.do(scheduler.prune)
+        scheduler.prune()
+        self.ready.set()
+        while not self.stop.is_set():
+            scheduler.dispatch_due()
+            scheduler.apply_results()
+            housekeeping.run_pending()
+            self.clock.wait(scheduler.wake, self._sleep_seconds(scheduler, housekeeping))
+            scheduler.wake.clear()
+        reason = "a second signal: killing running jobs now" if self.kill_now.is_set() else "signal"
+        logger.info(f"stopping ({reason}); {len(scheduler.in_flight)} run(s) in progress, "
+                    f"grace {self.grace_seconds:g} s")
+        scheduler.shutdown(grace_seconds=self.grace_seconds, kill_now=self.kill_now)
+        logger.shutdown(reason="stopped by signal")
+
+    def _sleep_seconds(self, scheduler: Scheduler, housekeeping: schedule.Scheduler) -> float:
+        timeout = housekeeping.idle_seconds
+        sleep = max(timeout, 0.0) if timeout is not None else 60.0
+        due = scheduler.next_due()
+        if due is not None:
+            sleep = min(sleep, max((due - self.clock.now()).total_seconds(), 0.0))
+        return sleep
+
+
+def run_daemon(
+    jobs_dir: Path,
+    logs_dir: Path,
+    store_url: str,
+    *,
+    max_workers: int | None,
+    grace_seconds: float,
+    node: str | None,
+    stderr: TextIO,
+) -> int:
+    daemon = Daemon(
+        jobs_dir, logs_dir, store_url, max_workers=max_workers,
+        grace_seconds=grace_seconds, node=node, stderr=stderr,
+    )
+    daemon.install_signal_handlers()
+    if not jobs_dir.is_dir():
+        stderr.write(f"jobfsm start: jobs folder '{jobs_dir}' does not exist; create it or pass --jobs DIR\n")
+        return 1
+    stderr.write(f"jobfsm {__version__}: scheduling jobs from '{jobs_dir}', logs in '{logs_dir}' "
+                 f"(node {daemon.node}); Ctrl-C or SIGTERM stops\n")
+    return daemon.run()

@@ -1,0 +1,546 @@
+"""The scheduler core: which job fires when, what a fire does, and what a finished run changes.
+
+It knows nothing of signals, threads or the housekeeping timetable (that is :mod:`jobfsm.daemon`),
+and it takes its clock, store, runner and logger from its caller, so a test can drive it through
+months of fires in milliseconds (``tests/test_scheduler_stateful.py``).
+
+- **Timing.** Each enabled job has one entry in a heap keyed by its next fire (UTC timestamp);
+  the loop sleeps until the heap's top. No scan of every job, ever. A job whose schedule changes
+  gets a new *generation*; stale heap entries are dropped when they surface.
+- **Dispatch first, compute later.** :meth:`dispatch_due` starts every due run before it computes
+  any next fire, so computing next fires never delays a start.
+- **One thread owns every transition.** Runs go to a :class:`Runner` (a bounded thread pool in
+  production); workers hand results back with :meth:`post_result` and set :attr:`wake`; only the
+  loop thread, in :meth:`apply_results`, touches the lifecycle, the store and the job entries.
+- **Each fire once.** A fire is claimed in the store under (job, scheduled_for, attempt) before it
+  starts, so two daemons sharing a store never both run it. A skipped fire is claimed too, as a
+  ``skipped`` run with the reason. Fires the loop itself missed (the host was suspended or
+  overloaded past the next fire) are recorded as skipped with the reason: never dropped silently.
+- **Overlap** is enforced per node, from the job's model (``active_runs``): ``skip`` records the
+  fire as skipped, ``queue`` keeps at most one waiting schedule fire (more are skipped, with the
+  reason), ``allow`` starts at once. Catch-up, retries and manual triggers wait in the same queue
+  when the job is busy, so catch-up runs of one job run one after another, oldest first.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from jobfsm import cron
+from jobfsm.clock import Clock
+from jobfsm.errors import InvalidTransitionError
+from jobfsm.executor import JobExecutor, JobResult
+from jobfsm.joblog import JobLogger
+from jobfsm.lifecycle import JobModel, Lifecycle
+from jobfsm.loader import validate_file
+from jobfsm.model import CatchUp, JobConfig, JobState, Outcome, Overlap, RunStatus, Trigger
+from jobfsm.problems import Problem
+from jobfsm.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_CATCH_UP = 100
+"""At most this many missed fires of one job are caught up (``catch_up: all``) or recorded."""
+HEARTBEAT_MAX_AGE_SECONDS = 10.0
+"""A node whose last heartbeat is older than this is taken for dead."""
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """One run handed to a runner."""
+
+    run_id: int
+    job: JobConfig
+    trigger: Trigger
+    scheduled_for: datetime | None
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Start:
+    """A run that should begin as soon as the job's overlap policy lets it."""
+
+    trigger: Trigger
+    scheduled_for: datetime | None = None
+    attempt: int = 0
+    user: str | None = None
+    request_id: int | None = None
+
+
+class Runner(Protocol):
+    def submit(self, ticket: Ticket) -> None: ...
+
+    def terminate_all(self, *, reason: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class PoolRunner:
+    """Runs tickets on a bounded thread pool through a :class:`JobExecutor`."""
+
+    def __init__(
+        self,
+        executor: JobExecutor,
+        max_workers: int,
+        on_done: Callable[[Ticket, JobResult], None],
+    ) -> None:
+        self.executor = executor
+        self._on_done = on_done
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="jobfsm-run")
+
+    def submit(self, ticket: Ticket) -> None:
+        self._pool.submit(self._work, ticket)
+
+    def _work(self, ticket: Ticket) -> None:
+        result = self.executor.execute(ticket.job, ticket.run_id, scheduled_for=ticket.scheduled_for)
+        self._on_done(ticket, result)
+
+    def terminate_all(self, *, reason: str) -> None:
+        self.executor.terminate_all(reason=reason)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass(eq=False)
+class JobEntry:
+    config: JobConfig
+    model: JobModel
+    next_fire: datetime | None = None
+    generation: int = 0
+    waiting: deque[Start] = field(default_factory=deque)
+
+
+FileStat = tuple[int, int, int]
+
+
+class Scheduler:
+    def __init__(
+        self,
+        jobs_dir: Path,
+        store: Store,
+        logger: JobLogger,
+        *,
+        clock: Clock,
+        node: str,
+        runner: Runner | None = None,
+        executor: JobExecutor | None = None,
+        max_workers: int = 32,
+        keep_last: int = 1000,
+        keep_days: float = 30.0,
+    ) -> None:
+        self.jobs_dir = Path(jobs_dir)
+        self.store = store
+        self.logger = logger
+        self.clock = clock
+        self.node = node
+        self.keep_last = keep_last
+        self.keep_days = keep_days
+        self.lifecycle = Lifecycle(store, logger, clock=clock)
+        self.wake = threading.Event()
+        self._results: queue.SimpleQueue[tuple[Ticket, JobResult]] = queue.SimpleQueue()
+        if runner is None:
+            runner = PoolRunner(
+                executor or JobExecutor(logger.log_dir, clock=clock), max_workers, self.post_result
+            )
+        self.runner = runner
+        self.jobs: dict[str, JobEntry] = {}
+        self.file_problems: dict[str, list[Problem]] = {}
+        self.in_flight: dict[int, tuple[Ticket, JobModel]] = {}
+        self.stopping = False
+        self._heap: list[tuple[float, int, str, int]] = []
+        self._retries: list[tuple[float, int, str, Start]] = []
+        self._seq = 0
+        self._snapshot: dict[str, FileStat] = {}
+        self._dir_error: str | None = None
+
+    # -- start-up -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Recover from a crash, load every job, catch up missed fires, schedule the rest."""
+        now = self.clock.now()
+        self._recover_lost(now)
+        self.reload(catch_up=True)
+
+    def _recover_lost(self, now: datetime) -> None:
+        live = {h.node for h in self.store.live_nodes(now=now, max_age_seconds=HEARTBEAT_MAX_AGE_SECONDS)}
+        live.discard(self.node)
+        running = self.store.list_runs(status=RunStatus.RUNNING)
+        for node in sorted({r.node for r in running} - live):
+            lost = self.store.mark_lost(
+                at=now,
+                node=node,
+                message=f"daemon {node} stopped while the run was going; found at {now.isoformat()} by {self.node}",
+            )
+            for run in lost:
+                self.logger.error(f"run {run.id} of job {run.job!r} was lost: its daemon {node} stopped")
+
+    # -- job files ----------------------------------------------------------------------
+    def _scan(self) -> dict[str, FileStat] | None:
+        try:
+            with os.scandir(self.jobs_dir) as entries:
+                stats = {}
+                for e in entries:
+                    if e.name.endswith(".json") and e.is_file():
+                        st = e.stat()
+                        stats[e.path] = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError as exc:
+            message = f"cannot read jobs folder '{self.jobs_dir}': {exc.strerror}; keeping the jobs loaded"
+            if message != self._dir_error:
+                self.logger.error(message)
+                self._dir_error = message
+            return None
+        self._dir_error = None
+        return stats
+
+    def reload(self, *, catch_up: bool = False) -> bool:
+        """Apply new, changed and deleted job files; True if anything changed."""
+        stats = self._scan()
+        if stats is None or stats == self._snapshot:
+            return False
+        now = self.clock.now()
+        for path in sorted(set(self._snapshot) - set(stats)):
+            self.file_problems.pop(path, None)
+            self._remove(Path(path).stem)
+        for path in sorted(stats):
+            if self._snapshot.get(path) == stats[path]:
+                continue
+            report = validate_file(path)
+            for warning in report.warnings:
+                self.logger.info(f"config warning: {warning}", component="loader")
+            if not report.valid or report.config is None:
+                self.file_problems[path] = report.errors
+                kept = " (keeping its last good version)" if Path(path).stem in self.jobs else ""
+                for problem in report.errors:
+                    self.logger.config_error(path, f"{problem.json_path}: {problem.message}{kept}")
+                continue
+            self.file_problems.pop(path, None)
+            self._upsert(report.config, now, catch_up=catch_up)
+        self._snapshot = stats
+        return True
+
+    def _restore_model(self, config: JobConfig) -> JobModel:
+        state = self.store.get_state(config.name)
+        model = self.lifecycle.model_for(
+            config.name, enabled=config.enabled, overlap=config.overlap, state=state
+        )
+        if state is None:
+            self.lifecycle.persist_initial(model)
+        elif state is JobState.RUNNING and not self._running_here_or_alive(config.name):
+            self.lifecycle.fail(model, reason="its run was lost when the daemon stopped")
+        self.lifecycle.sync(model, enabled=config.enabled)
+        return model
+
+    def _running_here_or_alive(self, name: str) -> bool:
+        return bool(self.store.list_runs(name, status=RunStatus.RUNNING, limit=1))
+
+    def _upsert(self, config: JobConfig, now: datetime, *, catch_up: bool) -> None:
+        entry = self.jobs.get(config.name)
+        if entry is None:
+            entry = JobEntry(config, self._restore_model(config))
+            self.jobs[config.name] = entry
+            self.logger.info(f"loaded job {config.name!r} ({'enabled' if config.enabled else 'disabled'})", component="loader")
+            if catch_up and config.enabled:
+                self._catch_up(entry, now)
+            self._reschedule(entry, now)
+            return
+        old, entry.config = entry.config, config
+        entry.model.overlap = config.overlap
+        self.lifecycle.sync(entry.model, enabled=config.enabled)
+        self.logger.info(f"reloaded job {config.name!r}", component="loader")
+        if (old.schedule, old.timezone, old.enabled) != (config.schedule, config.timezone, config.enabled):
+            self._reschedule(entry, now)
+
+    def _remove(self, name: str) -> None:
+        entry = self.jobs.pop(name, None)
+        if entry is None:
+            return
+        entry.generation += 1
+        self.store.delete_state(name)
+        self.logger.info(f"job {name!r} removed (its file is gone); a run in progress finishes", component="loader")
+
+    def _reschedule(self, entry: JobEntry, after: datetime) -> None:
+        entry.generation += 1
+        entry.next_fire = None
+        if not entry.config.enabled:
+            return
+        try:
+            fire = cron.next_fire(entry.config.schedule, entry.config.timezone, after)
+        except Exception as exc:  # a schedule that validated but cannot be computed
+            self.logger.schedule_error(entry.config.name, str(exc))
+            return
+        entry.next_fire = fire
+        self._seq += 1
+        heapq.heappush(self._heap, (fire.timestamp(), self._seq, entry.config.name, entry.generation))
+
+    def _catch_up(self, entry: JobEntry, now: datetime) -> None:
+        config = entry.config
+        if config.catch_up is CatchUp.NONE:
+            return
+        last = self.store.last_fire(config.name)
+        if last is None:
+            return
+        missed = [f for f in cron.fires_between(config.schedule, config.timezone, last, now) if f < now]
+        if not missed:
+            return
+        chosen = missed[-1:] if config.catch_up is CatchUp.LATEST else missed[-MAX_CATCH_UP:]
+        self.logger.info(
+            f"job {config.name!r}: {len(missed)} fire(s) missed while the daemon was down; "
+            f"catching up {len(chosen)} (catch_up: {config.catch_up.value})",
+            component="scheduler",
+        )
+        for fire in chosen:
+            self._fire(entry, Start(Trigger.CATCH_UP, scheduled_for=fire))
+
+    # -- fires ------------------------------------------------------------------------------
+    def next_due(self) -> datetime | None:
+        """When the loop must wake next for a fire or a retry (None: nothing scheduled)."""
+        while self._heap:
+            _, _, name, generation = self._heap[0]
+            entry = self.jobs.get(name)
+            if entry is not None and entry.generation == generation:
+                break
+            heapq.heappop(self._heap)
+        times = []
+        if self._heap:
+            entry = self.jobs[self._heap[0][2]]
+            assert entry.next_fire is not None
+            times.append(entry.next_fire)
+        if self._retries:
+            times.append(datetime.fromtimestamp(self._retries[0][0], tz=self.clock.now().tzinfo))
+        return min(times) if times else None
+
+    def dispatch_due(self) -> int:
+        """Start every run that is due now; returns how many fires were handled."""
+        if self.stopping:
+            return 0
+        now = self.clock.now()
+        stamp = now.timestamp()
+        due: list[JobEntry] = []
+        while self._heap and self._heap[0][0] <= stamp:
+            _, _, name, generation = heapq.heappop(self._heap)
+            entry = self.jobs.get(name)
+            if entry is None or entry.generation != generation or entry.next_fire is None:
+                continue
+            due.append(entry)
+            self._fire(entry, Start(Trigger.SCHEDULE, scheduled_for=entry.next_fire))
+        while self._retries and self._retries[0][0] <= stamp:
+            _, _, name, start = heapq.heappop(self._retries)
+            retry_entry = self.jobs.get(name)
+            if retry_entry is not None and retry_entry.config.enabled:
+                self._fire(retry_entry, start)
+        for entry in due:  # next fires only after every due run was started
+            fired = entry.next_fire
+            assert fired is not None
+            self._record_missed(entry, fired, now)
+            entry.generation -= 1  # _reschedule increments it back: same generation, fresh fire
+            self._reschedule(entry, max(fired, now - timedelta(microseconds=1)))
+        return len(due)
+
+    def _record_missed(self, entry: JobEntry, fired: datetime, now: datetime) -> None:
+        """Fires between the one just handled and now: the loop was late past them."""
+        if now - fired < timedelta(seconds=1):
+            return
+        config = entry.config
+        late = cron.fires_between(config.schedule, config.timezone, fired, now, limit=MAX_CATCH_UP)
+        for fire in late:
+            if fire >= now:
+                break
+            reason = f"missed: the daemon was {(now - fire).total_seconds():.0f} s late (suspended or overloaded)"
+            self._record_skip(entry, Start(Trigger.SCHEDULE, scheduled_for=fire), reason)
+
+    def _fire(self, entry: JobEntry, start: Start) -> None:
+        model, config = entry.model, entry.config
+        if model.job_state is JobState.DISABLED or model.disable_pending:
+            if start.trigger is Trigger.MANUAL:
+                self._record_skip(entry, start, f"job {config.name!r} is disabled; enable it before triggering it")
+            return
+        if model.active_runs and config.overlap is not Overlap.ALLOW:
+            busy = ", ".join(str(i) for i, (t, m) in self.in_flight.items() if m is model) or "?"
+            if config.overlap is Overlap.SKIP and start.trigger in (Trigger.SCHEDULE, Trigger.MANUAL):
+                self._record_skip(entry, start, f"run {busy} still running (overlap: skip)")
+            elif start.trigger is Trigger.SCHEDULE and any(
+                w.trigger is Trigger.SCHEDULE for w in entry.waiting
+            ):
+                self._record_skip(entry, start, f"run {busy} still running and a fire already waits (overlap: queue)")
+            else:
+                entry.waiting.append(start)
+            return
+        self._start(entry, start)
+
+    def _record_skip(self, entry: JobEntry, start: Start, reason: str) -> None:
+        now = self.clock.now()
+        run = self.store.claim_run(
+            entry.config.name,
+            trigger=start.trigger,
+            node=self.node,
+            started_at=now,
+            scheduled_for=start.scheduled_for,
+            attempt=start.attempt,
+            status=RunStatus.SKIPPED,
+            message=reason,
+            user=start.user,
+        )
+        if run is None:
+            return  # another node claimed this fire
+        self.logger.job_skipped(entry.config.name, run.id, reason=reason)
+        if start.request_id is not None:
+            self.store.resolve_trigger_request(start.request_id, run.id)
+
+    def _start(self, entry: JobEntry, start: Start) -> None:
+        config, model = entry.config, entry.model
+        run = self.store.claim_run(
+            config.name,
+            trigger=start.trigger,
+            node=self.node,
+            started_at=self.clock.now(),
+            scheduled_for=start.scheduled_for,
+            attempt=start.attempt,
+            user=start.user,
+        )
+        if run is None:
+            log.debug("fire %s of %r was claimed by another node", start.scheduled_for, config.name)
+            return
+        try:
+            self.lifecycle.start(model, trigger=start.trigger, run_id=run.id)
+        except InvalidTransitionError as exc:  # defensive: _fire checked the state
+            self.store.finish_run(
+                run.id, outcome=Outcome.NOT_STARTED, ended_at=self.clock.now(), exit_code=None,
+                duration_seconds=0.0, message=str(exc),
+            )
+            return
+        self.logger.job_start(
+            config.name, run.id, trigger=start.trigger.value,
+            scheduled_for=start.scheduled_for, command=config.command_text,
+        )
+        if start.request_id is not None:
+            self.store.resolve_trigger_request(start.request_id, run.id)
+        ticket = Ticket(run.id, config, start.trigger, start.scheduled_for, start.attempt)
+        self.in_flight[run.id] = (ticket, model)
+        self.runner.submit(ticket)
+
+    # -- results ------------------------------------------------------------------------------
+    def post_result(self, ticket: Ticket, result: JobResult) -> None:
+        """Called by workers (any thread): hand a result to the loop and wake it."""
+        self._results.put((ticket, result))
+        self.wake.set()
+
+    def apply_results(self) -> int:
+        """Record every finished run (loop thread only); returns how many."""
+        count = 0
+        while True:
+            try:
+                ticket, result = self._results.get_nowait()
+            except queue.Empty:
+                return count
+            self._complete(ticket, result)
+            count += 1
+
+    def _complete(self, ticket: Ticket, result: JobResult) -> None:
+        self.store.finish_run(
+            ticket.run_id,
+            outcome=result.status,
+            ended_at=result.end_time,
+            exit_code=result.exit_code,
+            duration_seconds=result.duration_seconds,
+            signal=result.signal,
+            message=result.message,
+            stdout_tail=result.stdout,
+            stderr_tail=result.stderr,
+            stdout_path=result.stdout_path,
+            stderr_path=result.stderr_path,
+        )
+        self.logger.job_completion(result, trigger=ticket.trigger.value)
+        _, model = self.in_flight.pop(ticket.run_id)
+        self.lifecycle.finish(model, result.status, run_id=ticket.run_id, reason=result.message)
+        entry = self.jobs.get(ticket.job.name)
+        if entry is None or entry.model is not model or self.stopping:
+            return
+        if not result.success and ticket.attempt < entry.config.retries and entry.config.enabled:
+            due = self.clock.now() + timedelta(seconds=entry.config.retry_delay_seconds)
+            retry = Start(Trigger.RETRY, scheduled_for=ticket.scheduled_for, attempt=ticket.attempt + 1)
+            self._seq += 1
+            heapq.heappush(self._retries, (due.timestamp(), self._seq, entry.config.name, retry))
+        while entry.waiting and (not model.active_runs or entry.config.overlap is Overlap.ALLOW):
+            if model.job_state is JobState.DISABLED:
+                entry.waiting.clear()
+                break
+            self._start(entry, entry.waiting.popleft())
+
+    # -- housekeeping -------------------------------------------------------------------------
+    def poll_triggers(self) -> int:
+        """Take manual trigger requests from the store and run them under the overlap policy."""
+        if self.stopping:
+            return 0
+        requests = self.store.claim_trigger_requests(node=self.node, at=self.clock.now())
+        for request in requests:
+            start = Start(Trigger.MANUAL, user=request.user, request_id=request.id)
+            entry = self.jobs.get(request.job)
+            if entry is None:
+                run = self.store.claim_run(
+                    request.job, trigger=Trigger.MANUAL, node=self.node, started_at=self.clock.now(),
+                    status=RunStatus.SKIPPED, user=request.user,
+                    message=f"no valid job named {request.job!r} is loaded on {self.node}",
+                )
+                if run is not None:
+                    self.store.resolve_trigger_request(request.id, run.id)
+                continue
+            self._fire(entry, start)
+        return len(requests)
+
+    def heartbeat(self) -> None:
+        self.store.heartbeat(self.node, pid=os.getpid(), host=self.node.split(":")[0], at=self.clock.now())
+
+    def prune(self) -> int:
+        """Apply the retention policy; output files of pruned runs go too."""
+        pruned = self.store.prune_runs(now=self.clock.now(), keep_last=self.keep_last, keep_days=self.keep_days)
+        for run in pruned:
+            for path in (run.stdout_path, run.stderr_path):
+                if path:
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        pass
+                    except OSError as exc:
+                        self.logger.error(f"cannot remove old output file {path!r}: {exc.strerror}")
+        return len(pruned)
+
+    # -- shutdown ------------------------------------------------------------------------------
+    def shutdown(self, *, grace_seconds: float, kill_now: threading.Event | None = None) -> None:
+        """Stop firing; let running jobs finish within the grace period; then kill and record them."""
+        self.stopping = True
+        deadline = self.clock.monotonic() + grace_seconds
+        while self.in_flight:
+            self.apply_results()
+            remaining = deadline - self.clock.monotonic()
+            if not self.in_flight or remaining <= 0 or (kill_now is not None and kill_now.is_set()):
+                break
+            self.clock.wait(self.wake, min(remaining, 0.5))
+            self.wake.clear()
+        if self.in_flight:
+            reason = (
+                "killed at daemon shutdown: a second signal asked to stop at once"
+                if kill_now is not None and kill_now.is_set()
+                else f"killed at daemon shutdown after the {grace_seconds:g} s grace period"
+            )
+            self.runner.terminate_all(reason=reason)
+            bound = self.clock.monotonic() + 60
+            while self.in_flight and self.clock.monotonic() < bound:
+                self.apply_results()
+                if self.in_flight:
+                    self.clock.wait(self.wake, 0.5)
+                    self.wake.clear()
+        self.runner.close()
+        self.apply_results()
+        self.store.remove_node(self.node)
+

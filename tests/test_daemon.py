@@ -1,0 +1,170 @@
+"""The daemon in-process (real clock, real processes, real SQLite file): reload, triggers,
+shutdown, crash recovery, fatal errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jobfsm.clock import SystemClock
+from jobfsm.daemon import Daemon
+from jobfsm.model import JobState, RunStatus, Trigger
+from jobfsm.store.sql import SqlStore
+from tests.conftest import job_doc
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Running:
+    def __init__(self, daemon: Daemon, thread: threading.Thread, store: SqlStore) -> None:
+        self.daemon, self.thread, self.store = daemon, thread, store
+        self.code: list[int] = []
+
+    def stop(self, timeout: float = 20) -> int:
+        self.daemon.request_stop()
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "daemon did not stop"
+        return self.code[0]
+
+
+@pytest.fixture
+def start_daemon(tmp_path: Path, jobs_dir: Path) -> Iterator[Callable[..., Running]]:
+    started: list[Running] = []
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+
+    def start(**kwargs: object) -> Running:
+        daemon = Daemon(jobs_dir, tmp_path / "logs", url, **kwargs)  # type: ignore[arg-type]
+        store = SqlStore(url)
+        running = Running(daemon, threading.Thread(target=lambda: running.code.append(daemon.run())), store)
+        running.thread.start()
+        assert daemon.ready.wait(10), "daemon did not start"
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        if running.thread.is_alive():
+            running.stop()
+        running.store.close()
+
+
+def write(jobs_dir: Path, name: str, **fields: object) -> None:
+    tmp = jobs_dir / f".{name}.tmp"
+    tmp.write_text(json.dumps(job_doc(name, **fields)))
+    os.replace(tmp, jobs_dir / f"{name}.json")
+
+
+def trigger(store: SqlStore, name: str) -> int:
+    request = store.request_trigger(name, user="tester", at=SystemClock().now())
+    resolved = wait_for(lambda: store.get_trigger_request(request.id).run_id, 3, "the daemon to pick up the request")
+    return int(resolved)  # type: ignore[arg-type]
+
+
+def test_new_changed_and_deleted_files_apply_within_two_seconds(start_daemon, jobs_dir: Path) -> None:
+    running = start_daemon()
+    scheduler = running.daemon.scheduler
+    write(jobs_dir, "fresh", schedule="0 0 1 1 *")
+    wait_for(lambda: "fresh" in scheduler.jobs, 2.0, "the new job to load")
+    write(jobs_dir, "fresh", schedule="0 0 1 1 *", enabled=False)
+    wait_for(lambda: running.store.get_state("fresh") is JobState.DISABLED, 2.0, "the job to be disabled")
+    (jobs_dir / "fresh.json").write_text('{"name": "fresh", "schedule": "61 * * * *"}')
+    wait_for(lambda: str(jobs_dir / "fresh.json") in scheduler.file_problems, 2.0, "the broken file to be seen")
+    assert scheduler.jobs["fresh"].config.schedule == "0 0 1 1 *"  # last good version kept
+    (jobs_dir / "fresh.json").unlink()
+    wait_for(lambda: "fresh" not in scheduler.jobs, 2.0, "the deleted job to go")
+    assert running.stop() == 0
+    main_log = (running.daemon.logs_dir / "scheduler_main.log").read_text()
+    assert "$.command: required field is missing (keeping its last good version)" in main_log
+
+
+def test_manual_trigger_through_the_store_runs_once(start_daemon, jobs_dir: Path) -> None:
+    write(jobs_dir, "hello", schedule="0 0 1 1 *", command="echo hi from $JOBFSM_JOB")
+    running = start_daemon()
+    run_id = trigger(running.store, "hello")
+    run = wait_for(
+        lambda: (r := running.store.get_run(run_id)).status is not RunStatus.RUNNING and r, 5, "the run to end"
+    )
+    assert run.trigger is Trigger.MANUAL and run.user == "tester" and run.status is RunStatus.SUCCEEDED
+    assert run.stdout_tail == "hi from hello\n"
+    assert len(running.store.list_runs("hello")) == 1
+    assert running.stop() == 0
+
+
+def test_sigterm_lets_a_run_finish_within_the_grace_period(start_daemon, jobs_dir: Path) -> None:
+    write(jobs_dir, "slow", schedule="0 0 1 1 *", command="sleep 0.5; echo done")
+    running = start_daemon(grace_seconds=10)
+    run_id = trigger(running.store, "slow")
+    assert running.stop() == 0
+    run = running.store.get_run(run_id)
+    assert run.status is RunStatus.SUCCEEDED and run.stdout_tail == "done\n"
+
+
+def test_runs_past_the_grace_period_are_killed_and_recorded(start_daemon, jobs_dir: Path) -> None:
+    write(jobs_dir, "stuck", schedule="0 0 1 1 *", command="sleep 300 & sleep 300")
+    running = start_daemon(grace_seconds=0.3)
+    run_id = trigger(running.store, "stuck")
+    assert running.stop() == 0
+    run = running.store.get_run(run_id)
+    assert run.status is RunStatus.FAILED
+    assert "killed at daemon shutdown after the 0.3 s grace period" in run.message
+    assert running.store.get_state("stuck") is JobState.FAILED
+
+
+def test_overlap_skip_records_the_skipped_trigger(start_daemon, jobs_dir: Path) -> None:
+    write(jobs_dir, "busy", schedule="0 0 1 1 *", command="sleep 2", overlap="skip")
+    running = start_daemon(grace_seconds=0)
+    first = trigger(running.store, "busy")
+    second = trigger(running.store, "busy")
+    skipped = running.store.get_run(second)
+    assert skipped.status is RunStatus.SKIPPED and f"run {first} still running" in skipped.message
+    running.stop()
+
+
+def test_crash_leaves_no_job_stuck(tmp_path: Path, jobs_dir: Path, start_daemon) -> None:
+    """Runs left running by a daemon that died are marked lost at the next start."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = SqlStore(url)
+    write(jobs_dir, "victim", schedule="0 0 1 1 *")
+    now = SystemClock().now()
+    orphan = store.claim_run("victim", trigger=Trigger.SCHEDULE, node="deadhost:1", started_at=now, scheduled_for=now)
+    store.set_state("victim", JobState.RUNNING, now)
+    running = start_daemon()
+    lost = running.store.get_run(orphan.id)
+    assert lost.status is RunStatus.LOST and "deadhost:1" in lost.message
+    assert running.store.get_state("victim") is JobState.FAILED
+    run_id = trigger(running.store, "victim")
+    wait_for(lambda: running.store.get_run(run_id).status is RunStatus.SUCCEEDED, 5, "the next run")
+    running.stop()
+    store.close()
+
+
+# Property 14: a fatal error is logged before the daemon terminates
+@given(component=st.text(alphabet=st.characters(whitelist_categories=("L", "N")), min_size=1, max_size=12))
+def test_fatal_errors_are_logged_before_exit(tmp_path_factory, component: str) -> None:
+    root = tmp_path_factory.mktemp("fatal")
+    (root / "jobs").mkdir()
+    blocker = root / "not-a-folder"
+    blocker.write_text("a file where the store's folder should be")
+    err = StringIO()
+    daemon = Daemon(root / "jobs", root / "logs", f"sqlite:///{blocker / component / 'store.db'}", stderr=err)
+    assert daemon.run() == 1
+    last = (root / "logs" / "scheduler_main.log").read_text().splitlines()[-1]
+    assert " CRITICAL daemon daemon stopped by a fatal error: " in last
+    assert "fatal error" in err.getvalue() and "scheduler_main.log" in err.getvalue()
