@@ -7,7 +7,8 @@
   next housekeeping job, or a finished run (workers set the scheduler's ``wake`` event).
 - **Housekeeping runs on the `schedule` library's timetable** (its own ``Scheduler`` instance,
   not the module-level default): reload job files every second, poll manual trigger requests
-  every half second, heartbeat every two seconds, prune old runs every hour.
+  every half second, heartbeat every two seconds, mark lost the runs of dead nodes every five seconds,
+  prune old runs every hour.
 - **A fatal error is logged before the process exits** non-zero (``logs/scheduler_main.log``
   and stderr), with the traceback in the log.
 """
@@ -41,6 +42,7 @@ RELOAD_SECONDS = 1.0
 TRIGGER_POLL_SECONDS = 0.5
 HEARTBEAT_SECONDS = 2.0
 PRUNE_SECONDS = 3600.0
+REAP_SECONDS = 5.0
 
 
 def default_node() -> str:
@@ -133,6 +135,7 @@ class Daemon:
         housekeeping.every(TRIGGER_POLL_SECONDS).seconds.do(scheduler.poll_triggers)
         housekeeping.every(HEARTBEAT_SECONDS).seconds.do(scheduler.heartbeat)
         housekeeping.every(PRUNE_SECONDS).seconds.do(scheduler.prune)
+        housekeeping.every(REAP_SECONDS).seconds.do(scheduler.reap_lost)
         scheduler.prune()
         self.ready.set()
         while not self.stop.is_set():

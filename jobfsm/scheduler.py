@@ -32,7 +32,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -46,7 +46,7 @@ from jobfsm.lifecycle import JobModel, Lifecycle
 from jobfsm.loader import validate_file
 from jobfsm.model import CatchUp, JobConfig, JobState, Outcome, Overlap, RunStatus, Trigger
 from jobfsm.problems import Problem
-from jobfsm.store import Store
+from jobfsm.store import RunRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,8 @@ class Start:
     attempt: int = 0
     user: str | None = None
     request_id: int | None = None
+    run_id: int | None = None
+    """Set once the start is recorded in the store as a waiting (``skipped``) run."""
 
 
 class Runner(Protocol):
@@ -173,17 +175,33 @@ class Scheduler:
         self.reload(catch_up=True)
 
     def _recover_lost(self, now: datetime) -> None:
-        live = {h.node for h in self.store.live_nodes(now=now, max_age_seconds=HEARTBEAT_MAX_AGE_SECONDS)}
-        live.discard(self.node)
+        self.reap_lost(now, found="at start-up")
+
+    def reap_lost(self, now: datetime | None = None, *, found: str = "") -> int:
+        """Mark lost the runs of every node that is dead: no recent heartbeat, or (on this
+        host) its process is gone — a daemon killed with -9 and restarted at once must not
+        wait for its old heartbeat to age. Runs at start-up and in housekeeping."""
+        now = now or self.clock.now()
+        host = self.node.split(":")[0]
+        live = {
+            h.node
+            for h in self.store.live_nodes(now=now, max_age_seconds=HEARTBEAT_MAX_AGE_SECONDS)
+            if h.host != host or _pid_alive(h.pid)
+        }
+        live.add(self.node)
         running = self.store.list_runs(status=RunStatus.RUNNING)
+        count = 0
         for node in sorted({r.node for r in running} - live):
             lost = self.store.mark_lost(
                 at=now,
                 node=node,
-                message=f"daemon {node} stopped while the run was going; found at {now.isoformat()} by {self.node}",
+                message=f"daemon {node} stopped while the run was going; "
+                f"found {found or 'by housekeeping'} at {now.isoformat()} by {self.node}",
             )
             for run in lost:
                 self.logger.error(f"run {run.id} of job {run.job!r} was lost: its daemon {node} stopped")
+            count += len(lost)
+        return count
 
     # -- job files ----------------------------------------------------------------------
     def _scan(self) -> dict[str, FileStat] | None:
@@ -265,12 +283,13 @@ class Scheduler:
         entry = self.jobs.pop(name, None)
         if entry is None:
             return
-        entry.generation += 1
+        entry.generation = -1
         self.store.delete_state(name)
         self.logger.info(f"job {name!r} removed (its file is gone); a run in progress finishes", component="loader")
 
     def _reschedule(self, entry: JobEntry, after: datetime) -> None:
-        entry.generation += 1
+        self._seq += 1
+        entry.generation = self._seq  # unique across entries: a re-created job never revives old heap items
         entry.next_fire = None
         if not entry.config.enabled:
             return
@@ -343,7 +362,6 @@ class Scheduler:
             fired = entry.next_fire
             assert fired is not None
             self._record_missed(entry, fired, now)
-            entry.generation -= 1  # _reschedule increments it back: same generation, fresh fire
             self._reschedule(entry, max(fired, now - timedelta(microseconds=1)))
         return len(due)
 
@@ -374,11 +392,21 @@ class Scheduler:
             ):
                 self._record_skip(entry, start, f"run {busy} still running and a fire already waits (overlap: queue)")
             else:
-                entry.waiting.append(start)
+                self._enqueue(entry, start, busy)
             return
         self._start(entry, start)
 
-    def _record_skip(self, entry: JobEntry, start: Start, reason: str) -> None:
+    def _enqueue(self, entry: JobEntry, start: Start, busy: str) -> None:
+        """Record the waiting start at once (as ``skipped``, saying why), so a crash can never
+        make it vanish; it becomes ``running`` when its turn comes."""
+        run = self._record_skip(
+            entry, start,
+            f"queued behind run {busy}; if it never started, the daemon stopped before its turn",
+        )
+        if run is not None:
+            entry.waiting.append(replace(start, run_id=run.id))
+
+    def _record_skip(self, entry: JobEntry, start: Start, reason: str) -> RunRecord | None:
         now = self.clock.now()
         run = self.store.claim_run(
             entry.config.name,
@@ -392,22 +420,26 @@ class Scheduler:
             user=start.user,
         )
         if run is None:
-            return  # another node claimed this fire
+            return None  # another node claimed this fire
         self.logger.job_skipped(entry.config.name, run.id, reason=reason)
         if start.request_id is not None:
             self.store.resolve_trigger_request(start.request_id, run.id)
+        return run
 
     def _start(self, entry: JobEntry, start: Start) -> None:
         config, model = entry.config, entry.model
-        run = self.store.claim_run(
-            config.name,
-            trigger=start.trigger,
-            node=self.node,
-            started_at=self.clock.now(),
-            scheduled_for=start.scheduled_for,
-            attempt=start.attempt,
-            user=start.user,
-        )
+        if start.run_id is not None:
+            run = self.store.start_queued_run(start.run_id, started_at=self.clock.now())
+        else:
+            run = self.store.claim_run(
+                config.name,
+                trigger=start.trigger,
+                node=self.node,
+                started_at=self.clock.now(),
+                scheduled_for=start.scheduled_for,
+                attempt=start.attempt,
+                user=start.user,
+            )
         if run is None:
             log.debug("fire %s of %r was claimed by another node", start.scheduled_for, config.name)
             return
@@ -423,7 +455,7 @@ class Scheduler:
             config.name, run.id, trigger=start.trigger.value,
             scheduled_for=start.scheduled_for, command=config.command_text,
         )
-        if start.request_id is not None:
+        if start.request_id is not None and start.run_id is None:
             self.store.resolve_trigger_request(start.request_id, run.id)
         ticket = Ticket(run.id, config, start.trigger, start.scheduled_for, start.attempt)
         self.in_flight[run.id] = (ticket, model)
@@ -544,3 +576,13 @@ class Scheduler:
         self.apply_results()
         self.store.remove_node(self.node)
 
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -239,13 +239,6 @@ class SchedulerMachine(RuleBasedStateMachine):
         keys = [(r.job, r.scheduled_for, r.attempt) for r in runs if r.scheduled_for is not None]
         assert len(keys) == len(set(keys)), "a fire was claimed twice"
         recorded = {(r.job, r.scheduled_for.astimezone(UTC)) for r in runs if r.scheduled_for and r.attempt == 0}
-        # A fire may also wait for the job's current run (overlap: queue, catch-up one by one).
-        recorded |= {
-            (name, start.scheduled_for.astimezone(UTC))
-            for name, entry in self.scheduler.jobs.items()
-            for start in entry.waiting
-            if start.scheduled_for is not None and start.attempt == 0
-        }
         now = self.clock.now()
         spans = [(n, w) for n, ws in self.windows.items() for w in ws]
         spans += [(n, (s, now, self.files[n]["schedule"], self.files[n].get("timezone", "UTC"))) for n, s in self.open_since.items()]

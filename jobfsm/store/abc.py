@@ -149,6 +149,12 @@ class Store(ABC):
         """
 
     @abstractmethod
+    def start_queued_run(self, run_id: int, *, started_at: datetime) -> RunRecord | None:
+        """A fire recorded as ``skipped`` while it waited (``overlap: queue``) starts now:
+        it becomes ``running`` with ``started_at`` and an empty message. ``None`` when the run
+        is not a waiting one (already started, or pruned)."""
+
+    @abstractmethod
     def finish_run(
         self,
         run_id: int,

@@ -1,0 +1,330 @@
+"""The job commands (``status history logs run enable disable create delete audit``): thin
+adapters over :class:`jobfsm.service.JobManagementService`.
+
+Each handler builds one service over ``--jobs``/``--logs``/``--store``, calls it, prints, and
+closes it. Errors from the service (unknown job, invalid file, stale version) propagate to
+:func:`jobfsm.cli.run`, which prints them as one line and exits 1; a bad ``--since``/``--until``
+is a :class:`UsageError` (exit 2). Machine output (``--format json``) follows DESIGN.md §5: times
+are ISO 8601 with their offset. The confirmation prompt of ``delete`` goes to stderr, so stdout
+stays clean for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TextIO, cast
+
+from jobfsm.cli.parser import UsageError
+from jobfsm.errors import ValidationError
+
+if TYPE_CHECKING:
+    from jobfsm.service import JobManagementService
+    from jobfsm.store.abc import AuditEntry, RunRecord
+
+OUTPUT_TAIL_LINES = 20
+"""How many last lines of each stream ``jobfsm run`` prints."""
+
+
+@contextlib.contextmanager
+def _service(args: argparse.Namespace) -> Iterator[JobManagementService]:
+    from jobfsm.service import JobManagementService
+    from jobfsm.store import open_store
+
+    store = open_store(args.store)
+    service = JobManagementService(args.jobs, args.logs, store)
+    try:
+        yield service
+    finally:
+        service.close()
+        store.close()
+
+
+def _user(args: argparse.Namespace) -> str:
+    return getattr(args, "user", None) or os.environ.get("USER") or "unknown"
+
+
+def _time(value: str | None, option: str, command: str) -> datetime | None:
+    """An ISO 8601 option value, aware UTC (a naive time is taken as UTC)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(
+            f"jobfsm {command}: error: {option} {value!r} is not an ISO 8601 time "
+            "(e.g. 2026-03-29, 2026-03-29T14:00 or 2026-03-29T14:00+02:00)"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _when(dt: datetime | None) -> str:
+    return dt.isoformat(sep=" ", timespec="seconds") if dt else "-"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def _table(out: TextIO, headers: list[str], rows: list[list[str]]) -> None:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    for row in [headers, *rows]:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+def _json(out: TextIO, data: Any) -> None:
+    out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def _one_line(text: str) -> str:
+    """Control characters of job-provided text shown escaped, so a table row stays one row."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+# -- status / history / logs ---------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _service(args) as service:
+        views = service.list_jobs()
+    if args.format == "json":
+        _json(out, [v.to_dict() for v in views])
+        return 0
+    if not views:
+        out.write(f"no jobs in '{args.jobs}'\n")
+        return 0
+    rows = []
+    for v in views:
+        if v.config is None:
+            first = next((p for p in v.problems if p.is_error), None)
+            why = f"{first.json_path}: {first.message}" if first else "invalid"
+            rows.append([_one_line(v.name), "invalid", "-", "-", "-", _one_line(why)])
+            continue
+        last = v.last_run
+        last_text = f"{_when(last.started_at)} {last.status.value}" if last else "-"
+        rows.append([
+            v.name,
+            v.state.value if v.state else "-",
+            "yes" if v.enabled else "no",
+            v.config.schedule,
+            _when(v.next_run),
+            last_text,
+        ])
+    _table(out, ["NAME", "STATE", "ENABLED", "SCHEDULE", "NEXT RUN", "LAST RUN"], rows)
+    return 0
+
+
+def _run_rows(runs: list[RunRecord]) -> list[list[str]]:
+    return [
+        [
+            str(r.id),
+            r.status.value,
+            r.trigger.value,
+            _when(r.started_at),
+            _duration(r.duration_seconds),
+            "-" if r.exit_code is None else str(r.exit_code),
+            _one_line(r.message)[:60],
+        ]
+        for r in runs
+    ]
+
+
+def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    since = _time(args.since, "--since", "history")
+    until = _time(args.until, "--until", "history")
+    with _service(args) as service:
+        runs = service.get_job_history(
+            args.name, status=args.status, since=since, until=until, limit=args.limit
+        )
+    if args.format == "json":
+        _json(out, [r.to_dict() for r in runs])
+        return 0
+    if not runs:
+        out.write(f"no runs of job {args.name!r}\n")
+        return 0
+    _table(out, ["ID", "STATUS", "TRIGGER", "STARTED", "DURATION", "EXIT", "MESSAGE"], _run_rows(runs))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _service(args) as service:
+        entries = service.get_job_logs(
+            args.name, search=args.grep, status=args.status, run_id=args.run, limit=args.limit
+        )
+    if args.format == "json":
+        _json(out, [{"run": e.run.to_dict(), "stdout": e.stdout, "stderr": e.stderr} for e in entries])
+        return 0
+    if not entries:
+        what = f" matching {args.grep!r}" if args.grep else ""
+        out.write(f"no output of job {args.name!r}{what}\n")
+        return 0
+    for e in entries:
+        r = e.run
+        code = "" if r.exit_code is None else f", exit {r.exit_code}"
+        out.write(f"== run {r.id} ({r.status.value}{code}, {_when(r.started_at)}) ==\n")
+        if e.stdout:
+            out.write(e.stdout if e.stdout.endswith("\n") else e.stdout + "\n")
+        if e.stderr:
+            out.write("-- stderr --\n")
+            out.write(e.stderr if e.stderr.endswith("\n") else e.stderr + "\n")
+    return 0
+
+
+# -- run / enable / disable ----------------------------------------------------------------
+
+
+def _tail(text: str, lines: int = OUTPUT_TAIL_LINES) -> str:
+    kept = text.splitlines()[-lines:]
+    return "".join(line + "\n" for line in kept)
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _service(args) as service:
+        run_id = service.trigger_job(args.name, _user(args))
+        run = service.wait_for_run(run_id)
+        entries = service.get_job_logs(args.name, run_id=run_id, limit=1)
+    code = run.exit_code if run.exit_code is not None else 1
+    if args.format == "json":
+        _json(out, run.to_dict())
+        return code
+    summary = f"run {run.id} of job {args.name!r}: {run.status.value}"
+    if run.exit_code is not None:
+        summary += f" (exit {run.exit_code})"
+    if run.duration_seconds is not None:
+        summary += f" in {_duration(run.duration_seconds)}"
+    if run.message:
+        summary += f": {_one_line(run.message)}"
+    out.write(summary + "\n")
+    if entries:
+        stdout, stderr = _tail(entries[0].stdout), _tail(entries[0].stderr)
+        if stdout:
+            out.write("-- stdout (last lines) --\n" + stdout)
+        if stderr:
+            out.write("-- stderr (last lines) --\n" + stderr)
+    return code
+
+
+def _toggle(args: argparse.Namespace, out: TextIO, enable: bool) -> int:
+    with _service(args) as service:
+        before = service.get_job(args.name).enabled
+        view = (service.enable_job if enable else service.disable_job)(args.name, _user(args))
+    verb = "enabled" if enable else "disabled"
+    if before == enable:
+        out.write(f"job {args.name!r} was already {verb}\n")
+    else:
+        state = view.state.value if view.state else "-"
+        out.write(f"job {args.name!r} {verb} (state: {state})\n")
+    return 0
+
+
+def cmd_enable(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    return _toggle(args, out, True)
+
+
+def cmd_disable(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    return _toggle(args, out, False)
+
+
+# -- create / delete -----------------------------------------------------------------------
+
+
+def _problems(err: TextIO, exc: ValidationError) -> int:
+    for problem in exc.problems:
+        err.write(f"{problem}\n")
+    return 1
+
+
+def cmd_create(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from jobfsm.loader import decode_text, parse_document
+
+    shown = "<stdin>" if args.file == "-" else args.file
+    if args.file == "-":
+        stream = sys.stdin
+        raw = stream.buffer.read() if hasattr(stream, "buffer") else stream.read().encode("utf-8")
+    else:
+        try:
+            with open(args.file, "rb") as f:
+                raw = f.read()
+        except OSError as exc:
+            raise UsageError(
+                f"jobfsm create: error: cannot read {args.file!r}: {exc.strerror or exc}"
+            ) from None
+    text, problem = decode_text(raw, shown)
+    document = None
+    if text is not None:
+        document, problem = parse_document(text, shown)
+    if problem is not None:
+        err.write(f"{problem}\n")
+        return 1
+    with _service(args) as service:
+        try:
+            # any JSON: the service validates it (a non-object is a failed, audited request)
+            view = service.create_job(cast("dict[str, Any]", document), _user(args))
+        except ValidationError as exc:
+            return _problems(err, exc)
+    out.write(f"created job {view.name!r} in {view.file}\n")
+    for problem in view.problems:
+        err.write(f"{problem}\n")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _service(args) as service:
+        view = service.get_job(args.name)
+        if not args.yes:
+            err.write(f"Delete job {args.name!r}? [y/N] ")
+            err.flush()
+            answer = sys.stdin.readline()
+            if answer.strip().lower() not in ("y", "yes"):
+                err.write("\nnot deleted\n" if not answer else "not deleted\n")
+                return 1
+        service.delete_job(args.name, _user(args), expected_version=view.version)
+    out.write(f"deleted job {args.name!r} ({view.file})\n")
+    return 0
+
+
+# -- audit ---------------------------------------------------------------------------------
+
+
+def _details_text(entry: AuditEntry) -> str:
+    d = entry.details
+    if d.get("changes"):
+        parts = [f"{k}: {json.dumps(v['old'])} -> {json.dumps(v['new'])}" for k, v in d["changes"].items()]
+        text = "; ".join(parts)
+    elif "reason" in d:
+        text = str(d["reason"])
+    elif "run_id" in d:
+        text = f"run {d['run_id']}"
+    else:
+        text = ""
+    return _one_line(text)[:80]
+
+
+def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    since = _time(args.since, "--since", "audit")
+    with _service(args) as service:
+        entries = service.list_audit(user=args.audit_user, job=args.job, since=since, limit=args.limit)
+    if args.format == "json":
+        _json(out, [e.to_dict() for e in entries])
+        return 0
+    if not entries:
+        out.write("no audit entries\n")
+        return 0
+    rows = [
+        [_when(e.time), _one_line(e.user), e.action, _one_line(e.job or "-"), e.outcome, _details_text(e)]
+        for e in entries
+    ]
+    _table(out, ["TIME", "USER", "ACTION", "JOB", "OUTCOME", "DETAILS"], rows)
+    return 0

@@ -1,0 +1,849 @@
+"""The management service: the one place where people change jobs (DESIGN.md §3, §6).
+
+The admin page and the CLI are thin adapters over :class:`JobManagementService`; neither touches
+files, the store or the lifecycle directly.
+
+Design decisions
+----------------
+**Files are the truth about what a job is; the store about what it is doing.** A job's
+definition (including ``enabled``) lives in ``jobs/<name>.json``; its lifecycle state, runs,
+trigger requests and audit entries live in the store. :class:`JobView` joins the two. Its
+``state`` follows the file where the store lags behind (a job whose file says disabled shows
+``disabled`` at once, even before a daemon reloaded it), except while it is running.
+
+**Writes** go through :mod:`jobfsm.jobfiles`: a folder lock around read-check-write (also against
+other processes), a version check (``ConcurrentModificationError`` for a stale version), an
+atomic rename, and minimal text edits so git diffs stay small.
+
+**A live daemon is asked, never bypassed.** "Alive" means a heartbeat in the store newer than
+``heartbeat_max_age`` seconds. With one, a trigger is a trigger request in the store that the
+daemon picks up and runs under the job's overlap policy; enable/disable only edit the file (the
+daemon notices within two seconds and applies the transition itself, without a user, so it
+audits nothing). With none, the service does what the daemon would: it applies the lifecycle
+transition on the store's state, and a trigger runs the job here, in a background thread,
+through the same :class:`~jobfsm.executor.JobExecutor`, :class:`~jobfsm.lifecycle.Lifecycle` and
+:class:`~jobfsm.joblog.JobLogger` calls the daemon makes, recorded the same way. The service
+never heartbeats: it is not a daemon and must not make another service think one is alive.
+Locally, ``overlap: skip`` and ``queue`` both record a ``skipped`` run when the job is already
+running (queueing is the daemon's job); ``allow`` runs concurrently.
+
+**Exactly one audit entry per change request.** Every mutating method runs inside
+:meth:`_audited`, which records one entry: ``allowed`` when it went through, ``denied`` when it
+was refused because of the state of things (a stale version, a disabled job, a missing role),
+``failed`` when the request itself was wrong (invalid document, unknown job, taken name). Where
+the service applies a lifecycle transition itself, the entry is written by the lifecycle's audit
+callback (DESIGN.md §2: side effects hang off the machine) carrying the request's action and
+details; the context then knows it was recorded and does not write another.
+
+**Threads.** The admin page calls the service from many threads, and local runs end on their own
+threads. One re-entrant lock guards the lifecycle and the models of running jobs (STYLE.md habit
+7: one owner at a time); file writes are serialized by the folder lock, the store is thread-safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jobfsm.audit import AuditLog, mask_env
+from jobfsm.clock import Clock, SystemClock, utc
+from jobfsm.errors import (
+    ConcurrentModificationError,
+    InvalidTransitionError,
+    JobAlreadyExistsError,
+    JobfsmError,
+    JobNotFoundError,
+    PermissionDeniedError,
+    RunNotFoundError,
+    ValidationError,
+)
+from jobfsm.jobfiles import JobFile, JobFiles, apply_changes, check_name, render_document
+from jobfsm.loader import validate_document
+from jobfsm.model import JobConfig, JobState, Outcome, Overlap, RunStatus, Trigger
+from jobfsm.problems import Problem
+from jobfsm.store.abc import AuditEntry, RunRecord, Store
+
+if TYPE_CHECKING:
+    from jobfsm.executor import JobExecutor
+    from jobfsm.joblog import JobLogger
+    from jobfsm.lifecycle import AuditEvent, JobModel, Lifecycle
+
+__all__ = [
+    "JobManagementService",
+    "JobView",
+    "LogEntry",
+    "RunWaitTimeoutError",
+    "TriggerTimeoutError",
+]
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.05
+LOG_READ_LIMIT = 2 * 1024 * 1024
+"""At most this many bytes of a run's output file are returned whole; a bigger one comes back as
+its first and last half of this with a marker between (like the store's tails)."""
+MAX_MATCHES = 10_000
+"""At most this many matching lines per stream and run when searching."""
+
+
+class TriggerTimeoutError(JobfsmError, TimeoutError):
+    """A live daemon did not pick up a trigger request in time."""
+
+
+class RunWaitTimeoutError(JobfsmError, TimeoutError):
+    """A run did not end within the time :meth:`JobManagementService.wait_for_run` was given."""
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as people see it: its file, its validity, its live state. Secrets are masked."""
+
+    name: str
+    config: JobConfig | None
+    """The validated config, ``env`` values with secret-looking keys masked; None when invalid."""
+    file: str
+    version: str | None
+    """SHA-256 of the file's bytes; pass it back to edit the job."""
+    state: JobState | None
+    enabled: bool | None
+    last_run: RunRecord | None
+    next_run: datetime | None
+    problems: list[Problem] = field(default_factory=list)
+    """Errors (the file is invalid) and warnings (a missing working directory)."""
+
+    @property
+    def valid(self) -> bool:
+        return self.config is not None and not any(p.is_error for p in self.problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The DESIGN.md §5 ``status`` shape, plus the file, version, description and problems."""
+        config = self.config
+        return {
+            "name": self.name,
+            "state": self.state.value if self.state else None,
+            "enabled": self.enabled,
+            "schedule": config.schedule if config else None,
+            "timezone": config.timezone if config else None,
+            "next_run": self.next_run.isoformat() if self.next_run else None,
+            "last_run": self.last_run.to_dict() if self.last_run else None,
+            "description": config.description if config else None,
+            "command": (
+                list(config.command) if config and isinstance(config.command, tuple)
+                else (config.command if config else None)
+            ),
+            "file": self.file,
+            "version": self.version,
+            "valid": self.valid,
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """The output of one run: whole (bounded by :data:`LOG_READ_LIMIT`), or only the lines that
+    matched a search."""
+
+    run: RunRecord
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class _AuditContext:
+    action: str
+    user: str
+    job: str | None
+    details: dict[str, Any] = field(default_factory=dict)
+    recorded: bool = False
+
+
+class JobManagementService:
+    """Jobs' CRUD, enable/disable/trigger, history, logs and audit, safe under concurrent use."""
+
+    def __init__(
+        self,
+        jobs_directory: Path | str,
+        log_directory: Path | str,
+        store: Store | None = None,
+        *,
+        clock: Clock | None = None,
+        node: str | None = None,
+        heartbeat_max_age: float = 10.0,
+        daemon_pickup_timeout: float = 5.0,
+    ) -> None:
+        self.jobs_directory = Path(jobs_directory)
+        self.log_directory = Path(log_directory)
+        self._owns_store = store is None
+        if store is None:
+            from jobfsm.store import open_store
+
+            self.log_directory.mkdir(parents=True, exist_ok=True)
+            store = open_store(f"sqlite:///{self.log_directory / 'jobfsm.db'}")
+        self.store: Store = store
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.node = node or f"{socket.gethostname()}:{os.getpid()}"
+        self.heartbeat_max_age = heartbeat_max_age
+        self.daemon_pickup_timeout = daemon_pickup_timeout
+        self.files = JobFiles(self.jobs_directory)
+        self.audit = AuditLog(self.log_directory, self.store)
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._lifecycle: Lifecycle | None = None
+        self._logger: JobLogger | None = None
+        self._executor: JobExecutor | None = None
+        self._models: dict[str, JobModel] = {}
+        """Jobs with a run of ours in progress (their model must outlive the call)."""
+        self._runs: dict[int, tuple[threading.Event, threading.Thread]] = {}
+        self._closed = False
+
+    # -- reading ---------------------------------------------------------------------------
+    def list_jobs(self) -> list[JobView]:
+        """Every ``*.json`` of the jobs folder, valid or not, sorted by name."""
+        states = self.store.all_states()
+        now = self.clock.now()
+        views = []
+        for stem in self.files.names():
+            path = self.jobs_directory / f"{stem}.json"
+            try:
+                jf = self.files.read_path(path, stem)
+            except JobNotFoundError:
+                continue  # deleted while we listed
+            views.append(self._view(jf, states.get(stem), now))
+        return views
+
+    def get_job(self, name: str) -> JobView:
+        jf = self.files.read(name)
+        return self._view(jf, self.store.get_state(name), self.clock.now())
+
+    def get_job_history(
+        self,
+        name: str,
+        status: RunStatus | str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = 100,
+    ) -> list[RunRecord]:
+        """Runs of a job, newest first, from the store (exact, not parsed from log files)."""
+        self._require_known(name)
+        return self.store.list_runs(
+            name,
+            status=_run_status(status),
+            since=utc(since) if since else None,
+            until=utc(until) if until else None,
+            limit=limit,
+        )
+
+    def get_job_logs(
+        self,
+        name: str,
+        search: str | None = None,
+        status: RunStatus | str | None = None,
+        run_id: int | None = None,
+        limit: int | None = 20,
+    ) -> list[LogEntry]:
+        """The output of a job's runs, newest first.
+
+        ``run_id`` picks one run (of this job); ``status`` filters by run status; ``search``
+        keeps only the lines that contain it (case-insensitive) and drops runs without any.
+        ``limit`` bounds the number of entries returned (after filtering).
+        """
+        self._require_known(name)
+        wanted = _run_status(status)
+        if run_id is not None:
+            run = self.store.get_run(run_id)
+            if run.job != name:
+                raise RunNotFoundError(run_id)
+            runs = [run] if wanted is None or run.status is wanted else []
+        else:
+            runs = self.store.list_runs(name, status=wanted)
+        needle = search.casefold() if search else None
+        entries: list[LogEntry] = []
+        for run in runs:
+            if limit is not None and len(entries) >= limit:
+                break
+            if needle is None:
+                entries.append(
+                    LogEntry(run, _read_output(run.stdout_path, run.stdout_tail),
+                             _read_output(run.stderr_path, run.stderr_tail))
+                )
+                continue
+            out = _grep(run.stdout_path, run.stdout_tail, needle)
+            err = _grep(run.stderr_path, run.stderr_tail, needle)
+            if out or err:
+                entries.append(LogEntry(run, out, err))
+        return entries
+
+    def list_audit(
+        self,
+        user: str | None = None,
+        job: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEntry]:
+        """Audit entries, newest first."""
+        return self.store.list_audit(
+            user=user, job=job, since=utc(since) if since else None, limit=limit
+        )
+
+    def validate(self, document: Mapping[str, Any], *, name: str | None = None) -> list[Problem]:
+        """Every problem of a document (errors and warnings), as ``jobfsm validate`` reports them.
+        With ``name``, the document must also be a valid file for that job."""
+        doc = _plain(document)
+        problems: list[Problem] = []
+        path = self._display(name if isinstance(name, str) else None, doc)
+        if name is not None:
+            try:
+                check_name(name, path=path)
+            except ValidationError as exc:
+                problems.extend(exc.problems)
+                name = None
+        problems.extend(validate_document(doc, path, stem=name).problems)
+        return problems
+
+    def daemon_alive(self) -> bool:
+        """Whether a daemon heartbeated within ``heartbeat_max_age`` seconds."""
+        live = self.store.live_nodes(now=self.clock.now(), max_age_seconds=self.heartbeat_max_age)
+        return bool(live)
+
+    # -- changing --------------------------------------------------------------------------
+    def create_job(self, config: JobConfig | Mapping[str, Any], user: str) -> JobView:
+        """Write a new job file (validated); :class:`JobAlreadyExistsError` if the name is taken."""
+        doc = config.to_dict(full=False) if isinstance(config, JobConfig) else _plain(config)
+        name = doc.get("name") if isinstance(doc, dict) else None
+        with self._audited("create", user, name if isinstance(name, str) else None) as ctx:
+            if not isinstance(doc, dict):
+                self._raise_invalid(doc, None)
+            path = self._display(name if isinstance(name, str) else None, doc)
+            report = validate_document(doc, path, stem=name if isinstance(name, str) else None)
+            if report.errors:
+                raise ValidationError(report.errors, subject=f"job {name!r}")
+            assert isinstance(name, str) and report.config is not None
+            check_name(name, path=path)
+            with self.files.locked():
+                if self.files.exists(name):
+                    raise JobAlreadyExistsError(name)
+                version = self.files.write(name, render_document(doc))
+            ctx.details.update(document=doc, version=version)
+            if not self.daemon_alive():
+                with self._lock:
+                    lifecycle = self._machine()
+                    model = lifecycle.model_for(
+                        name, enabled=report.config.enabled, overlap=report.config.overlap
+                    )
+                    lifecycle.persist_initial(model)
+        return self.get_job(name)
+
+    def update_job(
+        self, name: str, changes: Mapping[str, Any], user: str, expected_version: str | None
+    ) -> JobView:
+        """Change some fields; a value of None removes the key (back to its default).
+        ``name`` may appear only unchanged (create a new job to rename one)."""
+        with self._audited("update", user, name):
+            patch = _plain(changes)
+            if not isinstance(patch, dict):
+                raise ValidationError(
+                    [Problem(self._display(name, None), "$", "changes must be a JSON object")]
+                )
+            self._edit(name, expected_version, lambda doc: _patched(doc, patch))
+        return self.get_job(name)
+
+    def replace_job(
+        self, name: str, document: Mapping[str, Any], user: str, expected_version: str | None
+    ) -> JobView:
+        """Replace the whole document (the admin page's raw JSON editor); the name must stay."""
+        with self._audited("replace", user, name):
+            new = _plain(document)
+            self._edit(name, expected_version, lambda _doc: new, whole=True)
+        return self.get_job(name)
+
+    def delete_job(self, name: str, user: str, expected_version: str | None = None) -> None:
+        """Delete the job's file; its run history stays in the store."""
+        with self._audited("delete", user, name) as ctx:
+            with self.files.locked():
+                jf = self.files.read(name)
+                self.files.check_version(jf, expected_version)
+                self.files.remove(name)
+            ctx.details["version"] = jf.version
+            if isinstance(jf.document, dict):
+                ctx.details["document"] = jf.document
+            if not self.daemon_alive():
+                with self._lock:
+                    if name not in self._models:
+                        self.store.delete_state(name)
+
+    def enable_job(self, name: str, user: str) -> JobView:
+        return self._set_enabled(name, user, True)
+
+    def disable_job(self, name: str, user: str) -> JobView:
+        """Disable; a running job finishes its run first, then lands in ``disabled``."""
+        return self._set_enabled(name, user, False)
+
+    def trigger_job(self, name: str, user: str) -> int:
+        """Run the job now; returns the run id at once (see :meth:`wait_for_run`).
+
+        Through the daemon when one is alive, else here. :class:`InvalidTransitionError` when
+        the job is disabled. When the overlap policy skips it, the id is of a ``skipped`` run.
+        """
+        with self._audited("trigger", user, name) as ctx:
+            jf = self.files.read(name)
+            config = self._valid_config(jf)
+            if not config.enabled:
+                raise InvalidTransitionError(f"job {name!r} is disabled; enable it before triggering it")
+            if self.daemon_alive():
+                return self._trigger_via_daemon(name, user, ctx)
+            return self._trigger_here(config, user, ctx)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def wait_for_run(self, run_id: int, timeout: float | None = None) -> RunRecord:
+        """Block until the run is no longer ``running``; :class:`RunWaitTimeoutError` after
+        ``timeout`` seconds (None: wait as long as it takes)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        local = self._runs.get(run_id)
+        if local is not None:
+            if not local[0].wait(timeout):
+                raise RunWaitTimeoutError(f"run {run_id!r} is still running after {timeout:g} s")
+            return self.store.get_run(run_id)
+        pause = threading.Event()
+        while True:
+            run = self.store.get_run(run_id)
+            if run.status is not RunStatus.RUNNING:
+                return run
+            if deadline is not None and time.monotonic() >= deadline:
+                raise RunWaitTimeoutError(f"run {run_id!r} is still running after {timeout:g} s")
+            pause.wait(POLL_SECONDS)
+
+    def record_denied(self, user: str, action: str, job: str | None, reason: str) -> None:
+        """Audit an attempt refused before it reached the service (the admin page's role check)."""
+        self.audit.record(
+            AuditEntry(self.clock.now(), user, action, job, "denied", {"reason": reason})
+        )
+
+    def close(self) -> None:
+        """Wait for runs started here to end, then release the log files and the store we opened."""
+        if self._closed:
+            return
+        self._closed = True
+        for _event, thread in list(self._runs.values()):
+            thread.join()
+        if self._logger is not None:
+            self._logger.close()
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> JobManagementService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- audit -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _audited(self, action: str, user: str, job: str | None) -> Iterator[_AuditContext]:
+        """Run a change request and record exactly one audit entry for it."""
+        ctx = _AuditContext(action, user, job)
+        outer = getattr(self._local, "ctx", None)
+        self._local.ctx = ctx
+        try:
+            yield ctx
+        except (ConcurrentModificationError, InvalidTransitionError, PermissionDeniedError) as exc:
+            self._record(ctx, "denied", exc)
+            raise
+        except ValidationError as exc:
+            ctx.details["problems"] = [p.to_dict() for p in exc.problems]
+            self._record(ctx, "failed", exc)
+            raise
+        except Exception as exc:
+            self._record(ctx, "failed", exc)
+            raise
+        finally:
+            self._local.ctx = outer
+        if not ctx.recorded:
+            self._record(ctx, "allowed", None)
+
+    def _record(self, ctx: _AuditContext, outcome: str, exc: BaseException | None) -> None:
+        if ctx.recorded:
+            return
+        if exc is not None:
+            ctx.details["reason"] = str(exc)
+        ctx.recorded = True
+        self.audit.record(
+            AuditEntry(self.clock.now(), ctx.user, ctx.action, ctx.job, outcome, ctx.details)
+        )
+
+    def _on_transition(self, event: AuditEvent) -> None:
+        """The lifecycle's audit callback: the one entry of the request that caused it."""
+        ctx: _AuditContext | None = getattr(self._local, "ctx", None)
+        if ctx is None or ctx.recorded:
+            if ctx is None:
+                self.audit.record(
+                    AuditEntry(event.time, event.user, event.action, event.job, event.outcome,
+                               {"source": event.source, "dest": event.dest})
+                )
+            return
+        ctx.details.update(transition=event.action, source=event.source, dest=event.dest)
+        ctx.recorded = True
+        self.audit.record(
+            AuditEntry(event.time, ctx.user, ctx.action, ctx.job, event.outcome, ctx.details)
+        )
+
+    # -- editing ---------------------------------------------------------------------------
+    def _edit(
+        self, name: str, expected_version: str | None, make: Any, *, whole: bool = False
+    ) -> None:
+        """Read-check-write one job under the folder lock; audit details and transition."""
+        ctx: _AuditContext = self._current_ctx()
+        path = self._display(name, None)
+        check_name(name, path=path)
+        with self.files.locked():
+            jf = self.files.read(name)
+            self.files.check_version(jf, expected_version)
+            if isinstance(jf.document, dict):
+                old: dict[str, Any] = jf.document
+            elif whole:
+                old = {}
+            else:
+                self._valid_config(jf)  # raises with the file's own problem
+                raise AssertionError("unreachable")  # pragma: no cover
+            new = make(old)
+            if not isinstance(new, dict):
+                self._raise_invalid(new, name)
+            if new.get("name", name) != name:
+                raise ValidationError(
+                    [Problem(path, "$.name", f"cannot rename job {name!r} to {new.get('name')!r}; "
+                             "create a job with the new name and delete this one")]
+                )
+            report = validate_document(new, path, stem=name)
+            if report.errors:
+                raise ValidationError(report.errors, subject=f"job {name!r}")
+            assert report.config is not None
+            diff = _diff(old, new)
+            version = jf.version
+            if diff or jf.text is None:
+                version = self.files.write(name, apply_changes(jf.text or "", old, new))
+        ctx.details.update(changes=diff, version=version)
+        if "enabled" in diff:
+            self._apply_enabled(report.config, old_enabled=bool(old.get("enabled")), user=ctx.user)
+
+    def _set_enabled(self, name: str, user: str, enabled: bool) -> JobView:
+        with self._audited("enable" if enabled else "disable", user, name):
+            self._edit(name, None, lambda doc: {**doc, "enabled": enabled})
+        return self.get_job(name)
+
+    def _apply_enabled(self, config: JobConfig, *, old_enabled: bool, user: str) -> None:
+        """With no daemon alive, apply the enable/disable transition ourselves (audited by the
+        lifecycle's callback). With a daemon, it applies it when it reloads the file."""
+        if self.daemon_alive():
+            return
+        with self._lock:
+            lifecycle = self._machine()
+            model = self._model(config.name, enabled=old_enabled, overlap=config.overlap)
+            if model.enabled == config.enabled:
+                return
+            if config.enabled:
+                lifecycle.enable(model, user=user)
+            else:
+                lifecycle.disable(model, user=user)
+
+    # -- triggering ------------------------------------------------------------------------
+    def _trigger_via_daemon(self, name: str, user: str, ctx: _AuditContext) -> int:
+        request = self.store.request_trigger(name, user=user, at=self.clock.now())
+        ctx.details.update(via="daemon", request_id=request.id)
+        deadline = time.monotonic() + self.daemon_pickup_timeout
+        pause = threading.Event()
+        while True:
+            current = self.store.get_trigger_request(request.id)
+            if current.run_id is not None:
+                ctx.details["run_id"] = current.run_id
+                return current.run_id
+            if time.monotonic() >= deadline:
+                raise TriggerTimeoutError(
+                    f"no daemon picked up the trigger request {request.id} for job {name!r} within "
+                    f"{self.daemon_pickup_timeout:g} s; check `jobfsm status` and the daemon's log "
+                    "(the request stays queued: a daemon that recovers will run it)"
+                )
+            pause.wait(POLL_SECONDS)
+
+    def _trigger_here(self, config: JobConfig, user: str, ctx: _AuditContext) -> int:
+        name = config.name
+        ctx.details["via"] = "local"
+        with self._lock:
+            lifecycle = self._machine()
+            logger = self._job_logger()
+            model = self._model(name, enabled=config.enabled, overlap=config.overlap)
+            if model.state == JobState.RUNNING.value and config.overlap is not Overlap.ALLOW:
+                reason = f"job {name!r} is already running (overlap {config.overlap.value!r})"
+                skipped = self.store.claim_run(
+                    name, trigger=Trigger.MANUAL, node=self.node, started_at=self.clock.now(),
+                    status=RunStatus.SKIPPED, message=reason, user=user,
+                )
+                assert skipped is not None  # manual runs never conflict
+                logger.job_skipped(name, skipped.id, reason=reason)
+                ctx.details.update(run_id=skipped.id, skipped=reason)
+                return skipped.id
+            run = self.store.claim_run(
+                name, trigger=Trigger.MANUAL, node=self.node, started_at=self.clock.now(), user=user
+            )
+            assert run is not None
+            ctx.details["run_id"] = run.id
+            lifecycle.start(model, trigger=Trigger.MANUAL, run_id=run.id, user=user)
+            self._models[name] = model
+            done = threading.Event()
+            thread = threading.Thread(
+                target=self._run_here, args=(config, run.id, model, done),
+                name=f"jobfsm-run-{run.id}",
+            )
+            self._runs[run.id] = (done, thread)
+        thread.start()
+        return run.id
+
+    def _run_here(self, config: JobConfig, run_id: int, model: JobModel, done: threading.Event) -> None:
+        """A background thread: execute, record, finish the lifecycle — as the daemon does."""
+        try:
+            logger = self._job_logger()
+            logger.job_start(config.name, run_id, trigger=Trigger.MANUAL.value,
+                             scheduled_for=None, command=config.command_text)
+            result = self._job_executor().execute(config, run_id)
+            self.store.finish_run(
+                run_id, outcome=result.status, ended_at=result.end_time,
+                exit_code=result.exit_code, duration_seconds=result.duration_seconds,
+                signal=result.signal, message=result.message,
+                stdout_tail=result.stdout, stderr_tail=result.stderr,
+                stdout_path=result.stdout_path, stderr_path=result.stderr_path,
+            )
+            logger.job_completion(result, trigger=Trigger.MANUAL.value)
+            self._finish_model(config.name, model, result.status, run_id, result.message)
+        except Exception as exc:  # never leave a run open
+            log.exception("run %s of job %r: recording failed", run_id, config.name)
+            with contextlib.suppress(Exception):
+                self.store.finish_run(
+                    run_id, outcome=Outcome.NOT_STARTED, ended_at=self.clock.now(),
+                    exit_code=None, duration_seconds=None, message=f"internal error: {exc}",
+                )
+            with contextlib.suppress(Exception):
+                self._finish_model(config.name, model, Outcome.NOT_STARTED, run_id, str(exc))
+        finally:
+            done.set()
+
+    def _finish_model(
+        self, name: str, model: JobModel, outcome: Outcome, run_id: int, message: str
+    ) -> None:
+        with self._lock:
+            lifecycle = self._machine()
+            lifecycle.finish(model, outcome, run_id=run_id, reason=message)
+            if model.active_runs > 0:
+                return
+            self._models.pop(name, None)
+            # Someone may have disabled (or enabled) the file meanwhile, from another process.
+            try:
+                enabled = self._valid_config(self.files.read(name)).enabled
+            except JobfsmError:
+                return
+            if not self.daemon_alive():
+                with contextlib.suppress(InvalidTransitionError):
+                    lifecycle.sync(model, enabled=enabled)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _current_ctx(self) -> _AuditContext:
+        ctx: _AuditContext | None = getattr(self._local, "ctx", None)
+        assert ctx is not None, "called outside _audited"
+        return ctx
+
+    def _machine(self) -> Lifecycle:
+        if self._lifecycle is None:
+            from jobfsm.lifecycle import Lifecycle
+
+            self._lifecycle = Lifecycle(
+                self.store, self._job_logger(), clock=self.clock, audit=self._on_transition
+            )
+        return self._lifecycle
+
+    def _job_logger(self) -> JobLogger:
+        with self._lock:
+            if self._logger is None:
+                from jobfsm.joblog import JobLogger
+
+                self._logger = JobLogger(self.log_directory)
+            return self._logger
+
+    def _job_executor(self) -> JobExecutor:
+        with self._lock:
+            if self._executor is None:
+                from jobfsm.executor import JobExecutor
+
+                self._executor = JobExecutor(self.log_directory, clock=self.clock)
+            return self._executor
+
+    def _model(self, name: str, *, enabled: bool, overlap: Overlap) -> JobModel:
+        """The job's lifecycle model: ours while we run it, else rebuilt from the store."""
+        model = self._models.get(name)
+        if model is not None:
+            model.overlap = overlap
+            return model
+        state = self.store.get_state(name)
+        open_runs = 0
+        if state is JobState.RUNNING:
+            open_runs = len(self.store.list_runs(name, status=RunStatus.RUNNING))
+            if open_runs == 0:
+                state = None  # stale: nothing is running any more
+        elif state is not None and (state is JobState.DISABLED) == enabled:
+            state = None  # the file was edited by hand with no daemon alive: trust the file
+        model = self._machine().model_for(name, enabled=enabled, overlap=overlap, state=state)
+        if open_runs:
+            model.active_runs = open_runs
+        return model
+
+    def _view(self, jf: JobFile, stored: JobState | None, now: datetime) -> JobView:
+        problems: list[Problem] = []
+        config: JobConfig | None = None
+        if jf.problem is not None:
+            problems.append(jf.problem)
+        else:
+            report = validate_document(jf.document, str(jf.path), stem=jf.name)
+            problems = report.problems
+            config = report.config
+        state: JobState | None = stored
+        next_run = None
+        if config is not None:
+            if state is not JobState.RUNNING:
+                if not config.enabled:
+                    state = JobState.DISABLED
+                elif state in (None, JobState.DISABLED):
+                    state = JobState.IDLE
+            if config.enabled:
+                from jobfsm.cron import next_fire
+
+                with contextlib.suppress(JobfsmError):
+                    next_run = next_fire(config.schedule, config.timezone, now)
+            config = dc_replace(config, env=mask_env(config.env))
+        last = self.store.list_runs(jf.name, limit=1)
+        return JobView(
+            name=jf.name,
+            config=config,
+            file=str(jf.path),
+            version=jf.version,
+            state=state,
+            enabled=config.enabled if config else None,
+            last_run=last[0] if last else None,
+            next_run=next_run,
+            problems=problems,
+        )
+
+    def _valid_config(self, jf: JobFile) -> JobConfig:
+        if jf.problem is not None:
+            raise ValidationError([jf.problem], subject=f"job file {str(jf.path)!r}")
+        report = validate_document(jf.document, str(jf.path), stem=jf.name)
+        if report.errors or report.config is None:
+            raise ValidationError(report.errors, subject=f"job file {str(jf.path)!r}")
+        return report.config
+
+    def _require_known(self, name: str) -> None:
+        """A job with a file, or with history in the store (a deleted job's runs stay)."""
+        if self.files.exists(name):
+            return
+        if self.store.list_runs(name, limit=1) or self.store.get_state(name) is not None:
+            return
+        raise JobNotFoundError(name)
+
+    def _display(self, name: str | None, doc: Any) -> str:
+        if name is None and isinstance(doc, dict) and isinstance(doc.get("name"), str):
+            name = doc["name"]
+        return str(self.jobs_directory / f"{name or '<new job>'}.json")
+
+    def _raise_invalid(self, doc: Any, name: str | None) -> None:
+        report = validate_document(doc, self._display(name, None), stem=name)
+        raise ValidationError(report.errors or [Problem(self._display(name, None), "$", "invalid")])
+
+
+
+def _run_status(status: RunStatus | str | None) -> RunStatus | None:
+    if status is None or isinstance(status, RunStatus):
+        return status
+    try:
+        return RunStatus(status)
+    except ValueError:
+        choices = ", ".join(repr(s.value) for s in RunStatus)
+        raise ValidationError(
+            [Problem("<query>", "$.status", f"{status!r} is not one of {choices}")],
+            subject="filter",
+        ) from None
+
+
+def _plain(value: Any) -> Any:
+    """JSON-normal data (enums to strings, tuples to lists, keys to strings); anything that is
+    not JSON becomes a ValidationError."""
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError([Problem("<job>", "$", f"not JSON data: {exc}")]) from None
+
+
+def _patched(doc: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    new = dict(doc)
+    for key, value in patch.items():
+        if value is None:
+            new.pop(key, None)
+        else:
+            new[key] = value
+    return new
+
+
+def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    changes = {}
+    for key in [*old, *(k for k in new if k not in old)]:
+        before, after = old.get(key), new.get(key)
+        if before != after or type(before) is not type(after):
+            changes[key] = {"old": before, "new": after}
+    return changes
+
+
+def _read_output(path: str | None, tail: str) -> str:
+    """A run's whole output from its file (bounded), or the stored tail when the file is gone."""
+    if not path:
+        return tail
+    try:
+        size = os.path.getsize(path)
+        if size <= LOG_READ_LIMIT:
+            with open(path, "rb") as f:
+                return f.read().decode("utf-8", errors="replace")
+        from jobfsm.executor import read_tail
+
+        return read_tail(Path(path), LOG_READ_LIMIT // 2)
+    except OSError:
+        return tail
+
+
+def _grep(path: str | None, tail: str, needle: str) -> str:
+    """Lines of a run's output that contain ``needle`` (already casefolded), streamed."""
+    matches: list[str] = []
+    lines: Iterator[str]
+    handle = None
+    try:
+        if path:
+            handle = open(path, encoding="utf-8", errors="replace", newline="")  # noqa: SIM115
+            lines = iter(handle)
+        else:
+            lines = iter(tail.splitlines(keepends=True))
+    except OSError:
+        lines = iter(tail.splitlines(keepends=True))
+    try:
+        for line in lines:
+            text = line.rstrip("\r\n")
+            if needle in text.casefold():
+                matches.append(text)
+                if len(matches) >= MAX_MATCHES:
+                    break
+    finally:
+        if handle is not None:
+            handle.close()
+    return "".join(m + "\n" for m in matches)

@@ -1,0 +1,331 @@
+"""The in-memory store: plain Python objects behind one lock, for tests and single-process use.
+
+Design decisions:
+
+- **One ``threading.Lock`` around everything.** Every method is short and does no I/O, so a
+  single lock is both the simplest correct choice and fast enough; it also makes
+  ``claim_run`` and ``claim_trigger_requests`` trivially atomic within the process.
+- **Copies in, copies out.** Records are stored as private copies and every method returns
+  fresh copies, so a caller mutating a returned ``RunRecord`` cannot change the store behind
+  its back (the SQL store behaves the same way by construction).
+- **Same semantics as** :class:`jobfsm.store.sql.SqlStore`, down to the details: datetimes
+  are normalized to aware UTC, audit ``details`` go through a JSON round trip (as they do
+  on their way into a ``TEXT`` column), pruning a run clears ``run_id`` of the trigger
+  requests that pointed to it (``ON DELETE SET NULL``), and an empty ``message`` given to
+  ``finish_run`` keeps the message recorded at claim time. One test suite checks both.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from jobfsm.clock import utc
+from jobfsm.errors import RunNotFoundError, TriggerRequestNotFoundError
+from jobfsm.model import JobState, Outcome, RunStatus, Trigger
+from jobfsm.store.abc import AuditEntry, Heartbeat, RunRecord, Store, TriggerRequest
+
+logger = logging.getLogger(__name__)
+
+_FIRE_TRIGGERS = (Trigger.SCHEDULE, Trigger.CATCH_UP)
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def _opt_utc(dt: datetime | None) -> datetime | None:
+    return utc(dt) if dt is not None else None
+
+
+def normalize_details(details: dict[str, Any]) -> dict[str, Any]:
+    """``details`` as they come back from a JSON column (tuples become lists, keys strings)."""
+    out: dict[str, Any] = json.loads(json.dumps(details, default=str))
+    return out
+
+
+def run_sort_key(run: RunRecord) -> tuple[bool, datetime, int]:
+    """Sort key for ``reverse=True``: started runs first, newest first, then highest id."""
+    return (run.started_at is not None, run.started_at or _EARLIEST, run.id)
+
+
+class MemoryStore(Store):
+    """Everything in dictionaries; gone when the process ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._states: dict[str, tuple[JobState, datetime]] = {}
+        self._runs: dict[int, RunRecord] = {}
+        self._fires: set[tuple[str, datetime, int]] = set()
+        self._requests: dict[int, TriggerRequest] = {}
+        self._audit: list[AuditEntry] = []
+        self._heartbeats: dict[str, Heartbeat] = {}
+        self._next_run_id = 1
+        self._next_request_id = 1
+        self._next_audit_id = 1
+
+    def __repr__(self) -> str:
+        return "MemoryStore()"
+
+    # -- job states ------------------------------------------------------------
+    def get_state(self, job: str) -> JobState | None:
+        with self._lock:
+            entry = self._states.get(job)
+        return entry[0] if entry else None
+
+    def set_state(self, job: str, state: JobState, at: datetime) -> None:
+        with self._lock:
+            self._states[job] = (JobState(state), utc(at))
+
+    def all_states(self) -> dict[str, JobState]:
+        with self._lock:
+            return {job: state for job, (state, _) in self._states.items()}
+
+    def delete_state(self, job: str) -> None:
+        with self._lock:
+            self._states.pop(job, None)
+
+    # -- runs ------------------------------------------------------------------
+    def claim_run(
+        self,
+        job: str,
+        *,
+        trigger: Trigger,
+        node: str,
+        started_at: datetime,
+        scheduled_for: datetime | None = None,
+        attempt: int = 0,
+        status: RunStatus = RunStatus.RUNNING,
+        message: str = "",
+        user: str | None = None,
+    ) -> RunRecord | None:
+        scheduled = _opt_utc(scheduled_for)
+        with self._lock:
+            if scheduled is not None:
+                key = (job, scheduled, attempt)
+                if key in self._fires:
+                    logger.debug("fire %r of job %r attempt %s already claimed", scheduled, job, attempt)
+                    return None
+                self._fires.add(key)
+            run = RunRecord(
+                id=self._next_run_id,
+                job=job,
+                status=RunStatus(status),
+                trigger=Trigger(trigger),
+                node=node,
+                scheduled_for=scheduled,
+                attempt=attempt,
+                started_at=utc(started_at),
+                message=message,
+                user=user,
+            )
+            self._next_run_id += 1
+            self._runs[run.id] = run
+            return replace(run)
+
+    def start_queued_run(self, run_id: int, *, started_at: datetime) -> RunRecord | None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None or run.status is not RunStatus.SKIPPED:
+                return None
+            run.status = RunStatus.RUNNING
+            run.started_at = utc(started_at)
+            run.message = ""
+            return replace(run)
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        outcome: Outcome,
+        ended_at: datetime,
+        exit_code: int | None,
+        duration_seconds: float | None,
+        signal: int | None = None,
+        message: str = "",
+        stdout_tail: str = "",
+        stderr_tail: str = "",
+        stdout_path: str | None = None,
+        stderr_path: str | None = None,
+    ) -> RunRecord:
+        outcome = Outcome(outcome)
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                raise RunNotFoundError(run_id)
+            if run.status is not RunStatus.RUNNING:
+                logger.warning(
+                    "run %s of job %r finished as %s but was %s; recording the real result",
+                    run_id, run.job, outcome.value, run.status.value,
+                )
+            run.status = outcome.run_status
+            run.outcome = outcome
+            run.ended_at = utc(ended_at)
+            run.exit_code = exit_code
+            run.signal = signal
+            run.duration_seconds = duration_seconds
+            if message:
+                run.message = message
+            run.stdout_tail = stdout_tail
+            run.stderr_tail = stderr_tail
+            run.stdout_path = stdout_path
+            run.stderr_path = stderr_path
+            return replace(run)
+
+    def get_run(self, run_id: int) -> RunRecord:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                raise RunNotFoundError(run_id)
+            return replace(run)
+
+    def list_runs(
+        self,
+        job: str | None = None,
+        *,
+        status: RunStatus | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        since, until = _opt_utc(since), _opt_utc(until)
+        with self._lock:
+            found = [
+                replace(r)
+                for r in self._runs.values()
+                if (job is None or r.job == job)
+                and (status is None or r.status == status)
+                and (since is None or (r.started_at is not None and r.started_at >= since))
+                and (until is None or (r.started_at is not None and r.started_at <= until))
+            ]
+        found.sort(key=run_sort_key, reverse=True)
+        return found if limit is None else found[: max(limit, 0)]
+
+    def last_fire(self, job: str) -> datetime | None:
+        with self._lock:
+            fires = [
+                r.scheduled_for
+                for r in self._runs.values()
+                if r.job == job and r.trigger in _FIRE_TRIGGERS and r.scheduled_for is not None
+            ]
+        return max(fires, default=None)
+
+    def mark_lost(self, *, at: datetime, node: str | None = None, message: str) -> list[RunRecord]:
+        at = utc(at)
+        lost: list[RunRecord] = []
+        with self._lock:
+            for run in sorted(self._runs.values(), key=lambda r: r.id):
+                if run.status is RunStatus.RUNNING and (node is None or run.node == node):
+                    run.status = RunStatus.LOST
+                    run.ended_at = at
+                    run.message = message
+                    lost.append(replace(run))
+        return lost
+
+    def prune_runs(self, *, now: datetime, keep_last: int, keep_days: float) -> list[RunRecord]:
+        cutoff = utc(now) - timedelta(days=keep_days)
+        with self._lock:
+            by_job: dict[str, list[RunRecord]] = {}
+            for run in self._runs.values():
+                if run.status is not RunStatus.RUNNING:
+                    by_job.setdefault(run.job, []).append(run)
+            doomed: list[RunRecord] = []
+            for runs in by_job.values():
+                runs.sort(key=run_sort_key, reverse=True)
+                doomed.extend(
+                    r for r in runs[max(keep_last, 0):]
+                    if r.started_at is not None and r.started_at < cutoff
+                )
+            doomed.sort(key=lambda r: r.id)
+            gone = {r.id for r in doomed}
+            for run in doomed:
+                del self._runs[run.id]
+                if run.scheduled_for is not None:
+                    self._fires.discard((run.job, run.scheduled_for, run.attempt))
+            for request in self._requests.values():
+                if request.run_id in gone:
+                    request.run_id = None
+        return doomed
+
+    # -- manual trigger requests ---------------------------------------------------
+    def request_trigger(self, job: str, *, user: str, at: datetime) -> TriggerRequest:
+        with self._lock:
+            request = TriggerRequest(id=self._next_request_id, job=job, user=user, requested_at=utc(at))
+            self._next_request_id += 1
+            self._requests[request.id] = request
+            return replace(request)
+
+    def claim_trigger_requests(self, *, node: str, at: datetime) -> list[TriggerRequest]:
+        at = utc(at)
+        claimed: list[TriggerRequest] = []
+        with self._lock:
+            for request_id in sorted(self._requests):
+                request = self._requests[request_id]
+                if request.claimed_by is None:
+                    request.claimed_by = node
+                    request.claimed_at = at
+                    claimed.append(replace(request))
+        return claimed
+
+    def resolve_trigger_request(self, request_id: int, run_id: int) -> None:
+        with self._lock:
+            request = self._requests.get(request_id)
+            if request is None:
+                raise TriggerRequestNotFoundError(request_id)
+            request.run_id = run_id
+
+    def get_trigger_request(self, request_id: int) -> TriggerRequest:
+        with self._lock:
+            request = self._requests.get(request_id)
+            if request is None:
+                raise TriggerRequestNotFoundError(request_id)
+            return replace(request)
+
+    # -- audit ---------------------------------------------------------------------
+    def add_audit(self, entry: AuditEntry) -> AuditEntry:
+        details = normalize_details(entry.details)
+        with self._lock:
+            stored = replace(entry, id=self._next_audit_id, time=utc(entry.time), details=details)
+            self._next_audit_id += 1
+            self._audit.append(stored)
+            return replace(stored, details=normalize_details(details))
+
+    def list_audit(
+        self,
+        *,
+        user: str | None = None,
+        job: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEntry]:
+        since = _opt_utc(since)
+        with self._lock:
+            found = [
+                replace(e, details=normalize_details(e.details))
+                for e in self._audit
+                if (user is None or e.user == user)
+                and (job is None or e.job == job)
+                and (since is None or e.time >= since)
+            ]
+        found.sort(key=lambda e: (e.time, e.id or 0), reverse=True)
+        return found if limit is None else found[: max(limit, 0)]
+
+    # -- node heartbeats -----------------------------------------------------------
+    def heartbeat(self, node: str, *, pid: int, host: str, at: datetime) -> None:
+        at = utc(at)
+        with self._lock:
+            old = self._heartbeats.get(node)
+            same_process = old is not None and old.pid == pid and old.host == host
+            started = old.started_at if old is not None and same_process else at
+            self._heartbeats[node] = Heartbeat(node=node, pid=pid, host=host, started_at=started, last_seen=at)
+
+    def remove_node(self, node: str) -> None:
+        with self._lock:
+            self._heartbeats.pop(node, None)
+
+    def live_nodes(self, *, now: datetime, max_age_seconds: float) -> list[Heartbeat]:
+        oldest = utc(now) - timedelta(seconds=max_age_seconds)
+        with self._lock:
+            live = [replace(h) for h in self._heartbeats.values() if h.last_seen >= oldest]
+        return sorted(live, key=lambda h: h.node)

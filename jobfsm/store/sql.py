@@ -1,0 +1,740 @@
+"""The SQL store: SQLAlchemy Core over SQLite (one file, the default) or PostgreSQL (several hosts).
+
+Design decisions:
+
+- **One code path for both backends.** Tables are SQLAlchemy Core ``Table`` objects, queries
+  are Core statements; the few backend differences live in :meth:`SqlStore._make_engine`
+  (connection set-up) and :func:`_upsert` (``INSERT … ON CONFLICT`` comes from the dialect).
+- **SQLite is used by several processes at once** (two daemons, the CLI, the admin page), so a
+  writer must wait, never fail with "database is locked". Every connection runs in WAL mode
+  (readers never block the writer) with a ``busy_timeout``; sqlite3's own implicit ``BEGIN``
+  is switched off and the store emits its own: ``BEGIN IMMEDIATE`` for writes (the write lock
+  is taken up front, where the busy handler can wait for it, instead of on the first write of
+  a read transaction, where SQLite gives up at once with ``SQLITE_BUSY``) and a plain
+  ``BEGIN`` for reads (one consistent snapshot per call). Writers of one process are also
+  serialized by a ``threading.Lock`` so threads queue in Python rather than in SQLite's
+  busy-sleep loop.
+- **Claims are atomic across processes.** ``claim_run`` is a plain ``INSERT`` guarded by
+  ``UNIQUE (job, scheduled_for, attempt)``; an ``IntegrityError`` means another node got that
+  fire first and becomes ``None``. Manual runs have ``scheduled_for`` NULL, and both backends
+  treat NULLs in a unique key as distinct, so they never conflict. ``claim_trigger_requests``
+  is one ``UPDATE … WHERE claimed_by IS NULL … RETURNING`` over ``SELECT … FOR UPDATE SKIP
+  LOCKED`` on PostgreSQL; SQLite ignores the locking clause and its write lock serializes it.
+- **Times are aware UTC everywhere.** :class:`UTCDateTime` stores naive UTC on SQLite (which
+  has no time zone type; the fixed-width text SQLAlchemy writes sorts chronologically) and
+  ``timestamptz`` on PostgreSQL, and always returns aware UTC datetimes.
+- **Versioned schema.** ``meta`` holds the schema version; :data:`MIGRATIONS` is a list of
+  functions where ``MIGRATIONS[v]`` moves a store from version ``v`` to ``v + 1`` (version 0 is
+  an empty database, version 1 the first schema). Opening a store runs the missing steps in one
+  write transaction (under an advisory lock on PostgreSQL, so two daemons starting together do
+  not race), then creates any missing table. A store written by a newer jobfsm is refused. A
+  future migration must not use the live table definitions below for the tables it changes.
+- **Errors name the store.** Failing to open (bad URL, unreachable server, unwritable path) or
+  to use the database raises :class:`jobfsm.errors.StoreError` with the URL (password masked)
+  and what to check.
+- **Pooling.** A ``QueuePool`` on both backends (``pool_pre_ping`` on PostgreSQL, since the
+  daemon outlives server restarts); the daemon touches the store from its loop thread only, the
+  admin page from several threads. ``sqlite://`` (in memory) uses one shared connection and
+  serializes every call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Dialect,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    and_,
+    case,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    SQLAlchemyError,
+)
+from sqlalchemy.pool import StaticPool
+
+from jobfsm.clock import utc
+from jobfsm.errors import RunNotFoundError, StoreError, TriggerRequestNotFoundError
+from jobfsm.model import JobState, Outcome, RunStatus, Trigger
+from jobfsm.store.abc import AuditEntry, Heartbeat, RunRecord, Store, TriggerRequest
+
+logger = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+"""How long a SQLite writer waits for another process's write transaction before giving up."""
+PG_CONNECT_TIMEOUT_SECONDS = 10
+_PG_MIGRATION_LOCK = 0x6A6F6266  # "jobf": the advisory lock key that serializes migrations
+_DELETE_CHUNK = 500
+_FIRE_TRIGGERS = (Trigger.SCHEDULE.value, Trigger.CATCH_UP.value)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A datetime column that takes aware (or naive-UTC) datetimes and returns aware UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = utc(value)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return utc(value) if value is not None else None
+
+
+METADATA = MetaData()
+
+meta = Table(
+    "meta",
+    METADATA,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+job_states = Table(
+    "job_states",
+    METADATA,
+    Column("job", String(64), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("trigger", String(16), nullable=False),
+    Column("node", String(255), nullable=False),
+    Column("scheduled_for", UTCDateTime, nullable=True),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("exit_code", Integer, nullable=True),
+    Column("signal", Integer, nullable=True),
+    Column("duration_seconds", Float, nullable=True),
+    Column("outcome", String(16), nullable=True),
+    Column("message", Text, nullable=False, default=""),
+    Column("stdout_tail", Text, nullable=False, default=""),
+    Column("stderr_tail", Text, nullable=False, default=""),
+    Column("stdout_path", Text, nullable=True),
+    Column("stderr_path", Text, nullable=True),
+    Column("user", String(255), nullable=True),
+    UniqueConstraint("job", "scheduled_for", "attempt", name="uq_runs_fire"),
+    Index("ix_runs_job_started", "job", "started_at"),
+    Index("ix_runs_status", "status"),
+)
+
+trigger_requests = Table(
+    "trigger_requests",
+    METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(64), nullable=False),
+    Column("user", String(255), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("claimed_by", String(255), nullable=True),
+    Column("claimed_at", UTCDateTime, nullable=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="SET NULL"), nullable=True),
+    Index("ix_trigger_requests_claimed_by", "claimed_by"),
+)
+
+audit = Table(
+    "audit",
+    METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", UTCDateTime, nullable=False),
+    Column("user", String(255), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("job", String(64), nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("details", Text, nullable=False, default="{}"),
+    Index("ix_audit_time", "time"),
+)
+
+heartbeats = Table(
+    "heartbeats",
+    METADATA,
+    Column("node", String(255), primary_key=True),
+    Column("pid", Integer, nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+)
+
+_V1_TABLES = (job_states, runs, trigger_requests, audit, heartbeats)
+
+
+def _migrate_0_to_1(conn: Connection) -> None:
+    """The first schema: every table."""
+    METADATA.create_all(conn, tables=list(_V1_TABLES), checkfirst=True)
+
+
+Migration = Callable[[Connection], None]
+MIGRATIONS: tuple[Migration, ...] = (_migrate_0_to_1,)
+"""``MIGRATIONS[v]`` moves a store from schema version ``v`` to ``v + 1``."""
+SCHEMA_VERSION_KEY = "schema_version"
+
+
+# -- URLs and errors -------------------------------------------------------------------------
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3; everything else is left alone."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***`` (also for URLs SQLAlchemy cannot parse)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own message, without SQLAlchemy's SQL dump and help link."""
+    orig = getattr(exc, "orig", None)
+    text_ = str(orig if orig is not None else exc).strip()
+    return text_.splitlines()[0] if text_ else type(exc).__name__
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    """A duplicate key (another node claimed it first), as opposed to, say, a NULL in a NOT NULL."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return bool(sqlstate == "23505")
+    return "UNIQUE constraint failed" in str(exc.orig)
+
+
+def _upsert(
+    conn: Connection,
+    table: Table,
+    values: dict[str, Any],
+    keys: Sequence[str],
+    update_set: Callable[[Any], dict[str, Any]] | None = None,
+) -> None:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE``: atomic on both backends.
+
+    ``update_set`` builds the ``SET`` clause from the ``excluded`` row; by default every
+    non-key column takes the new value.
+    """
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt: Any = dialect_insert(table).values(**values)
+    if update_set is not None:
+        set_ = update_set(stmt.excluded)
+    else:
+        set_ = {k: stmt.excluded[k] for k in values if k not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=set_))
+
+
+# -- rows to records ---------------------------------------------------------------------------
+
+def _run(row: Any) -> RunRecord:
+    m = row._mapping
+    return RunRecord(
+        id=m["id"],
+        job=m["job"],
+        status=RunStatus(m["status"]),
+        trigger=Trigger(m["trigger"]),
+        node=m["node"],
+        scheduled_for=m["scheduled_for"],
+        attempt=m["attempt"],
+        started_at=m["started_at"],
+        ended_at=m["ended_at"],
+        exit_code=m["exit_code"],
+        signal=m["signal"],
+        duration_seconds=m["duration_seconds"],
+        outcome=Outcome(m["outcome"]) if m["outcome"] else None,
+        message=m["message"] or "",
+        stdout_tail=m["stdout_tail"] or "",
+        stderr_tail=m["stderr_tail"] or "",
+        stdout_path=m["stdout_path"],
+        stderr_path=m["stderr_path"],
+        user=m["user"],
+    )
+
+
+def _request(row: Any) -> TriggerRequest:
+    m = row._mapping
+    return TriggerRequest(
+        id=m["id"], job=m["job"], user=m["user"], requested_at=m["requested_at"],
+        claimed_by=m["claimed_by"], claimed_at=m["claimed_at"], run_id=m["run_id"],
+    )
+
+
+def _audit(row: Any) -> AuditEntry:
+    m = row._mapping
+    return AuditEntry(
+        id=m["id"], time=m["time"], user=m["user"], action=m["action"], job=m["job"],
+        outcome=m["outcome"], details=json.loads(m["details"] or "{}"),
+    )
+
+
+def _heartbeat(row: Any) -> Heartbeat:
+    m = row._mapping
+    return Heartbeat(node=m["node"], pid=m["pid"], host=m["host"], started_at=m["started_at"],
+                     last_seen=m["last_seen"])
+
+
+_RUN_ORDER = (runs.c.started_at.desc().nulls_last(), runs.c.id.desc())
+
+
+class SqlStore(Store):
+    """The store in a SQL database: ``sqlite:///path/to/file.db`` or ``postgresql://…``."""
+
+    migrations: tuple[Migration, ...] = MIGRATIONS
+    """The migration steps this class applies (a subclass may extend them, e.g. in tests)."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = mask_url(url)
+        """The URL with the password masked, for messages and logs."""
+        self._engine = self._make_engine(normalize_url(url), echo)
+        self._is_sqlite = self._engine.dialect.name == "sqlite"
+        in_memory = self._is_sqlite and self._engine.url.database in (None, "", ":memory:")
+        self._write_lock: threading.Lock | None = threading.Lock() if self._is_sqlite else None
+        self._read_lock = self._write_lock if in_memory else None
+        self._failure = f"cannot open the store {self.url!r}"
+        try:
+            self._migrate()
+        except StoreError:
+            self._engine.dispose()
+            raise
+        except (SQLAlchemyError, OSError) as exc:
+            self._engine.dispose()
+            raise StoreError(f"{self._failure}: {_reason(exc)}; {self._hint(exc)}") from exc
+        self._failure = f"the store {self.url!r} failed"
+
+    def __repr__(self) -> str:
+        return f"SqlStore({self.url!r})"
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version recorded in the store."""
+        with self._read() as conn:
+            return self._version(conn) or 0
+
+    # -- connection set-up ---------------------------------------------------------
+    def _hint(self, exc: BaseException | None = None) -> str:
+        if exc is not None and "locked" in _reason(exc):
+            return ("another process held the database's write lock too long; "
+                    "add ?timeout=SECONDS to the URL to wait longer")
+        if self._is_sqlite:
+            return "check that the file's folder can be created and written, or pass another --store"
+        return ("check that the server is running and reachable from here and that the URL's "
+                "host, port, user, password and database are right")
+
+    def _make_engine(self, url: str, echo: bool) -> Engine:
+        usage = "use sqlite:///path/to/file.db or postgresql://user:password@host:5432/dbname"
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise StoreError(f"cannot open the store {self.url!r}: not a database URL; {usage}") from exc
+        backend = parsed.get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise StoreError(f"cannot open the store {self.url!r}: unsupported database {backend!r}; {usage}")
+        kwargs: dict[str, Any] = {"echo": echo}
+        connect_args: dict[str, Any] = {}
+        if backend == "sqlite":
+            database = parsed.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                try:
+                    Path(database).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(
+                        f"cannot open the store {self.url!r}: cannot create the folder of "
+                        f"{database!r} ({exc.strerror or exc}); choose a writable path with --store"
+                    ) from exc
+            connect_args["check_same_thread"] = False
+            if "timeout" not in parsed.query:
+                connect_args["timeout"] = SQLITE_BUSY_TIMEOUT_SECONDS
+            if not database or database == ":memory:":
+                kwargs["poolclass"] = StaticPool
+        else:
+            if "connect_timeout" not in parsed.query:
+                connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_SECONDS
+            kwargs["pool_pre_ping"] = True
+        try:
+            engine = create_engine(parsed, connect_args=connect_args, **kwargs)
+        except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+            raise StoreError(f"cannot open the store {self.url!r}: {_reason(exc)}; {usage}") from exc
+        if backend == "sqlite":
+            event.listen(engine, "connect", _sqlite_on_connect)
+            event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._read_lock or nullcontext(), self._errors(), self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One write transaction (``BEGIN IMMEDIATE`` on SQLite); ``IntegrityError`` passes through."""
+        with self._write_lock or nullcontext(), self._errors(), self._engine.connect() as conn:
+            conn.execution_options(jobfsm_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            raise StoreError(f"{self._failure}: {_reason(exc)}; {self._hint(exc)}") from exc
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- schema ----------------------------------------------------------------------
+    @staticmethod
+    def _version(conn: Connection) -> int | None:
+        value = conn.execute(select(meta.c.value).where(meta.c.key == SCHEMA_VERSION_KEY)).scalar()
+        return int(value) if value is not None else None
+
+    def _migrate(self) -> None:
+        target = len(self.migrations)
+        with self._write() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
+            meta.create(conn, checkfirst=True)
+            found = self._version(conn)
+            version = found or 0
+            if version > target:
+                raise StoreError(
+                    f"the store {self.url!r} has schema version {version}, written by a newer "
+                    f"jobfsm (this one knows versions up to {target}); upgrade jobfsm, or pass "
+                    "another --store"
+                )
+            while version < target:
+                logger.info("migrating store %s from schema version %s to %s", self.url, version, version + 1)
+                self.migrations[version](conn)
+                version += 1
+            METADATA.create_all(conn, checkfirst=True)
+            if found != version:
+                _upsert(conn, meta, {"key": SCHEMA_VERSION_KEY, "value": str(version)}, ["key"])
+
+    # -- job states ------------------------------------------------------------------
+    def get_state(self, job: str) -> JobState | None:
+        with self._read() as conn:
+            value = conn.execute(select(job_states.c.state).where(job_states.c.job == job)).scalar()
+        return JobState(value) if value is not None else None
+
+    def set_state(self, job: str, state: JobState, at: datetime) -> None:
+        with self._write() as conn:
+            _upsert(conn, job_states, {"job": job, "state": JobState(state).value, "updated_at": at}, ["job"])
+
+    def all_states(self) -> dict[str, JobState]:
+        with self._read() as conn:
+            rows = conn.execute(select(job_states.c.job, job_states.c.state)).all()
+        return {job: JobState(state) for job, state in rows}
+
+    def delete_state(self, job: str) -> None:
+        with self._write() as conn:
+            conn.execute(delete(job_states).where(job_states.c.job == job))
+
+    # -- runs --------------------------------------------------------------------------
+    def claim_run(
+        self,
+        job: str,
+        *,
+        trigger: Trigger,
+        node: str,
+        started_at: datetime,
+        scheduled_for: datetime | None = None,
+        attempt: int = 0,
+        status: RunStatus = RunStatus.RUNNING,
+        message: str = "",
+        user: str | None = None,
+    ) -> RunRecord | None:
+        values = {
+            "job": job, "status": RunStatus(status).value, "trigger": Trigger(trigger).value,
+            "node": node, "scheduled_for": scheduled_for, "attempt": attempt,
+            "started_at": started_at, "message": message, "stdout_tail": "", "stderr_tail": "",
+            "user": user,
+        }
+        try:
+            with self._write() as conn:
+                row = conn.execute(insert(runs).values(**values).returning(*runs.c)).one()
+        except IntegrityError as exc:
+            if not _is_unique_violation(exc):
+                raise StoreError(f"{self._failure}: cannot record a run of job {job!r}: {_reason(exc)}") from exc
+            logger.debug("fire %r of job %r attempt %s already claimed", scheduled_for, job, attempt)
+            return None
+        return _run(row)
+
+    def start_queued_run(self, run_id: int, *, started_at: datetime) -> RunRecord | None:
+        with self._write() as conn:
+            row = conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.status == RunStatus.SKIPPED.value)
+                .values(status=RunStatus.RUNNING.value, started_at=started_at, message="")
+                .returning(*runs.c)
+            ).first()
+        return _run(row) if row is not None else None
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        outcome: Outcome,
+        ended_at: datetime,
+        exit_code: int | None,
+        duration_seconds: float | None,
+        signal: int | None = None,
+        message: str = "",
+        stdout_tail: str = "",
+        stderr_tail: str = "",
+        stdout_path: str | None = None,
+        stderr_path: str | None = None,
+    ) -> RunRecord:
+        outcome = Outcome(outcome)
+        values: dict[str, Any] = {
+            "status": outcome.run_status.value, "outcome": outcome.value, "ended_at": ended_at,
+            "exit_code": exit_code, "signal": signal, "duration_seconds": duration_seconds,
+            "stdout_tail": stdout_tail, "stderr_tail": stderr_tail,
+            "stdout_path": stdout_path, "stderr_path": stderr_path,
+        }
+        if message:
+            values["message"] = message
+        with self._write() as conn:
+            before = conn.execute(select(runs.c.status, runs.c.job).where(runs.c.id == run_id)).first()
+            if before is None:
+                raise RunNotFoundError(run_id)
+            if before.status != RunStatus.RUNNING.value:
+                logger.warning(
+                    "run %s of job %r finished as %s but was %s; recording the real result",
+                    run_id, before.job, outcome.value, before.status,
+                )
+            row = conn.execute(update(runs).where(runs.c.id == run_id).values(**values).returning(*runs.c)).one()
+        return _run(row)
+
+    def get_run(self, run_id: int) -> RunRecord:
+        with self._read() as conn:
+            row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+        if row is None:
+            raise RunNotFoundError(run_id)
+        return _run(row)
+
+    def list_runs(
+        self,
+        job: str | None = None,
+        *,
+        status: RunStatus | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        stmt = select(runs).order_by(*_RUN_ORDER)
+        if job is not None:
+            stmt = stmt.where(runs.c.job == job)
+        if status is not None:
+            stmt = stmt.where(runs.c.status == RunStatus(status).value)
+        if since is not None:
+            stmt = stmt.where(runs.c.started_at >= since)
+        if until is not None:
+            stmt = stmt.where(runs.c.started_at <= until)
+        if limit is not None:
+            stmt = stmt.limit(max(limit, 0))
+        with self._read() as conn:
+            return [_run(row) for row in conn.execute(stmt)]
+
+    def last_fire(self, job: str) -> datetime | None:
+        stmt = select(func.max(runs.c.scheduled_for)).where(
+            runs.c.job == job, runs.c.trigger.in_(_FIRE_TRIGGERS)
+        )
+        with self._read() as conn:
+            value = conn.execute(stmt).scalar()
+        # func.max loses the column type on some backends: normalize here.
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return utc(value) if value is not None else None
+
+    def mark_lost(self, *, at: datetime, node: str | None = None, message: str) -> list[RunRecord]:
+        stmt = (
+            update(runs)
+            .where(runs.c.status == RunStatus.RUNNING.value)
+            .values(status=RunStatus.LOST.value, ended_at=at, message=message)
+            .returning(*runs.c)
+        )
+        if node is not None:
+            stmt = stmt.where(runs.c.node == node)
+        with self._write() as conn:
+            lost = [_run(row) for row in conn.execute(stmt)]
+        return sorted(lost, key=lambda r: r.id)
+
+    def prune_runs(self, *, now: datetime, keep_last: int, keep_days: float) -> list[RunRecord]:
+        cutoff = utc(now) - timedelta(days=keep_days)
+        rank = func.row_number().over(partition_by=runs.c.job, order_by=_RUN_ORDER).label("rank")
+        ranked = (
+            select(runs.c.id, runs.c.started_at, rank)
+            .where(runs.c.status != RunStatus.RUNNING.value)
+            .subquery()
+        )
+        doomed_ids = select(ranked.c.id).where(ranked.c.rank > max(keep_last, 0), ranked.c.started_at < cutoff)
+        deleted: list[RunRecord] = []
+        with self._write() as conn:
+            ids = list(conn.execute(doomed_ids).scalars())
+            for start in range(0, len(ids), _DELETE_CHUNK):
+                chunk = ids[start:start + _DELETE_CHUNK]
+                conn.execute(
+                    update(trigger_requests).where(trigger_requests.c.run_id.in_(chunk)).values(run_id=None)
+                )
+                stmt = delete(runs).where(runs.c.id.in_(chunk)).returning(*runs.c)
+                deleted.extend(_run(row) for row in conn.execute(stmt))
+        if deleted:
+            logger.info("pruned %s runs from store %s", len(deleted), self.url)
+        return sorted(deleted, key=lambda r: r.id)
+
+    # -- manual trigger requests -----------------------------------------------------------
+    def request_trigger(self, job: str, *, user: str, at: datetime) -> TriggerRequest:
+        stmt = insert(trigger_requests).values(job=job, user=user, requested_at=at).returning(*trigger_requests.c)
+        with self._write() as conn:
+            return _request(conn.execute(stmt).one())
+
+    def claim_trigger_requests(self, *, node: str, at: datetime) -> list[TriggerRequest]:
+        t = trigger_requests
+        unclaimed = select(t.c.id).where(t.c.claimed_by.is_(None)).with_for_update(skip_locked=True)
+        stmt = (
+            update(t)
+            .where(t.c.id.in_(unclaimed), t.c.claimed_by.is_(None))
+            .values(claimed_by=node, claimed_at=at)
+            .returning(*t.c)
+        )
+        with self._write() as conn:
+            claimed = [_request(row) for row in conn.execute(stmt)]
+        return sorted(claimed, key=lambda r: r.id)
+
+    def resolve_trigger_request(self, request_id: int, run_id: int) -> None:
+        stmt = update(trigger_requests).where(trigger_requests.c.id == request_id).values(run_id=run_id)
+        with self._write() as conn:
+            if conn.execute(stmt).rowcount == 0:
+                raise TriggerRequestNotFoundError(request_id)
+
+    def get_trigger_request(self, request_id: int) -> TriggerRequest:
+        with self._read() as conn:
+            row = conn.execute(select(trigger_requests).where(trigger_requests.c.id == request_id)).first()
+        if row is None:
+            raise TriggerRequestNotFoundError(request_id)
+        return _request(row)
+
+    # -- audit ---------------------------------------------------------------------------
+    def add_audit(self, entry: AuditEntry) -> AuditEntry:
+        stmt = insert(audit).values(
+            time=entry.time, user=entry.user, action=entry.action, job=entry.job,
+            outcome=entry.outcome, details=json.dumps(entry.details, default=str, sort_keys=True),
+        ).returning(*audit.c)
+        with self._write() as conn:
+            return _audit(conn.execute(stmt).one())
+
+    def list_audit(
+        self,
+        *,
+        user: str | None = None,
+        job: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEntry]:
+        stmt = select(audit).order_by(audit.c.time.desc(), audit.c.id.desc())
+        if user is not None:
+            stmt = stmt.where(audit.c.user == user)
+        if job is not None:
+            stmt = stmt.where(audit.c.job == job)
+        if since is not None:
+            stmt = stmt.where(audit.c.time >= since)
+        if limit is not None:
+            stmt = stmt.limit(max(limit, 0))
+        with self._read() as conn:
+            return [_audit(row) for row in conn.execute(stmt)]
+
+    # -- node heartbeats -------------------------------------------------------------------
+    def heartbeat(self, node: str, *, pid: int, host: str, at: datetime) -> None:
+        h = heartbeats
+
+        def on_conflict(new: Any) -> dict[str, Any]:
+            same_process = and_(h.c.pid == new.pid, h.c.host == new.host)
+            return {
+                "pid": new.pid, "host": new.host, "last_seen": new.last_seen,
+                "started_at": case((same_process, h.c.started_at), else_=new.started_at),
+            }
+
+        values = {"node": node, "pid": pid, "host": host, "started_at": at, "last_seen": at}
+        with self._write() as conn:
+            _upsert(conn, h, values, ["node"], on_conflict)
+
+    def remove_node(self, node: str) -> None:
+        with self._write() as conn:
+            conn.execute(delete(heartbeats).where(heartbeats.c.node == node))
+
+    def live_nodes(self, *, now: datetime, max_age_seconds: float) -> list[Heartbeat]:
+        oldest = utc(now) - timedelta(seconds=max_age_seconds)
+        stmt = select(heartbeats).where(heartbeats.c.last_seen >= oldest).order_by(heartbeats.c.node)
+        with self._read() as conn:
+            return [_heartbeat(row) for row in conn.execute(stmt)]
+
+
+# -- SQLite connection hooks ------------------------------------------------------------------
+
+def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    """Take transaction control away from sqlite3 and set the pragmas every connection needs."""
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # busy_timeout itself comes from sqlite3's ``timeout`` (a URL's ?timeout= wins).
+        cursor.execute("PRAGMA foreign_keys = ON")
+        mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()
+        if mode and str(mode[0]).lower() not in ("wal", "memory"):
+            logger.warning("SQLite could not switch to WAL mode (got %r); writers will block readers", mode[0])
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    """Emit our own BEGIN: IMMEDIATE for writes, so the write lock is waited for up front."""
+    write = conn.get_execution_options().get("jobfsm_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+__all__ = ["METADATA", "MIGRATIONS", "SqlStore", "UTCDateTime", "mask_url", "normalize_url"]

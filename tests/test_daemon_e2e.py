@@ -1,0 +1,102 @@
+"""End to end with real `jobfsm start` processes, real time, a real SQLite file.
+
+Slow (they wait for a real minute boundary): `pytest -m 'not slow'` skips them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from jobfsm.model import JobState, RunStatus
+from jobfsm.store.sql import SqlStore
+from tests.conftest import job_doc
+from tests.test_daemon import trigger, wait_for
+
+pytestmark = pytest.mark.slow
+JOBFSM = str(Path(sys.executable).parent / "jobfsm")
+
+
+def write(jobs_dir: Path, name: str, **fields: object) -> None:
+    tmp = jobs_dir / f".{name}.tmp"
+    tmp.write_text(json.dumps(job_doc(name, **fields)))
+    os.replace(tmp, jobs_dir / f"{name}.json")
+
+
+def start(jobs_dir: Path, logs: Path, url: str, *extra: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [JOBFSM, "start", "--jobs", str(jobs_dir), "--logs", str(logs), "--store", url, *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    wait_for(lambda: (logs / "scheduler_main.log").exists()
+             and " started: " in (logs / "scheduler_main.log").read_text(), 15, "the daemon to start")
+    return proc
+
+
+def test_two_daemons_run_each_fire_once_on_time_and_follow_file_edits(tmp_path: Path) -> None:
+    jobs_dir = tmp_path / "jobs"
+    jobs_dir.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    write(jobs_dir, "tick", schedule="* * * * *", command=f"date +%s.%N >> {out}/tick.txt; sleep 3")
+    write(jobs_dir, "muted", schedule="* * * * *", command=f"date >> {out}/muted.txt")
+    now = datetime.now(UTC)
+    if 60 - now.second < 8:  # too close to the boundary to edit files before it
+        time.sleep(60 - now.second + 0.5)
+    daemons = [start(jobs_dir, tmp_path / f"logs-{i}", url) for i in (1, 2)]
+    boundary = (datetime.now(UTC) + timedelta(minutes=1)).replace(second=0, microsecond=0)
+    write(jobs_dir, "muted", schedule="* * * * *", command=f"date >> {out}/muted.txt", enabled=False)
+    for i in (1, 2):
+        log = tmp_path / f"logs-{i}" / "scheduler_main.log"
+        wait_for(lambda log=log: "reloaded job 'muted'" in log.read_text(), 2.5, "the edit to be applied")
+    assert datetime.now(UTC) < boundary, "the edit must land before the fire"
+    tick = out / "tick.txt"
+    wait_for(tick.exists, (boundary - datetime.now(UTC)).total_seconds() + 10, "the fire")
+    for proc in daemons:  # SIGTERM while the run is going
+        proc.send_signal(signal.SIGTERM)
+    codes = [proc.wait(20) for proc in daemons]
+    assert codes == [0, 0], [p.stderr.read().decode() for p in daemons]  # type: ignore[union-attr]
+    lines = tick.read_text().split()
+    assert len(lines) == 1, "the fire ran twice"
+    lateness = float(lines[0]) - boundary.timestamp()
+    assert 0 <= lateness < 1.0, f"started {lateness:.3f} s after its minute"
+    assert not (out / "muted.txt").exists(), "a disabled job ran"
+    store = SqlStore(url)
+    [run] = store.list_runs("tick")
+    assert run.scheduled_for == boundary and run.status is RunStatus.SUCCEEDED
+    assert store.get_state("muted") is JobState.DISABLED
+    store.close()
+
+
+def test_kill_9_then_restart_marks_the_run_lost(tmp_path: Path) -> None:
+    jobs_dir = tmp_path / "jobs"
+    jobs_dir.mkdir()
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    marker = f"jobfsm-e2e-{os.getpid()}"
+    write(jobs_dir, "long", schedule="0 0 1 1 *", command=f"exec -a {marker} sleep 60")
+    store = SqlStore(url)
+    proc = start(jobs_dir, tmp_path / "logs", url)
+    run_id = trigger(store, "long")
+    assert store.get_run(run_id).status is RunStatus.RUNNING
+    proc.kill()
+    proc.wait(10)
+    subprocess.run(["pkill", "-f", marker], check=False)  # the orphaned job itself
+    (tmp_path / "logs" / "scheduler_main.log").unlink()
+    proc = start(jobs_dir, tmp_path / "logs", url)
+    try:
+        run = store.get_run(run_id)
+        assert run.status is RunStatus.LOST and run.ended_at is not None
+        assert store.get_state("long") is JobState.FAILED
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        store.close()

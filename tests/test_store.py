@@ -1,0 +1,805 @@
+"""The store contract, checked on every backend by one parametrized ``store`` fixture.
+
+Backends: ``memory``, ``sqlite`` (a real file in ``tmp_path``) and ``postgresql`` (when
+``JOBFSM_TEST_POSTGRES`` names a server; each test gets a fresh schema through ``search_path``
+and drops it afterwards). SQL-only behaviour (schema versions, reopening, open errors, several
+processes on one database) has its own ``sql_url`` fixture over the two SQL backends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import (
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    Table,
+    create_engine,
+    delete,
+    insert,
+    text,
+)
+
+from jobfsm.errors import RunNotFoundError, StoreError, TriggerRequestNotFoundError
+from jobfsm.model import JobState, Outcome, RunStatus, Trigger
+from jobfsm.store import AuditEntry, RunRecord, Store, open_store
+from jobfsm.store.memory import MemoryStore
+from jobfsm.store.sql import METADATA, MIGRATIONS, SqlStore, mask_url, normalize_url
+
+PG_URL = os.environ.get("JOBFSM_TEST_POSTGRES")
+PG_SKIP_REASON = "set JOBFSM_TEST_POSTGRES to a PostgreSQL URL to run the PostgreSQL store tests"
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+PLUS2 = timezone(timedelta(hours=2))
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+# -- fixtures --------------------------------------------------------------------------------
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL whose ``search_path`` is a fresh schema, dropped after the test."""
+    if not PG_URL:
+        pytest.skip(PG_SKIP_REASON)
+    schema = f"jobfsm_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalize_url(PG_URL))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+BACKENDS = [
+    pytest.param("memory", id="memory"),
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
+SQL_BACKENDS = BACKENDS[1:]
+
+
+def _url_for(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'state' / 'jobfsm.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    backend: Store
+    if request.param == "memory":
+        backend = MemoryStore()
+    else:
+        backend = SqlStore(_url_for(request.param, request, tmp_path))
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return _url_for(request.param, request, tmp_path)
+
+
+def claim(store: Store, job: str = "backup", minutes: float = 0, **kw: Any) -> RunRecord:
+    kw.setdefault("trigger", Trigger.SCHEDULE)
+    kw.setdefault("node", "node-a")
+    if kw["trigger"] in (Trigger.SCHEDULE, Trigger.CATCH_UP, Trigger.RETRY):
+        kw.setdefault("scheduled_for", at(minutes))
+    run = store.claim_run(job, started_at=kw.pop("started_at", at(minutes)), **kw)
+    assert run is not None
+    return run
+
+
+def is_utc(dt: datetime | None) -> bool:
+    return dt is not None and dt.tzinfo is not None and dt.utcoffset() == timedelta(0)
+
+
+# -- job states --------------------------------------------------------------------------------
+
+def test_job_states_are_set_listed_replaced_and_deleted(store: Store) -> None:
+    assert store.get_state("backup") is None
+    assert store.all_states() == {}
+    store.set_state("backup", JobState.IDLE, at(0))
+    store.set_state("report", JobState.DISABLED, at(0))
+    store.set_state("backup", JobState.RUNNING, at(1))
+    assert store.get_state("backup") is JobState.RUNNING
+    assert store.all_states() == {"backup": JobState.RUNNING, "report": JobState.DISABLED}
+    store.delete_state("backup")
+    store.delete_state("never-existed")
+    assert store.get_state("backup") is None
+    assert store.all_states() == {"report": JobState.DISABLED}
+
+
+# -- claiming and finishing runs -------------------------------------------------------------
+
+def test_claim_run_records_every_field(store: Store) -> None:
+    run = store.claim_run(
+        "backup", trigger=Trigger.RETRY, node="node-a", started_at=at(1), scheduled_for=at(0),
+        attempt=2, message="retry 2 of 3", user=None,
+    )
+    assert run is not None
+    assert (run.job, run.status, run.trigger, run.node) == ("backup", RunStatus.RUNNING, Trigger.RETRY, "node-a")
+    assert (run.scheduled_for, run.started_at, run.attempt, run.message) == (at(0), at(1), 2, "retry 2 of 3")
+    assert run.ended_at is None and run.exit_code is None and run.outcome is None
+    assert store.get_run(run.id) == run
+
+
+def test_claiming_the_same_fire_twice_gives_none_the_second_time(store: Store) -> None:
+    first = claim(store, "backup", 0)
+    again = store.claim_run("backup", trigger=Trigger.SCHEDULE, node="node-b", started_at=at(0),
+                            scheduled_for=at(0))
+    assert again is None
+    # Another attempt of the same fire, or the same time for another job, is a different fire.
+    retry = claim(store, "backup", 0, trigger=Trigger.RETRY, attempt=1)
+    other = claim(store, "report", 0)
+    assert len({first.id, retry.id, other.id}) == 3
+    assert [r.id for r in store.list_runs("backup")] == sorted([first.id, retry.id], reverse=True)
+    # The same instant written in another zone is the same fire.
+    assert store.claim_run("backup", trigger=Trigger.SCHEDULE, node="n", started_at=at(0),
+                           scheduled_for=at(0).astimezone(PLUS2)) is None
+
+
+def test_manual_runs_never_conflict(store: Store) -> None:
+    runs = [store.claim_run("backup", trigger=Trigger.MANUAL, node="node-a", started_at=at(0), user="ann")
+            for _ in range(3)]
+    assert all(r is not None and r.scheduled_for is None and r.user == "ann" for r in runs)
+    assert len({r.id for r in runs if r is not None}) == 3
+    assert len(store.list_runs("backup")) == 3
+
+
+def test_a_skipped_fire_is_claimed_with_its_reason(store: Store) -> None:
+    run = claim(store, "backup", 5, status=RunStatus.SKIPPED, message="previous run still going")
+    assert store.get_run(run.id).status is RunStatus.SKIPPED
+    assert store.get_run(run.id).message == "previous run still going"
+    assert store.claim_run("backup", trigger=Trigger.SCHEDULE, node="n", started_at=at(5),
+                           scheduled_for=at(5)) is None
+
+
+@pytest.mark.parametrize("outcome", list(Outcome), ids=[o.value for o in Outcome])
+def test_finish_run_sets_status_from_outcome(store: Store, outcome: Outcome) -> None:
+    run = claim(store, "backup", 0, message="from the claim")
+    done = store.finish_run(
+        run.id, outcome=outcome, ended_at=at(2), exit_code=3, duration_seconds=120.25, signal=15,
+        stdout_tail="out\n", stderr_tail="err\n", stdout_path="logs/runs/1.out", stderr_path="logs/runs/1.err",
+    )
+    assert done.status is outcome.run_status
+    assert done.outcome is outcome
+    assert (done.ended_at, done.exit_code, done.signal, done.duration_seconds) == (at(2), 3, 15, 120.25)
+    assert (done.stdout_tail, done.stderr_tail) == ("out\n", "err\n")
+    assert (done.stdout_path, done.stderr_path) == ("logs/runs/1.out", "logs/runs/1.err")
+    assert done.message == "from the claim", "an empty message must keep the claim's message"
+    assert store.get_run(run.id) == done
+
+
+def test_finish_run_message_replaces_the_old_one(store: Store) -> None:
+    run = claim(store)
+    done = store.finish_run(run.id, outcome=Outcome.NOT_STARTED, ended_at=at(0), exit_code=None,
+                            duration_seconds=None, message="working directory '/nope' does not exist")
+    assert done.status is RunStatus.FAILED
+    assert store.get_run(run.id).message == "working directory '/nope' does not exist"
+
+
+def test_missing_runs_raise_run_not_found(store: Store) -> None:
+    with pytest.raises(RunNotFoundError, match="no run with id 999"):
+        store.get_run(999)
+    with pytest.raises(RunNotFoundError, match="999"):
+        store.finish_run(999, outcome=Outcome.SUCCEEDED, ended_at=at(0), exit_code=0, duration_seconds=1.0)
+    with pytest.raises(LookupError):
+        store.get_run(-1)
+
+
+def test_returned_records_are_copies(store: Store) -> None:
+    run = claim(store)
+    run.status = RunStatus.LOST
+    run.message = "scribbled"
+    assert store.get_run(run.id).status is RunStatus.RUNNING
+    assert store.get_run(run.id).message == ""
+
+
+# -- listing runs ------------------------------------------------------------------------------
+
+def test_list_runs_newest_first_with_filters(store: Store) -> None:
+    a1 = claim(store, "a", 1)
+    b2 = claim(store, "b", 2)
+    a3 = claim(store, "a", 3)
+    a3_tie = claim(store, "a", 3, trigger=Trigger.MANUAL)  # same start as a3: higher id first
+    store.finish_run(a1.id, outcome=Outcome.FAILED, ended_at=at(2), exit_code=1, duration_seconds=60)
+    assert [r.id for r in store.list_runs()] == [a3_tie.id, a3.id, b2.id, a1.id]
+    assert [r.id for r in store.list_runs("a")] == [a3_tie.id, a3.id, a1.id]
+    assert [r.id for r in store.list_runs("a", status=RunStatus.FAILED)] == [a1.id]
+    assert [r.id for r in store.list_runs(since=at(2), until=at(3))] == [a3_tie.id, a3.id, b2.id]
+    assert [r.id for r in store.list_runs(since=at(2).astimezone(PLUS2), until=at(2))] == [b2.id]
+    assert [r.id for r in store.list_runs(limit=2)] == [a3_tie.id, a3.id]
+    assert store.list_runs(limit=0) == []
+    assert store.list_runs("nobody") == []
+
+
+def test_last_fire_counts_scheduled_and_catch_up_runs_only(store: Store) -> None:
+    assert store.last_fire("backup") is None
+    claim(store, "backup", 10)
+    claim(store, "backup", 5, trigger=Trigger.CATCH_UP)
+    claim(store, "backup", 60, trigger=Trigger.RETRY, attempt=1)
+    claim(store, "backup", 90, trigger=Trigger.MANUAL)
+    claim(store, "other", 120)
+    skipped = claim(store, "backup", 20, status=RunStatus.SKIPPED, message="overlap")
+    assert skipped.status is RunStatus.SKIPPED
+    last = store.last_fire("backup")
+    assert last == at(20) and is_utc(last)
+
+
+# -- lost runs and pruning -------------------------------------------------------------------
+
+def test_mark_lost_turns_running_runs_of_a_node_into_lost(store: Store) -> None:
+    a_running = claim(store, "j", 1, node="node-a")
+    a_done = claim(store, "j", 2, node="node-a")
+    store.finish_run(a_done.id, outcome=Outcome.SUCCEEDED, ended_at=at(3), exit_code=0, duration_seconds=60)
+    b_running = claim(store, "j", 4, node="node-b")
+
+    lost = store.mark_lost(at=at(10), node="node-a", message="node-a stopped heartbeating")
+    assert [r.id for r in lost] == [a_running.id]
+    assert lost[0].status is RunStatus.LOST and lost[0].ended_at == at(10)
+    assert store.get_run(a_running.id).message == "node-a stopped heartbeating"
+    assert store.get_run(a_done.id).status is RunStatus.SUCCEEDED
+    assert store.get_run(b_running.id).status is RunStatus.RUNNING
+
+    everyone = store.mark_lost(at=at(11), message="daemon restarted")
+    assert [r.id for r in everyone] == [b_running.id]
+    assert store.mark_lost(at=at(12), message="again") == []
+    assert store.list_runs(status=RunStatus.RUNNING) == []
+
+
+def test_prune_runs_deletes_finished_runs_beyond_keep_last_and_older_than_keep_days(store: Store) -> None:
+    now = T0 + timedelta(days=30)
+    days_ago = {d: now - timedelta(days=d) for d in (20, 15, 10, 9, 8, 1)}
+    ids: dict[str, dict[int, int]] = {"a": {}, "b": {}}
+    for job in ids:
+        for d, started in days_ago.items():
+            run = claim(store, job, started_at=started, scheduled_for=started)
+            store.finish_run(run.id, outcome=Outcome.SUCCEEDED, ended_at=started, exit_code=0, duration_seconds=1)
+            ids[job][d] = run.id
+    old_running = claim(store, "a", started_at=now - timedelta(days=40), scheduled_for=now - timedelta(days=40))
+    request = store.request_trigger("a", user="ann", at=now)
+    store.resolve_trigger_request(request.id, ids["a"][20])
+
+    deleted = store.prune_runs(now=now, keep_last=3, keep_days=9.5)
+
+    # Per job: the newest 3 finished runs are kept (1, 8, 9 days); of the rest, those older
+    # than 9.5 days go (10, 15, 20 days). A running run is never pruned.
+    expected = sorted(ids[job][d] for job in ids for d in (20, 15, 10))
+    assert [r.id for r in deleted] == expected
+    assert all(r.status is RunStatus.SUCCEEDED for r in deleted)
+    remaining = {r.id for r in store.list_runs()}
+    assert remaining == {ids[job][d] for job in ids for d in (9, 8, 1)} | {old_running.id}
+    assert store.get_trigger_request(request.id).run_id is None
+    with pytest.raises(RunNotFoundError):
+        store.get_run(ids["a"][20])
+    # A pruned fire's key is free again; nothing left to prune under the same policy.
+    assert store.claim_run("a", trigger=Trigger.SCHEDULE, node="n", started_at=now,
+                           scheduled_for=days_ago[20]) is not None
+    assert store.prune_runs(now=now, keep_last=3, keep_days=9.5) == []
+
+
+def test_prune_keeps_young_runs_even_beyond_keep_last(store: Store) -> None:
+    for i in range(5):
+        run = claim(store, "j", i)
+        store.finish_run(run.id, outcome=Outcome.FAILED, ended_at=at(i), exit_code=1, duration_seconds=1)
+    assert store.prune_runs(now=at(10), keep_last=0, keep_days=1) == []
+    assert len(store.prune_runs(now=at(10) + timedelta(days=2), keep_last=0, keep_days=1)) == 5
+
+
+# -- trigger requests --------------------------------------------------------------------------
+
+def test_trigger_requests_are_claimed_once(store: Store) -> None:
+    r1 = store.request_trigger("backup", user="ann", at=at(0))
+    r2 = store.request_trigger("report", user="bob", at=at(1).astimezone(PLUS2))
+    assert (r1.job, r1.user, r1.requested_at, r1.claimed_by, r1.run_id) == ("backup", "ann", at(0), None, None)
+    assert is_utc(r2.requested_at)
+
+    taken = store.claim_trigger_requests(node="node-a", at=at(2))
+    assert [r.id for r in taken] == [r1.id, r2.id]
+    assert all(r.claimed_by == "node-a" and r.claimed_at == at(2) for r in taken)
+    assert store.claim_trigger_requests(node="node-b", at=at(3)) == []
+
+    r3 = store.request_trigger("backup", user="ann", at=at(4))
+    assert [r.id for r in store.claim_trigger_requests(node="node-b", at=at(5))] == [r3.id]
+
+    run = claim(store, "backup", trigger=Trigger.MANUAL, user="ann")
+    store.resolve_trigger_request(r1.id, run.id)
+    got = store.get_trigger_request(r1.id)
+    assert (got.claimed_by, got.run_id) == ("node-a", run.id)
+    with pytest.raises(TriggerRequestNotFoundError, match="no trigger request with id 404"):
+        store.get_trigger_request(404)
+    with pytest.raises(TriggerRequestNotFoundError):
+        store.resolve_trigger_request(404, run.id)
+
+
+def test_concurrent_threads_claim_each_fire_and_request_once(store: Store) -> None:
+    requests = {store.request_trigger("j", user="u", at=at(0)).id for _ in range(20)}
+    won: dict[str, list[int]] = {}
+    taken: dict[str, list[int]] = {}
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def worker(node: str) -> None:
+        try:
+            barrier.wait(timeout=10)
+            won[node], taken[node] = [], []
+            for i in range(25):
+                if store.claim_run("j", trigger=Trigger.SCHEDULE, node=node, started_at=at(i),
+                                   scheduled_for=at(i)) is not None:
+                    won[node].append(i)
+                taken[node].extend(r.id for r in store.claim_trigger_requests(node=node, at=at(i)))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(f"node-{n}",)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors
+    all_won = sorted(i for fires in won.values() for i in fires)
+    assert all_won == list(range(25))
+    all_taken = sorted(i for ids in taken.values() for i in ids)
+    assert all_taken == sorted(requests)
+
+
+# -- audit -------------------------------------------------------------------------------------
+
+def test_audit_entries_round_trip_and_filter(store: Store) -> None:
+    e1 = store.add_audit(AuditEntry(time=at(0), user="ann", action="enable", job="backup", outcome="allowed",
+                                    details={"from": "disabled", "to": "idle", "n": 1, "tags": ("x", "y")}))
+    e2 = store.add_audit(AuditEntry(time=at(5).astimezone(PLUS2), user="bob", action="trigger", job="backup",
+                                    outcome="denied", details={"role": "viewer"}))
+    e3 = store.add_audit(AuditEntry(time=at(10), user="ann", action="login", job=None, outcome="allowed"))
+    assert e1.id is not None and e2.id is not None and e3.id is not None
+    assert len({e1.id, e2.id, e3.id}) == 3
+    assert e1.details == {"from": "disabled", "to": "idle", "n": 1, "tags": ["x", "y"]}
+    assert e2.time == at(5) and is_utc(e2.time)
+
+    assert [e.id for e in store.list_audit()] == [e3.id, e2.id, e1.id]
+    assert store.list_audit()[2] == e1
+    assert [e.id for e in store.list_audit(user="ann")] == [e3.id, e1.id]
+    assert [e.id for e in store.list_audit(job="backup")] == [e2.id, e1.id]
+    assert [e.id for e in store.list_audit(since=at(5))] == [e3.id, e2.id]
+    assert [e.id for e in store.list_audit(user="ann", job="backup", since=at(0))] == [e1.id]
+    assert [e.id for e in store.list_audit(limit=1)] == [e3.id]
+    assert store.list_audit(user="nobody") == []
+    assert store.list_audit()[0].to_dict()["time"] == at(10).isoformat()
+
+
+# -- heartbeats --------------------------------------------------------------------------------
+
+def test_heartbeats_live_nodes_and_remove_node(store: Store) -> None:
+    assert store.live_nodes(now=at(0), max_age_seconds=30) == []
+    store.heartbeat("node-a", pid=100, host="h1", at=at(0))
+    store.heartbeat("node-b", pid=200, host="h2", at=at(0))
+    store.heartbeat("node-a", pid=100, host="h1", at=at(1))
+
+    live = store.live_nodes(now=at(1), max_age_seconds=30)
+    assert [h.node for h in live] == ["node-a"]
+    assert (live[0].pid, live[0].host, live[0].started_at, live[0].last_seen) == (100, "h1", at(0), at(1))
+    assert [h.node for h in store.live_nodes(now=at(1), max_age_seconds=60)] == ["node-a", "node-b"]
+
+    # The same node name from a new process is a restart: started_at moves.
+    store.heartbeat("node-a", pid=101, host="h1", at=at(2))
+    again = store.live_nodes(now=at(2), max_age_seconds=1)
+    assert [(h.node, h.pid, h.started_at) for h in again] == [("node-a", 101, at(2))]
+
+    store.remove_node("node-a")
+    store.remove_node("never-seen")
+    assert [h.node for h in store.live_nodes(now=at(2), max_age_seconds=3600)] == ["node-b"]
+
+
+# -- time zones --------------------------------------------------------------------------------
+
+def test_aware_datetimes_come_back_equal_and_in_utc(store: Store) -> None:
+    local = datetime(2024, 3, 31, 2, 30, 15, 123456, tzinfo=PLUS2)
+    run = store.claim_run("tz", trigger=Trigger.SCHEDULE, node="n", started_at=local, scheduled_for=local)
+    assert run is not None
+    store.finish_run(run.id, outcome=Outcome.SUCCEEDED, ended_at=local + timedelta(seconds=1), exit_code=0,
+                     duration_seconds=1.0)
+    got = store.get_run(run.id)
+    for value in (got.started_at, got.scheduled_for, store.last_fire("tz")):
+        assert value == local and is_utc(value)
+    assert got.ended_at == local + timedelta(seconds=1) and is_utc(got.ended_at)
+    assert got.to_dict()["started_at"] == "2024-03-31T00:30:15.123456+00:00"
+    store.heartbeat("n", pid=1, host="h", at=local)
+    beat = store.live_nodes(now=local, max_age_seconds=0)[0]
+    assert beat.last_seen == local and is_utc(beat.last_seen) and is_utc(beat.started_at)
+    # Naive datetimes are taken to be UTC already.
+    naive = claim(store, "naive", started_at=datetime(2024, 1, 1, 8), scheduled_for=datetime(2024, 1, 1, 8))
+    assert store.get_run(naive.id).started_at == datetime(2024, 1, 1, 8, tzinfo=UTC)
+
+
+# -- Property 18 -------------------------------------------------------------------------------
+
+TIMES = [T0 + timedelta(minutes=m) for m in (0, 0.5, 1, 7, 60, 1440)]
+ZONES = [UTC, PLUS2, timezone(timedelta(hours=-5, minutes=-30))]
+instants = st.builds(lambda t, z: t.astimezone(z), st.sampled_from(TIMES), st.sampled_from(ZONES))
+bounds = st.one_of(
+    st.none(), instants,
+    st.builds(lambda t, us: t + timedelta(microseconds=us), st.sampled_from(TIMES), st.sampled_from([-1, 1])),
+)
+run_specs = st.lists(
+    st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from(list(RunStatus)), instants), max_size=25
+)
+filters = st.fixed_dictionaries({
+    "job": st.sampled_from([None, "a", "b", "c", "zz"]),
+    "status": st.one_of(st.none(), st.sampled_from(list(RunStatus))),
+    "since": bounds,
+    "until": bounds,
+    "limit": st.one_of(st.none(), st.integers(min_value=0, max_value=30)),
+})
+
+
+def _expected(inserted: list[RunRecord], f: dict[str, Any]) -> list[RunRecord]:
+    found = [
+        r for r in inserted
+        if (f["job"] is None or r.job == f["job"])
+        and (f["status"] is None or r.status == f["status"])
+        and (f["since"] is None or (r.started_at is not None and r.started_at >= f["since"]))
+        and (f["until"] is None or (r.started_at is not None and r.started_at <= f["until"]))
+    ]
+    found.sort(key=lambda r: (r.started_at, r.id), reverse=True)
+    return found if f["limit"] is None else found[: f["limit"]]
+
+
+def _wipe(store: Store) -> Store:
+    """An empty store of the same kind: a new MemoryStore, or every SQL table emptied."""
+    if isinstance(store, MemoryStore):
+        return MemoryStore()
+    assert isinstance(store, SqlStore)
+    with store._engine.begin() as conn:  # test-only: emptying the tables is cheaper than a new file
+        for table in reversed(METADATA.sorted_tables):
+            if table.name != "meta":
+                conn.execute(delete(table))
+    return store
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_history_filtering_property(backend: str, tmp_path: Path) -> None:
+    # Property 18: history filtering
+    holder: list[Store] = [MemoryStore() if backend == "memory" else SqlStore(f"sqlite:///{tmp_path / 'p18.db'}")]
+
+    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(specs=run_specs, f=filters)
+    def check(specs: list[tuple[str, RunStatus, datetime]], f: dict[str, Any]) -> None:
+        store = holder[0] = _wipe(holder[0])
+        inserted = []
+        for job, status, started in specs:
+            run = store.claim_run(job, trigger=Trigger.MANUAL, node="n", started_at=started, status=status)
+            assert run is not None
+            inserted.append(run)
+        got = store.list_runs(f["job"], status=f["status"], since=f["since"], until=f["until"], limit=f["limit"])
+        expected = _expected(inserted, f)
+        assert [r.id for r in got] == [r.id for r in expected]
+        assert got == expected
+        assert all(is_utc(r.started_at) for r in got)
+
+    try:
+        check()
+    finally:
+        holder[0].close()
+
+
+# -- SQL only: schema versions, reopening, errors -----------------------------------------------
+
+def _meta_version(url: str) -> int:
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def _set_meta_version(url: str, version: int) -> None:
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE meta SET value = :v WHERE key = 'schema_version'"), {"v": str(version)})
+    finally:
+        engine.dispose()
+
+
+def test_schema_version_is_recorded_and_reopening_keeps_data(sql_url: str) -> None:
+    first = SqlStore(sql_url)
+    run = claim(first, "backup", 0)
+    first.set_state("backup", JobState.RUNNING, at(0))
+    first.close()
+    assert _meta_version(sql_url) == len(MIGRATIONS) == 1
+
+    second = SqlStore(sql_url)
+    try:
+        assert second.schema_version == len(MIGRATIONS)
+        assert second.get_run(run.id) == run
+        assert second.get_state("backup") is JobState.RUNNING
+        assert second.claim_run("backup", trigger=Trigger.SCHEDULE, node="n", started_at=at(0),
+                                scheduled_for=at(0)) is None
+    finally:
+        second.close()
+
+
+def test_a_store_from_a_newer_jobfsm_is_refused(sql_url: str) -> None:
+    SqlStore(sql_url).close()
+    _set_meta_version(sql_url, len(MIGRATIONS) + 1)
+    with pytest.raises(StoreError, match=r"schema version 2, written by a newer jobfsm.*upgrade jobfsm"):
+        SqlStore(sql_url)
+
+
+def _add_notes(conn: Connection) -> None:
+    """A stand-in second migration: a new table, and a row proving it ran (once)."""
+    notes = Table("notes_v2", MetaData(), Column("id", Integer, primary_key=True))
+    notes.create(conn)
+    conn.execute(insert(notes).values(id=1))
+
+
+class StoreV2(SqlStore):
+    migrations = (*MIGRATIONS, _add_notes)
+
+
+def test_an_old_store_is_migrated_forward_step_by_step(sql_url: str) -> None:
+    v1 = SqlStore(sql_url)
+    run = claim(v1, "backup", 0)
+    v1.close()
+
+    v2 = StoreV2(sql_url)
+    assert v2.schema_version == 2
+    assert v2.get_run(run.id) == run
+    v2.close()
+    StoreV2(sql_url).close()  # already at 2: the step must not run again (it would fail: table exists)
+    engine = create_engine(normalize_url(sql_url))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM notes_v2")).scalar_one() == 1
+    engine.dispose()
+    with pytest.raises(StoreError, match="newer jobfsm"):
+        SqlStore(sql_url)
+
+
+def test_a_version_zero_file_gets_every_table(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as raw:
+        raw.execute("CREATE TABLE meta (key VARCHAR(64) PRIMARY KEY, value TEXT NOT NULL)")
+        raw.execute("INSERT INTO meta VALUES ('schema_version', '0')")
+    raw.close()
+    store = SqlStore(f"sqlite:///{path}")
+    try:
+        assert store.schema_version == 1
+        assert claim(store).id == 1
+    finally:
+        store.close()
+    with sqlite3.connect(path) as raw:
+        tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    raw.close()
+    assert tables >= {"meta", "job_states", "runs", "trigger_requests", "audit", "heartbeats"}
+
+
+def test_a_missing_table_is_created_again(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    SqlStore(url).close()
+    with sqlite3.connect(tmp_path / "x.db") as raw:
+        raw.execute("DROP TABLE heartbeats")
+    raw.close()
+    store = SqlStore(url)
+    try:
+        store.heartbeat("n", pid=1, host="h", at=at(0))
+        assert [h.node for h in store.live_nodes(now=at(0), max_age_seconds=1)] == ["n"]
+    finally:
+        store.close()
+
+
+def test_sqlite_file_folder_is_created_and_uses_wal(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "jobfsm.db"
+    store = SqlStore(f"sqlite:///{path}")
+    store.set_state("j", JobState.IDLE, at(0))
+    store.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    raw.close()
+
+
+def test_sqlite_relative_path_is_relative_to_the_working_directory(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = open_store("sqlite:///var/jobfsm.db")
+    try:
+        assert isinstance(store, SqlStore)
+        store.set_state("j", JobState.IDLE, at(0))
+    finally:
+        store.close()
+    assert (tmp_path / "var" / "jobfsm.db").is_file()
+    assert isinstance(open_store("memory://"), MemoryStore)
+
+
+def test_in_memory_sqlite_works_from_several_threads() -> None:
+    store = SqlStore("sqlite://")
+    try:
+        threads = [threading.Thread(target=claim, args=(store, f"job-{i}", i)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert sorted(r.job for r in store.list_runs()) == [f"job-{i}" for i in range(4)]
+    finally:
+        store.close()
+
+
+def test_a_sqlite_writer_waits_for_another_connections_write_lock(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    store = SqlStore(f"sqlite:///{path}")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    blocker.execute("INSERT INTO job_states VALUES ('other', 'idle', '2024-01-01 00:00:00.000000')")
+    errors: list[BaseException] = []
+    started = threading.Event()
+
+    def write() -> None:
+        started.set()
+        try:
+            store.set_state("j", JobState.RUNNING, at(0))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert started.wait(timeout=10)
+    writer.join(timeout=0.5)
+    assert writer.is_alive(), "the writer should be waiting for the write lock"
+    blocker.execute("COMMIT")
+    blocker.close()
+    writer.join(timeout=30)
+    assert not writer.is_alive() and not errors
+    assert store.all_states() == {"other": JobState.IDLE, "j": JobState.RUNNING}
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("not a url", r"cannot open the store 'not a url': not a database URL; use sqlite:///"),
+        ("mysql://u:pw@host/db", r"unsupported database 'mysql'"),
+        ("sqlite+nosuchdriver:///x.db", r"cannot open the store 'sqlite\+nosuchdriver:///x.db'"),
+    ],
+    ids=["garbage", "unsupported", "unknown-driver"],
+)
+def test_bad_urls_raise_store_error(url: str, expected: str) -> None:
+    with pytest.raises(StoreError, match=expected):
+        SqlStore(url)
+
+
+def test_unwritable_sqlite_path_raises_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    url = f"sqlite:///{blocker}/sub/jobfsm.db"
+    with pytest.raises(StoreError, match=r"cannot open the store .*a-file/sub/jobfsm.db.*writable path"):
+        SqlStore(url)
+
+
+def test_unreachable_server_raises_store_error_with_the_password_masked() -> None:
+    url = "postgresql://jobfsm:s3cret@127.0.0.1:1/jobs"
+    with pytest.raises(StoreError) as info:
+        SqlStore(url)
+    message = str(info.value)
+    assert "s3cret" not in message
+    assert message.startswith("cannot open the store 'postgresql://jobfsm:***@127.0.0.1:1/jobs': ")
+    assert "server is running and reachable" in message
+
+
+def test_url_helpers() -> None:
+    assert normalize_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_url("sqlite:///x.db") == "sqlite:///x.db"
+    assert mask_url("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
+    assert "pw" not in mask_url("weird://u:pw@h:bad-port/db")
+
+
+@pytest.mark.postgres
+def test_plain_postgresql_urls_use_psycopg(pg_url: str) -> None:
+    plain = pg_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    store = SqlStore(plain)
+    try:
+        assert store.url == plain
+        run = claim(store)
+        assert store.get_run(run.id) == run
+    finally:
+        store.close()
+
+
+# -- several processes on one database ----------------------------------------------------------
+
+CLAIMER = r"""
+import json, sys
+from datetime import UTC, datetime, timedelta
+from jobfsm.model import Outcome, Trigger
+from jobfsm.store.sql import SqlStore
+
+url, node, fires = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store = SqlStore(url)
+print("ready", flush=True)
+sys.stdin.readline()
+t0 = datetime(2024, 1, 1, tzinfo=UTC)
+won, taken = [], []
+for i in range(fires):
+    fire = t0 + timedelta(minutes=i)
+    run = store.claim_run("job", trigger=Trigger.SCHEDULE, node=node, started_at=fire, scheduled_for=fire)
+    if run is not None:
+        won.append(i)
+        # finish_run reads, then writes, in one transaction: the case that fails with
+        # "database is locked" unless writes take the lock up front.
+        store.finish_run(run.id, outcome=Outcome.SUCCEEDED, ended_at=fire, exit_code=0, duration_seconds=0.5)
+    taken.extend(r.id for r in store.claim_trigger_requests(node=node, at=fire))
+store.close()
+print(json.dumps({"won": won, "taken": taken}), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_several_processes_claim_each_fire_and_request_exactly_once(sql_url: str, tmp_path: Path) -> None:
+    processes, fires = 3, 30
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIMER, sql_url, f"node-{n}", str(fires)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        )
+        for n in range(processes)
+    ]
+    try:
+        # They all opened (and migrated) the fresh database at once; wait until each is ready.
+        for child in children:
+            assert child.stdout is not None
+            line = child.stdout.readline()
+            assert line.strip() == "ready", child.stderr.read() if child.stderr else ""
+        store = SqlStore(sql_url)
+        requests = sorted(store.request_trigger("job", user="ann", at=at(0)).id for _ in range(15))
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        results = []
+        for child in children:
+            out, err = child.communicate(timeout=120)
+            assert child.returncode == 0, err
+            assert "locked" not in err
+            results.append(json.loads(out))
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    won = sorted(i for r in results for i in r["won"])
+    taken = sorted(i for r in results for i in r["taken"])
+    assert won == list(range(fires)), "every fire claimed exactly once"
+    assert taken == requests, "every trigger request claimed exactly once"
+    nodes = {f"node-{n}" for n in range(processes)}
+    runs = store.list_runs("job")
+    assert len(runs) == fires and {r.node for r in runs} <= nodes
+    assert {r.status for r in runs} == {RunStatus.SUCCEEDED}
+    assert all(store.get_trigger_request(i).claimed_by in nodes for i in requests)
+    store.close()
+
