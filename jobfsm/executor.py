@@ -383,8 +383,12 @@ class JobExecutor:
 
     def _env(
         self, job: JobConfig, run_id: int, scheduled_for: datetime | None
-    ) -> tuple[dict[str, str], str]:
-        env = dict(self._base_env)
+    ) -> tuple[dict[bytes, bytes], str]:
+        """Base env, then the job's, then JOBFSM_*; as bytes, which Popen takes as they are."""
+        if self._base_env is os.environ and os.supports_bytes_environ:
+            env = dict(os.environb)  # no decode here and re-encode in Popen for every variable
+        else:
+            env = {os.fsencode(k): os.fsencode(v) for k, v in self._base_env.items()}
         if not isinstance(job.env, Mapping):
             return env, f"env {job.env!r} is not a mapping of names to values"
         for key, value in job.env.items():
@@ -397,10 +401,12 @@ class JobExecutor:
                 )
             if "\0" in value:
                 return env, f"environment variable {key!r} contains a NUL character"
-            env[key] = value
-        env["JOBFSM_JOB"] = job.name
-        env["JOBFSM_RUN_ID"] = str(run_id)
-        env["JOBFSM_SCHEDULED_FOR"] = utc(scheduled_for).isoformat() if scheduled_for else ""
+            env[os.fsencode(key)] = os.fsencode(value)
+        env[b"JOBFSM_JOB"] = os.fsencode(job.name)
+        env[b"JOBFSM_RUN_ID"] = str(run_id).encode()
+        env[b"JOBFSM_SCHEDULED_FOR"] = (
+            utc(scheduled_for).isoformat().encode() if scheduled_for else b""
+        )
         return env, ""
 
 

@@ -214,6 +214,7 @@ controls = st.text(
 )
 
 
+# Escape property: job output with newlines and control characters cannot forge log lines
 @settings(max_examples=100, deadline=None)
 @given(out=controls, err=controls, message=controls)
 def test_output_with_control_characters_stays_on_one_line(
