@@ -38,11 +38,11 @@ from jobfsm.store import Store, open_store
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_WORKERS = 32
-RELOAD_SECONDS = 1.0
+RELOAD_SECONDS = 1
 TRIGGER_POLL_SECONDS = 0.5
-HEARTBEAT_SECONDS = 2.0
-PRUNE_SECONDS = 3600.0
-REAP_SECONDS = 5.0
+HEARTBEAT_SECONDS = 2
+PRUNE_SECONDS = 3600
+REAP_SECONDS = 5
 
 
 def default_node() -> str:
@@ -132,7 +132,8 @@ class Daemon:
         logger.startup(version=__version__, node=self.node, jobs=len(scheduler.jobs), pid=os.getpid())
         housekeeping = schedule.Scheduler()
         housekeeping.every(RELOAD_SECONDS).seconds.do(scheduler.reload)
-        housekeeping.every(TRIGGER_POLL_SECONDS).seconds.do(scheduler.poll_triggers)
+        # schedule's hints say int, but it takes float intervals (a timedelta of seconds)
+        housekeeping.every(TRIGGER_POLL_SECONDS).seconds.do(scheduler.poll_triggers)  # type: ignore[arg-type]
         housekeeping.every(HEARTBEAT_SECONDS).seconds.do(scheduler.heartbeat)
         housekeeping.every(PRUNE_SECONDS).seconds.do(scheduler.prune)
         housekeeping.every(REAP_SECONDS).seconds.do(scheduler.reap_lost)

@@ -21,7 +21,7 @@ from typing import Any
 
 from jobfsm.model import JobConfig
 from jobfsm.problems import Problem, Severity, sort_problems
-from jobfsm.schema import job_schema, validator
+from jobfsm.schema import job_schema, quick_valid, validator
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -148,6 +148,8 @@ def schema_problems(document: Any, path: str) -> list[Problem]:
             kind, kind
         )
         return [Problem(path, "$", f"a job file must contain one JSON object, not {kind}")]
+    if quick_valid(document):
+        return []
     problems = []
     for error in validator().iter_errors(document):
         if error.validator == "additionalProperties" and not error.path:
@@ -223,7 +225,7 @@ def validate_document(document: Any, path: str = "<job>", *, stem: str | None = 
     if problems:
         return FileReport(path, None, problems)
     problems = semantic_problems(document, path, stem=stem)
-    config = JobConfig.from_dict(document)
+    config: JobConfig | None = JobConfig.from_dict(document)
     if any(p.is_error for p in problems):
         config = None
     return FileReport(path, config, sort_problems(problems))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 DEFAULT_TIMEZONE = "UTC"
@@ -181,9 +182,10 @@ REQUIRED_FIELDS = ("name", "schedule", "command", "working_directory", "enabled"
 _OPTIONAL = frozenset(f.name for f in fields(JobConfig)) - set(REQUIRED_FIELDS) - {"schema_ref"}
 
 
+@cache
 def _defaults() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in fields(JobConfig):
         if f.name in _OPTIONAL:
-            out[f.name] = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+            out[f.name] = f.default_factory() if callable(f.default_factory) else f.default
     return out

@@ -9,7 +9,7 @@ so that ``jobfsm --help`` stays fast.
 from __future__ import annotations
 
 import json
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -43,3 +43,41 @@ def property_schema(name: str) -> dict[str, Any]:
     """The schema of one top-level property (title, description, default, enum, examples)."""
     prop: dict[str, Any] = job_schema()["properties"][name]
     return prop
+
+
+_TOP_LEVEL_KEYWORDS = {
+    "$schema", "$id", "title", "description", "type", "additionalProperties", "required", "properties",
+}
+
+
+@cache
+def _property_validators() -> dict[str, Validator] | None:
+    """One validator per top-level property, or None when the schema's top level uses more
+    than ``type: object`` + ``required`` + ``properties`` + ``additionalProperties: false``
+    (then the fast path would not be exact, and is off)."""
+    schema = job_schema()
+    if set(schema) - _TOP_LEVEL_KEYWORDS or schema.get("additionalProperties") is not False:
+        return None
+    base = validator()
+    return {name: base.evolve(schema=sub) for name, sub in schema["properties"].items()}
+
+
+@lru_cache(maxsize=8192)
+def _value_valid(name: str, text: str) -> bool:
+    validators = _property_validators()
+    assert validators is not None
+    return bool(validators[name].is_valid(json.loads(text)))
+
+
+def quick_valid(document: Any) -> bool:
+    """True only if ``document`` certainly matches the schema, decided property by property
+    with a cache keyed by each value's JSON text: the job files of an estate share most values
+    (schedules, zones, folders, policies), so this skips most of jsonschema's work. False means
+    "run the full validation" (which also gives the messages), not necessarily invalid."""
+    validators = _property_validators()
+    if validators is None or not isinstance(document, dict):
+        return False
+    keys = document.keys()
+    if not (set(job_schema()["required"]) <= keys and keys <= validators.keys()):
+        return False
+    return all(_value_valid(name, json.dumps(value, sort_keys=True)) for name, value in document.items())
