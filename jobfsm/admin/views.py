@@ -1,0 +1,289 @@
+"""Pure functions that turn the service's records into what the admin page shows.
+
+Nothing here imports Gradio, and nothing renders HTML or Markdown from data: tables are
+pandas frames of plain strings (Gradio shows ``str`` cells as text), logs are plain text. The
+only Markdown built here is made of fixed words and numbers (the per-state counts) and of the
+lifecycle diagram, which comes from the transition table, never from a job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+
+import pandas as pd
+
+from jobfsm.model import JobState, RunStatus
+from jobfsm.problems import Problem
+from jobfsm.store.abc import AuditEntry, RunRecord
+
+STATE_COLOURS: dict[str, str] = {
+    JobState.DISABLED.value: "#e5e7eb",
+    JobState.IDLE.value: "#dbeafe",
+    JobState.RUNNING.value: "#fef08a",
+    JobState.SUCCEEDED.value: "#bbf7d0",
+    JobState.FAILED.value: "#fecaca",
+    "invalid": "#fed7aa",
+}
+"""Background colour of a state cell (the text stays the state's name, for colour-blind users)."""
+
+STATUS_COLOURS: dict[str, str] = {
+    RunStatus.RUNNING.value: "#eab308",
+    RunStatus.SUCCEEDED.value: "#16a34a",
+    RunStatus.FAILED.value: "#dc2626",
+    RunStatus.SKIPPED.value: "#6b7280",
+    RunStatus.LOST.value: "#7c3aed",
+}
+
+JOB_COLUMNS = ["Name", "State", "Schedule", "Last run", "Outcome", "Duration", "Next run", "Enabled"]
+HISTORY_COLUMNS = ["Run", "Started", "Trigger", "Status", "Duration", "Exit code", "Node", "Message"]
+AUDIT_COLUMNS = ["Time", "User", "Action", "Job", "Outcome", "Details"]
+
+
+def fmt_time(dt: datetime | None, tz: tzinfo = UTC) -> str:
+    if dt is None:
+        return ""
+    return dt.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def schedule_words(expr: str | None) -> str:
+    if not expr:
+        return ""
+    from jobfsm import cron
+
+    try:
+        return f"{cron.describe(expr)} ({expr})"
+    except Exception:  # an invalid file: show the text as it is
+        return expr
+
+
+def job_state_text(view: Any) -> str:
+    state = getattr(view, "state", None)
+    if state is None:
+        return "invalid" if getattr(view, "config", None) is None else JobState.IDLE.value
+    return JobState(state).value
+
+
+def jobs_frame(views: Sequence[Any]) -> pd.DataFrame:
+    """The dashboard table: one row per job, all cells text."""
+    rows = []
+    for view in views:
+        config = getattr(view, "config", None)
+        last: RunRecord | None = getattr(view, "last_run", None)
+        rows.append(
+            [
+                str(view.name),
+                job_state_text(view),
+                schedule_words(config.schedule if config else None),
+                fmt_time(last.started_at if last else None),
+                last.status.value if last else "",
+                fmt_duration(last.duration_seconds if last else None),
+                fmt_time(getattr(view, "next_run", None)),
+                "yes" if getattr(view, "enabled", False) else "no",
+            ]
+        )
+    return pd.DataFrame(rows, columns=JOB_COLUMNS, dtype=str)
+
+
+def styled_jobs(frame: pd.DataFrame) -> Any:
+    """The table with each state cell coloured (a pandas Styler, which Gradio renders)."""
+
+    def colour(value: object) -> str:
+        bg = STATE_COLOURS.get(str(value))
+        return f"background-color: {bg}; color: #111827; font-weight: 600" if bg else ""
+
+    return frame.style.map(colour, subset=["State"])
+
+
+def state_counts(views: Sequence[Any]) -> dict[str, int]:
+    counts = {state.value: 0 for state in JobState}
+    for view in views:
+        key = job_state_text(view)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def counts_markdown(counts: Mapping[str, int]) -> str:
+    """Fixed words and numbers only (safe as Markdown)."""
+    parts = [f"**{state}** {n}" for state, n in counts.items() if state in STATE_COLOURS]
+    total = sum(counts.values())
+    return f"**{total} jobs** — " + " · ".join(parts)
+
+
+def history_frame(runs: Iterable[RunRecord]) -> pd.DataFrame:
+    rows = [
+        [
+            str(run.id),
+            fmt_time(run.started_at or run.scheduled_for),
+            run.trigger.value,
+            run.status.value,
+            fmt_duration(run.duration_seconds),
+            "" if run.exit_code is None else str(run.exit_code),
+            run.node,
+            run.message,
+        ]
+        for run in runs
+    ]
+    return pd.DataFrame(rows, columns=HISTORY_COLUMNS, dtype=str)
+
+
+def history_chart_frame(runs: Iterable[RunRecord]) -> pd.DataFrame:
+    """Duration over time, one point per finished or running run, for a scatter plot."""
+    rows = []
+    for run in runs:
+        when = run.started_at or run.scheduled_for
+        if when is None:
+            continue
+        rows.append(
+            {
+                "started": when.astimezone(UTC).replace(tzinfo=None),
+                "duration_seconds": float(run.duration_seconds or 0.0),
+                "status": run.status.value,
+            }
+        )
+    frame = pd.DataFrame(rows, columns=["started", "duration_seconds", "status"])
+    frame["started"] = pd.to_datetime(frame["started"])
+    return frame.sort_values("started") if len(frame) else frame
+
+
+def audit_frame(entries: Iterable[AuditEntry]) -> pd.DataFrame:
+    rows = [
+        [
+            fmt_time(e.time),
+            e.user,
+            e.action,
+            e.job or "",
+            e.outcome,
+            json.dumps(e.details, sort_keys=True, default=str) if e.details else "",
+        ]
+        for e in entries
+    ]
+    return pd.DataFrame(rows, columns=AUDIT_COLUMNS, dtype=str)
+
+
+def logs_text(entries: Iterable[Any], *, search: str | None = None) -> str:
+    """The output of the selected runs as one plain-text document (also the download)."""
+    chunks = []
+    for entry in entries:
+        run: RunRecord = entry.run
+        head = (
+            f"=== run {run.id} · {run.status.value} · {run.trigger.value} · "
+            f"started {fmt_time(run.started_at) or '-'} · exit {run.exit_code}"
+            f" · {fmt_duration(run.duration_seconds) or '-'}"
+        )
+        parts = [head]
+        for label, text in (("stdout", entry.stdout), ("stderr", entry.stderr)):
+            if text:
+                parts.append(f"--- {label}")
+                parts.append(text.rstrip("\n"))
+        if run.message:
+            parts.append(f"--- note: {run.message}")
+        chunks.append("\n".join(parts))
+    if not chunks:
+        return "(no runs match)" if search else "(no runs yet)"
+    return "\n\n".join(chunks) + "\n"
+
+
+def cron_help(expr: str, tz: str, now: datetime, *, count: int = 5) -> tuple[str, str | None]:
+    """(words and next fire times, error or None) for the cron field, as the user types."""
+    from jobfsm import cron
+    from jobfsm.errors import CronError
+
+    expr = (expr or "").strip()
+    if not expr:
+        return "", "a schedule is required, e.g. '30 2 * * *' (every day at 02:30)"
+    try:
+        cron.validate_expression(expr)
+        words = cron.describe(expr)
+    except CronError as exc:
+        return "", str(exc)
+    zone_name = (tz or "UTC").strip() or "UTC"
+    try:
+        fires = cron.iter_fires(expr, zone_name, now)
+        lines = [f"{words}  (in {zone_name})", "Next fire times:"]
+        for _, fire in zip(range(count), fires, strict=False):
+            line = "  " + fire.at.strftime("%a %Y-%m-%d %H:%M %Z (UTC%z)")
+            if fire.note:
+                line += f"  ⚠ {fire.note}"
+            lines.append(line)
+    except (CronError, LookupError, ValueError) as exc:
+        return words, f"time zone {zone_name!r}: {exc}"
+    return "\n".join(lines), None
+
+
+def problems_by_field(problems: Iterable[Problem], fields: Sequence[str]) -> dict[str, list[str]]:
+    """Group problems by the form field they belong to; ``""`` holds the rest."""
+    out: dict[str, list[str]] = {}
+    for problem in problems:
+        path = problem.json_path
+        key = ""
+        if path.startswith("$."):
+            head = path[2:].split(".", 1)[0].split("[", 1)[0]
+            key = head if head in fields else ""
+        prefix = "warning: " if not problem.is_error else ""
+        out.setdefault(key, []).append(prefix + problem.message)
+    return out
+
+
+def parse_command(text: str) -> str | list[str]:
+    """A JSON array of strings is a direct command (no shell); anything else is shell text."""
+    stripped = (text or "").strip()
+    if stripped.startswith("["):
+        try:
+            value = json.loads(stripped)
+        except ValueError:
+            return text
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+    return text
+
+
+def command_text(command: str | Sequence[str]) -> str:
+    if isinstance(command, str):
+        return command
+    return json.dumps(list(command))
+
+
+def parse_env(text: str) -> Any:
+    """The env field: a JSON object (returned as parsed, for the validator to judge)."""
+    stripped = (text or "").strip()
+    if not stripped:
+        return {}
+    try:
+        return json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno}); write e.g. {{\"LANG\": \"C.UTF-8\"}}") from None
+
+
+def day_bounds(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    """Parse the history date filters (``YYYY-MM-DD`` or ISO time; ``until`` a date = end of day)."""
+
+    def parse(text: str | None, end: bool) -> datetime | None:
+        text = (text or "").strip()
+        if not text:
+            return None
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"cannot read {text!r} as a date; write YYYY-MM-DD or an ISO time") from None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        if end and len(text) <= 10:
+            value += timedelta(days=1) - timedelta(microseconds=1)
+        return value.astimezone(UTC)
+
+    return parse(since, False), parse(until, True)

@@ -1,0 +1,93 @@
+"""``jobfsm users`` (accounts of the admin page) and ``jobfsm admin`` (serve it).
+
+``users add`` reads the password from a prompt (twice, not echoed) when standard input is a
+terminal, else one line from standard input (for scripts: ``printf '%s\\n' "$PW" | jobfsm users
+add ops --role admin``). ``admin`` refuses to start while there is no account, and says how to
+add one: there is no default account and no default password.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from jobfsm.admin.accounts import AccountError, Accounts
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+
+
+def users_file(args: argparse.Namespace) -> Path:
+    given = getattr(args, "users_file", None)
+    return Path(given) if given else Path(args.logs) / "users.json"
+
+
+def _read_password(username: str, err: TextIO, stdin: TextIO | None = None) -> str:
+    stdin = stdin if stdin is not None else sys.stdin
+    if stdin.isatty():
+        first = getpass.getpass(f"Password for {username}: ")
+        second = getpass.getpass("Repeat it: ")
+        if first != second:
+            raise AccountError("the two passwords differ; nothing was changed")
+        return first
+    line = stdin.readline()
+    return line.rstrip("\r\n")
+
+
+def cmd_users(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    accounts = Accounts(users_file(args))
+    try:
+        if args.users_command == "add":
+            password = _read_password(args.username, err)
+            account = accounts.add(args.username, password, args.role)
+            out.write(f"saved account {account.username!r} with role {account.role.value} in {accounts.path}\n")
+        elif args.users_command == "list":
+            for account in accounts.list():
+                out.write(f"{account.username}\t{account.role.value}\n")
+        elif args.users_command == "remove":
+            accounts.remove(args.username)
+            out.write(f"removed account {args.username!r}\n")
+    except AccountError as exc:
+        err.write(f"jobfsm users: error: {exc}\n")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_admin(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    path = users_file(args)
+    accounts = Accounts(path)
+    try:
+        count = len(accounts)
+    except AccountError as exc:
+        err.write(f"jobfsm admin: error: {exc}\n")
+        return EXIT_FAILED
+    if count == 0:
+        hint = f" --users-file {path}" if getattr(args, "users_file", None) else ""
+        err.write(
+            f"jobfsm admin: error: no accounts in {str(path)!r}; add one first with "
+            f"`jobfsm users{hint} add NAME --role admin` (there is no default account)\n"
+        )
+        return EXIT_FAILED
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from jobfsm.admin.app import build_app, serve
+    from jobfsm.service import JobManagementService
+    from jobfsm.store import open_store
+
+    store = open_store(str(args.store))
+    service = JobManagementService(args.jobs, args.logs, store)
+    try:
+        app = build_app(service, accounts, secret_file=Path(args.logs) / "admin-secret")
+        out.write(f"jobfsm admin on http://{args.host}:{args.port}/ (accounts: {path})\n")
+        out.flush()
+        serve(app, args.host, args.port)
+    finally:
+        service.close()
+        store.close()
+    return EXIT_OK
