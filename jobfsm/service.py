@@ -56,7 +56,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobfsm.audit import AuditLog, mask_env
+from jobfsm.audit import MASK, AuditLog, is_secret_key, mask_env
 from jobfsm.clock import Clock, SystemClock, utc
 from jobfsm.errors import (
     ConcurrentModificationError,
@@ -518,6 +518,7 @@ class JobManagementService:
             new = make(old)
             if not isinstance(new, dict):
                 self._raise_invalid(new, name)
+            new = _keep_masked_secrets(old, new)
             if new.get("name", name) != name:
                 raise ValidationError(
                     [Problem(path, "$.name", f"cannot rename job {name!r} to {new.get('name')!r}; "
@@ -847,3 +848,17 @@ def _grep(path: str | None, tail: str, needle: str) -> str:
         if handle is not None:
             handle.close()
     return "".join(m + "\n" for m in matches)
+
+
+def _keep_masked_secrets(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Everything the service shows has secret ``env`` values masked, so an edit made from
+    what it showed (the admin page's forms, the raw JSON editor) sends the mask back: keep the
+    stored value wherever the new document still carries the mask for the same secret key."""
+    old_env, new_env = old.get("env"), new.get("env")
+    if not isinstance(old_env, dict) or not isinstance(new_env, dict):
+        return new
+    kept = {
+        key: old_env[key] if value == MASK and is_secret_key(key) and key in old_env else value
+        for key, value in new_env.items()
+    }
+    return new if kept == new_env else {**new, "env": kept}

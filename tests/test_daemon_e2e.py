@@ -5,12 +5,14 @@ Slow (they wait for a real minute boundary): `pytest -m 'not slow'` skips them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,11 +33,25 @@ def write(jobs_dir: Path, name: str, **fields: object) -> None:
     os.replace(tmp, jobs_dir / f"{name}.json")
 
 
+_started: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_outlives_its_test() -> Iterator[None]:
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 def start(jobs_dir: Path, logs: Path, url: str, *extra: str) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [JOBFSM, "start", "--jobs", str(jobs_dir), "--logs", str(logs), "--store", url, *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
+    _started.append(proc)
     wait_for(lambda: (logs / "scheduler_main.log").exists()
              and " started: " in (logs / "scheduler_main.log").read_text(), 15, "the daemon to start")
     return proc
@@ -82,14 +98,17 @@ def test_kill_9_then_restart_marks_the_run_lost(tmp_path: Path) -> None:
     jobs_dir.mkdir()
     url = f"sqlite:///{tmp_path / 'store.db'}"
     marker = f"jobfsm-e2e-{os.getpid()}"
-    write(jobs_dir, "long", schedule="0 0 1 1 *", command=f"exec -a {marker} sleep 60")
+    write(jobs_dir, "long", schedule="0 0 1 1 *", command=f"sleep 60; echo {marker}")
     store = SqlStore(url)
     proc = start(jobs_dir, tmp_path / "logs", url)
     run_id = trigger(store, "long")
     assert store.get_run(run_id).status is RunStatus.RUNNING
     proc.kill()
     proc.wait(10)
-    subprocess.run(["pkill", "-f", marker], check=False)  # the orphaned job itself
+    orphan = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False)
+    for pid in orphan.stdout.split():  # the orphaned job's process group: nobody else will end it
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(os.getpgid(int(pid)), signal.SIGKILL)
     (tmp_path / "logs" / "scheduler_main.log").unlink()
     proc = start(jobs_dir, tmp_path / "logs", url)
     try:

@@ -614,3 +614,22 @@ def test_concurrent_threads_never_lose_an_update(service: JobManagementService) 
     assert not errors
     view = service.get_job("c")
     assert view.config is not None and view.config.retries == 40
+
+
+def test_an_edit_sending_back_masked_secrets_keeps_the_stored_values(jobs_dir: Path, tmp_path: Path) -> None:
+    from jobfsm.audit import MASK
+    from jobfsm.service import JobManagementService
+    from jobfsm.store.memory import MemoryStore
+
+    service = JobManagementService(jobs_dir, tmp_path / "logs", MemoryStore())
+    service.create_job(job_doc("db", env={"DB_PASSWORD": "hunter2", "LANG": "C"}), user="ana")
+    view = service.get_job("db")
+    assert view.config is not None and view.config.env["DB_PASSWORD"] == MASK
+    shown = view.config.to_dict(full=False)
+    shown["description"] = "nightly dump"
+    service.replace_job("db", shown, user="ana", expected_version=view.version)
+    on_disk = json.loads((jobs_dir / "db.json").read_text())
+    assert on_disk["env"] == {"DB_PASSWORD": "hunter2", "LANG": "C"}
+    assert on_disk["description"] == "nightly dump"
+    [entry] = [e for e in service.list_audit(job="db") if e.action == "replace"]
+    assert set(entry.details["changes"]) == {"description"}

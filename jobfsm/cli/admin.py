@@ -83,7 +83,10 @@ def cmd_admin(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     store = open_store(str(args.store))
     service = JobManagementService(args.jobs, args.logs, store)
     try:
-        app = build_app(service, accounts, secret_file=Path(args.logs) / "admin-secret")
+        app = build_app(
+            service, accounts, secret_file=Path(args.logs) / "admin-secret",
+            secure_cookies=args.secure_cookies,
+        )
         out.write(f"jobfsm admin on http://{args.host}:{args.port}/ (accounts: {path})\n")
         out.flush()
         serve(app, args.host, args.port)

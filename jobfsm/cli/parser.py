@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--users-file", metavar="FILE", help="accounts file (default <logs>/users.json)")
+    p.add_argument(
+        "--secure-cookies", action="store_true",
+        help="mark the session cookie Secure (only sent over HTTPS; use behind a TLS proxy)",
+    )
 
     p = command("users", "jobfsm.cli.admin:cmd_users", "manage admin-page accounts")
     p.add_argument("--users-file", metavar="FILE", help="accounts file (default <logs>/users.json)")
