@@ -7,7 +7,8 @@
   next housekeeping job, or a finished run (workers set the scheduler's ``wake`` event).
 - **Housekeeping runs on the `schedule` library's timetable** (its own ``Scheduler`` instance,
   not the module-level default): reload job files every second, poll manual trigger requests
-  every half second, heartbeat every two seconds, mark lost the runs of dead nodes every five seconds,
+  every second (a read; a write only when one waits), heartbeat every five seconds, mark lost
+  the runs of dead nodes every ten seconds,
   prune old runs every hour.
 - **A fatal error is logged before the process exits** non-zero (``logs/scheduler_main.log``
   and stderr), with the traceback in the log.
@@ -39,10 +40,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_WORKERS = 32
 RELOAD_SECONDS = 1
-TRIGGER_POLL_SECONDS = 0.5
-HEARTBEAT_SECONDS = 2
+TRIGGER_POLL_SECONDS = 1
+HEARTBEAT_SECONDS = 5
 PRUNE_SECONDS = 3600
-REAP_SECONDS = 5
+REAP_SECONDS = 10
 
 
 def default_node() -> str:
@@ -132,8 +133,7 @@ class Daemon:
         logger.startup(version=__version__, node=self.node, jobs=len(scheduler.jobs), pid=os.getpid())
         housekeeping = schedule.Scheduler()
         housekeeping.every(RELOAD_SECONDS).seconds.do(scheduler.reload)
-        # schedule's hints say int, but it takes float intervals (a timedelta of seconds)
-        housekeeping.every(TRIGGER_POLL_SECONDS).seconds.do(scheduler.poll_triggers)  # type: ignore[arg-type]
+        housekeeping.every(TRIGGER_POLL_SECONDS).seconds.do(scheduler.poll_triggers)
         housekeeping.every(HEARTBEAT_SECONDS).seconds.do(scheduler.heartbeat)
         housekeeping.every(PRUNE_SECONDS).seconds.do(scheduler.prune)
         housekeeping.every(REAP_SECONDS).seconds.do(scheduler.reap_lost)

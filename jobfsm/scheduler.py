@@ -28,6 +28,7 @@ import heapq
 import logging
 import os
 import queue
+import stat
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -47,12 +48,13 @@ from jobfsm.loader import validate_file
 from jobfsm.model import CatchUp, JobConfig, JobState, Outcome, Overlap, RunStatus, Trigger
 from jobfsm.problems import Problem
 from jobfsm.store import RunRecord, Store
+from jobfsm.watch import DirectoryWatcher
 
 log = logging.getLogger(__name__)
 
 MAX_CATCH_UP = 100
 """At most this many missed fires of one job are caught up (``catch_up: all``) or recorded."""
-HEARTBEAT_MAX_AGE_SECONDS = 10.0
+HEARTBEAT_MAX_AGE_SECONDS = 15.0
 """A node whose last heartbeat is older than this is taken for dead."""
 
 
@@ -165,7 +167,9 @@ class Scheduler:
         self._retries: list[tuple[float, int, str, Start]] = []
         self._seq = 0
         self._snapshot: dict[str, FileStat] = {}
+        self._new_states: dict[str, JobState] = {}
         self._dir_error: str | None = None
+        self._watcher = DirectoryWatcher(self.jobs_dir)
 
     # -- start-up -------------------------------------------------------------------------
     def start(self) -> None:
@@ -221,12 +225,36 @@ class Scheduler:
         self._dir_error = None
         return stats
 
+    def _changed_stats(self) -> dict[str, FileStat] | None:
+        """The folder's files as they are now: from the watcher's list of changed names when
+        it has one (cheap), else from a full scan."""
+        names = self._watcher.changes()
+        if names is None:
+            return self._scan()
+        names = {name for name in names if name.endswith(".json")}
+        if not names:
+            return self._snapshot  # nothing changed: no copy, no scan
+        stats = dict(self._snapshot)
+        for name in names:
+            path = os.path.join(self.jobs_dir, name)
+            try:
+                st = os.stat(path)
+            except OSError:
+                stats.pop(path, None)
+                continue
+            if stat.S_ISREG(st.st_mode):
+                stats[path] = (st.st_mtime_ns, st.st_size, st.st_ino)
+            else:
+                stats.pop(path, None)
+        return stats
+
     def reload(self, *, catch_up: bool = False) -> bool:
         """Apply new, changed and deleted job files; True if anything changed."""
-        stats = self._scan()
-        if stats is None or stats == self._snapshot:
+        stats = self._changed_stats()
+        if stats is None or stats is self._snapshot or stats == self._snapshot:
             return False
         now = self.clock.now()
+        states = self.store.all_states() if catch_up else None  # start-up: one query, not one a job
         for path in sorted(set(self._snapshot) - set(stats)):
             self.file_problems.pop(path, None)
             self._remove(Path(path).stem)
@@ -243,17 +271,22 @@ class Scheduler:
                     self.logger.config_error(path, f"{problem.json_path}: {problem.message}{kept}")
                 continue
             self.file_problems.pop(path, None)
-            self._upsert(report.config, now, catch_up=catch_up)
+            self._upsert(report.config, now, catch_up=catch_up, states=states)
         self._snapshot = stats
+        if self._new_states:
+            self.store.set_states(self._new_states, now)
+            self._new_states = {}
+        if catch_up:
+            enabled = sum(1 for e in self.jobs.values() if e.config.enabled)
+            self.logger.info(f"loaded {len(self.jobs)} job(s), {enabled} enabled", component="loader")
         return True
 
-    def _restore_model(self, config: JobConfig) -> JobModel:
-        state = self.store.get_state(config.name)
+    def _restore_model(self, config: JobConfig, state: JobState | None) -> JobModel:
         model = self.lifecycle.model_for(
             config.name, enabled=config.enabled, overlap=config.overlap, state=state
         )
         if state is None:
-            self.lifecycle.persist_initial(model)
+            self._new_states[config.name] = model.job_state  # written in one batch by reload()
         elif state is JobState.RUNNING and not self._running_here_or_alive(config.name):
             self.lifecycle.fail(model, reason="its run was lost when the daemon stopped")
         self.lifecycle.sync(model, enabled=config.enabled)
@@ -262,12 +295,19 @@ class Scheduler:
     def _running_here_or_alive(self, name: str) -> bool:
         return bool(self.store.list_runs(name, status=RunStatus.RUNNING, limit=1))
 
-    def _upsert(self, config: JobConfig, now: datetime, *, catch_up: bool) -> None:
+    def _upsert(
+        self, config: JobConfig, now: datetime, *, catch_up: bool, states: dict[str, JobState] | None
+    ) -> None:
         entry = self.jobs.get(config.name)
         if entry is None:
-            entry = JobEntry(config, self._restore_model(config))
+            state = states.get(config.name) if states is not None else self.store.get_state(config.name)
+            entry = JobEntry(config, self._restore_model(config, state))
             self.jobs[config.name] = entry
-            self.logger.info(f"loaded job {config.name!r} ({'enabled' if config.enabled else 'disabled'})", component="loader")
+            if not catch_up:  # at start-up one summary line says it
+                self.logger.info(
+                    f"loaded job {config.name!r} ({'enabled' if config.enabled else 'disabled'})",
+                    component="loader",
+                )
             if catch_up and config.enabled:
                 self._catch_up(entry, now)
             self._reschedule(entry, now)
@@ -574,6 +614,7 @@ class Scheduler:
                     self.wake.clear()
         self.runner.close()
         self.apply_results()
+        self._watcher.close()
         self.store.remove_node(self.node)
 
 

@@ -179,7 +179,7 @@ class JobManagementService:
         *,
         clock: Clock | None = None,
         node: str | None = None,
-        heartbeat_max_age: float = 10.0,
+        heartbeat_max_age: float = 15.0,
         daemon_pickup_timeout: float = 5.0,
     ) -> None:
         self.jobs_directory = Path(jobs_directory)

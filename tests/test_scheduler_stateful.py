@@ -81,6 +81,8 @@ class SchedulerMachine(RuleBasedStateMachine):
         self._boot()
 
     def teardown(self) -> None:
+        for scheduler in getattr(self, "schedulers", []):
+            scheduler._watcher.close()
         if hasattr(self, "scheduler"):
             self.logger.close()
             self.store.close()
@@ -95,6 +97,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             node=f"test:{self.generation}", runner=self.runner,
         )
         self.runner.scheduler = self.scheduler
+        self.schedulers = [*getattr(self, "schedulers", []), self.scheduler]
         self.scheduler.start()
         self.scheduler.apply_results()
 

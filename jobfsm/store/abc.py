@@ -121,6 +121,10 @@ class Store(ABC):
     def set_state(self, job: str, state: JobState, at: datetime) -> None: ...
 
     @abstractmethod
+    def set_states(self, states: dict[str, JobState], at: datetime) -> None:
+        """Several :meth:`set_state` in one transaction (the daemon's start-up with many jobs)."""
+
+    @abstractmethod
     def all_states(self) -> dict[str, JobState]: ...
 
     @abstractmethod

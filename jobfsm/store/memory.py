@@ -78,6 +78,11 @@ class MemoryStore(Store):
         with self._lock:
             self._states[job] = (JobState(state), utc(at))
 
+    def set_states(self, states: dict[str, JobState], at: datetime) -> None:
+        with self._lock:
+            for job, state in states.items():
+                self._states[job] = (JobState(state), utc(at))
+
     def all_states(self) -> dict[str, JobState]:
         with self._lock:
             return {job: state for job, (state, _) in self._states.items()}
