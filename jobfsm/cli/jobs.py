@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import json
 import os
 import sys
@@ -46,7 +47,14 @@ def _service(args: argparse.Namespace) -> Iterator[JobManagementService]:
 
 
 def _user(args: argparse.Namespace) -> str:
-    return getattr(args, "user", None) or os.environ.get("USER") or "unknown"
+    """``--user``, else the login name (``getpass`` reads LOGNAME/USER, then the password database)."""
+    explicit = getattr(args, "user", None)
+    if explicit:
+        return str(explicit)
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
 
 
 def _time(value: str | None, option: str, command: str) -> datetime | None:

@@ -110,22 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("run", "jobfsm.cli.jobs:cmd_run", "run a job now, wait, print the result")
     p.add_argument("name", metavar="NAME")
-    p.add_argument("--user", default=None, help="who asks (default: $USER)")
+    p.add_argument("--user", default=None, help="who asks, for the audit log (default: your login name)")
     _format(p, "json")
 
     for verb in ("enable", "disable"):
         p = command(verb, f"jobfsm.cli.jobs:cmd_{verb}", f"{verb} a job (edits its file atomically)")
         p.add_argument("name", metavar="NAME")
-        p.add_argument("--user", default=None, help="who asks (default: $USER)")
+        p.add_argument("--user", default=None, help="who asks, for the audit log (default: your login name)")
 
     p = command("create", "jobfsm.cli.jobs:cmd_create", "add a job from a JSON file (validated)")
     p.add_argument("file", metavar="FILE", help="a job file, or - for standard input")
-    p.add_argument("--user", default=None, help="who asks (default: $USER)")
+    p.add_argument("--user", default=None, help="who asks, for the audit log (default: your login name)")
 
     p = command("delete", "jobfsm.cli.jobs:cmd_delete", "delete a job's file")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--user", default=None, help="who asks (default: $USER)")
+    p.add_argument("--user", default=None, help="who asks, for the audit log (default: your login name)")
 
     p = command("audit", "jobfsm.cli.jobs:cmd_audit", "who did what")
     p.add_argument("--user", dest="audit_user", metavar="USER")
