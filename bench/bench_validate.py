@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from jobgen import generate  # noqa: E402
+from jobgen import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 

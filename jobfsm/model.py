@@ -105,7 +105,7 @@ class Trigger(StrEnum):
 Command = str | tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobConfig:
     """One job file, validated. Field order is the canonical key order of a job file."""
 

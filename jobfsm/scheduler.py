@@ -31,9 +31,10 @@ import queue
 import stat
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -55,6 +56,8 @@ log = logging.getLogger(__name__)
 MAX_CATCH_UP = 100
 """At most this many missed fires of one job are caught up (``catch_up: all``) or recorded."""
 HEARTBEAT_MAX_AGE_SECONDS = 15.0
+DISPATCH_CHUNK = 256
+"""At most this many fires (or results) are recorded in one store transaction."""
 """A node whose last heartbeat is older than this is taken for dead."""
 
 
@@ -123,7 +126,8 @@ class JobEntry:
     model: JobModel
     next_fire: datetime | None = None
     generation: int = 0
-    waiting: deque[Start] = field(default_factory=deque)
+    waiting: deque[Start] | None = None
+    """Starts waiting for the job's current run; created on first use (most jobs never queue)."""
 
 
 FileStat = tuple[int, int, int]
@@ -166,6 +170,7 @@ class Scheduler:
         self._heap: list[tuple[float, int, str, int]] = []
         self._retries: list[tuple[float, int, str, Start]] = []
         self._seq = 0
+        self._deferred: list[Ticket] | None = None
         self._snapshot: dict[str, FileStat] = {}
         self._new_states: dict[str, JobState] = {}
         self._dir_error: str | None = None
@@ -386,18 +391,28 @@ class Scheduler:
         now = self.clock.now()
         stamp = now.timestamp()
         due: list[JobEntry] = []
+        work: list[tuple[JobEntry, Start]] = []
         while self._heap and self._heap[0][0] <= stamp:
             _, _, name, generation = heapq.heappop(self._heap)
             entry = self.jobs.get(name)
             if entry is None or entry.generation != generation or entry.next_fire is None:
                 continue
             due.append(entry)
-            self._fire(entry, Start(Trigger.SCHEDULE, scheduled_for=entry.next_fire))
+            work.append((entry, Start(Trigger.SCHEDULE, scheduled_for=entry.next_fire)))
         while self._retries and self._retries[0][0] <= stamp:
             _, _, name, start = heapq.heappop(self._retries)
             retry_entry = self.jobs.get(name)
             if retry_entry is not None and retry_entry.config.enabled:
-                self._fire(retry_entry, start)
+                work.append((retry_entry, start))
+        # One store transaction per chunk; the first chunk is a single fire so that the first
+        # run of a burst starts at once, later chunks grow so a burst costs few commits.
+        done, size = 0, 1
+        while done < len(work):
+            with self._batched():
+                for entry, start in work[done : done + size]:
+                    self._fire(entry, start)
+            done += size
+            size = min(size * 4, DISPATCH_CHUNK)
         for entry in due:  # next fires only after every due run was started
             fired = entry.next_fire
             assert fired is not None
@@ -428,7 +443,7 @@ class Scheduler:
             if config.overlap is Overlap.SKIP and start.trigger in (Trigger.SCHEDULE, Trigger.MANUAL):
                 self._record_skip(entry, start, f"run {busy} still running (overlap: skip)")
             elif start.trigger is Trigger.SCHEDULE and any(
-                w.trigger is Trigger.SCHEDULE for w in entry.waiting
+                w.trigger is Trigger.SCHEDULE for w in entry.waiting or ()
             ):
                 self._record_skip(entry, start, f"run {busy} still running and a fire already waits (overlap: queue)")
             else:
@@ -444,6 +459,8 @@ class Scheduler:
             f"queued behind run {busy}; if it never started, the daemon stopped before its turn",
         )
         if run is not None:
+            if entry.waiting is None:
+                entry.waiting = deque()
             entry.waiting.append(replace(start, run_id=run.id))
 
     def _record_skip(self, entry: JobEntry, start: Start, reason: str) -> RunRecord | None:
@@ -499,7 +516,28 @@ class Scheduler:
             self.store.resolve_trigger_request(start.request_id, run.id)
         ticket = Ticket(run.id, config, start.trigger, start.scheduled_for, start.attempt)
         self.in_flight[run.id] = (ticket, model)
-        self.runner.submit(ticket)
+        if self._deferred is not None:
+            self._deferred.append(ticket)  # submitted once the batch that recorded it commits
+        else:
+            self.runner.submit(ticket)
+
+    @contextmanager
+    def _batched(self) -> Iterator[None]:
+        """Record what happens inside in one store transaction, and start the runs it claimed
+        only after that transaction committed (never a process whose claim could vanish)."""
+        outer = self._deferred is not None
+        if outer:
+            yield
+            return
+        self._deferred = []
+        try:
+            with self.store.batch():
+                yield
+            tickets = self._deferred
+        finally:
+            self._deferred = None
+        for ticket in tickets:
+            self.runner.submit(ticket)
 
     # -- results ------------------------------------------------------------------------------
     def post_result(self, ticket: Ticket, result: JobResult) -> None:
@@ -511,12 +549,18 @@ class Scheduler:
         """Record every finished run (loop thread only); returns how many."""
         count = 0
         while True:
-            try:
-                ticket, result = self._results.get_nowait()
-            except queue.Empty:
+            items: list[tuple[Ticket, JobResult]] = []
+            while len(items) < DISPATCH_CHUNK:
+                try:
+                    items.append(self._results.get_nowait())
+                except queue.Empty:
+                    break
+            if not items:
                 return count
-            self._complete(ticket, result)
-            count += 1
+            with self._batched():
+                for ticket, result in items:
+                    self._complete(ticket, result)
+            count += len(items)
 
     def _complete(self, ticket: Ticket, result: JobResult) -> None:
         self.store.finish_run(

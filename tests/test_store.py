@@ -803,3 +803,25 @@ def test_several_processes_claim_each_fire_and_request_exactly_once(sql_url: str
     assert all(store.get_trigger_request(i).claimed_by in nodes for i in requests)
     store.close()
 
+
+
+def test_a_batch_shares_one_transaction_and_survives_a_lost_claim(sql_url: str) -> None:
+    """The daemon records a burst of fires in one batch: a fire another node already claimed
+    must come back as None without spoiling the batch (PostgreSQL aborts a transaction on a
+    unique-key error, which is why claims use ON CONFLICT DO NOTHING)."""
+    from jobfsm.store.sql import SqlStore
+
+    ours, other = SqlStore(sql_url), SqlStore(sql_url)
+    at = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+    try:
+        assert other.claim_run("a", trigger=Trigger.SCHEDULE, node="n2", started_at=at, scheduled_for=at)
+        with ours.batch():
+            lost = ours.claim_run("a", trigger=Trigger.SCHEDULE, node="n1", started_at=at, scheduled_for=at)
+            won = ours.claim_run("b", trigger=Trigger.SCHEDULE, node="n1", started_at=at, scheduled_for=at)
+            ours.set_state("b", JobState.RUNNING, at)
+            assert lost is None and won is not None
+            assert ours.get_run(won.id).status is RunStatus.RUNNING  # our own writes are visible
+        assert other.get_run(won.id).job == "b" and other.get_state("b") is JobState.RUNNING
+    finally:
+        ours.close()
+        other.close()

@@ -7,6 +7,7 @@ test suite (``tests/test_store.py``, parametrized over every backend by one fixt
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -246,6 +247,11 @@ class Store(ABC):
 
     @abstractmethod
     def live_nodes(self, *, now: datetime, max_age_seconds: float) -> list[Heartbeat]: ...
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Store calls made inside (on this thread) may share one transaction; a backend
+        without transactions runs them one by one."""
+        return nullcontext()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
