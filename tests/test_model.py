@@ -71,3 +71,17 @@ def test_schema_examples_validate() -> None:
     validator().check_schema(job_schema())
     for path in sorted((ROOT / "jobs").glob("*.json")):
         assert validator().is_valid(json.loads(path.read_text())), path
+
+
+def test_the_public_surface_resolves_lazily() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, jobfsm\n"
+        "assert 'jobfsm.service' not in sys.modules and 'gradio' not in sys.modules\n"
+        "names = [n for n in jobfsm.__all__ if n != 'create_jobs_section']\n"
+        "assert all(getattr(jobfsm, n) is not None for n in names)\n"
+        "assert 'gradio' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
