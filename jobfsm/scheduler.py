@@ -392,21 +392,27 @@ class Scheduler:
         stamp = now.timestamp()
         due: list[JobEntry] = []
         work: list[tuple[JobEntry, Start]] = []
+        first_started = False
         while self._heap and self._heap[0][0] <= stamp:
             _, _, name, generation = heapq.heappop(self._heap)
             entry = self.jobs.get(name)
             if entry is None or entry.generation != generation or entry.next_fire is None:
                 continue
             due.append(entry)
-            work.append((entry, Start(Trigger.SCHEDULE, scheduled_for=entry.next_fire)))
+            start = Start(Trigger.SCHEDULE, scheduled_for=entry.next_fire)
+            if not first_started:  # the first run of a burst starts before the rest is even sorted out
+                first_started = True
+                with self._batched():
+                    self._fire(entry, start)
+            else:
+                work.append((entry, start))
         while self._retries and self._retries[0][0] <= stamp:
-            _, _, name, start = heapq.heappop(self._retries)
+            _, _, name, retry = heapq.heappop(self._retries)
             retry_entry = self.jobs.get(name)
             if retry_entry is not None and retry_entry.config.enabled:
-                work.append((retry_entry, start))
-        # One store transaction per chunk; the first chunk is a single fire so that the first
-        # run of a burst starts at once, later chunks grow so a burst costs few commits.
-        done, size = 0, 1
+                work.append((retry_entry, retry))
+        # One store transaction per chunk; chunks grow so that a burst costs few commits.
+        done, size = 0, 4
         while done < len(work):
             with self._batched():
                 for entry, start in work[done : done + size]:

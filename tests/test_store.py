@@ -825,3 +825,23 @@ def test_a_batch_shares_one_transaction_and_survives_a_lost_claim(sql_url: str) 
     finally:
         ours.close()
         other.close()
+
+
+def test_state_writes_inside_a_batch_are_seen_at_once_and_stored_at_commit(sql_url: str) -> None:
+    from jobfsm.store.sql import SqlStore
+
+    ours, other = SqlStore(sql_url), SqlStore(sql_url)
+    at = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+    try:
+        with ours.batch():
+            ours.set_state("a", JobState.RUNNING, at)
+            ours.set_state("a", JobState.SUCCEEDED, at)
+            ours.set_state("b", JobState.IDLE, at)
+            ours.delete_state("b")
+            assert ours.get_state("a") is JobState.SUCCEEDED
+            assert ours.all_states() == {"a": JobState.SUCCEEDED}
+            assert other.get_state("a") is None  # not committed yet
+        assert other.all_states() == {"a": JobState.SUCCEEDED}
+    finally:
+        ours.close()
+        other.close()

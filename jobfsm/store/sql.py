@@ -334,6 +334,8 @@ class SqlStore(Store):
         self.url = mask_url(url)
         """The URL with the password masked, for messages and logs."""
         self._batch: tuple[int, Connection] | None = None
+        self._batched_states: dict[str, dict[str, Any]] = {}
+        """State writes made inside a batch, one row per job (the last write wins)."""
         self._engine = self._make_engine(normalize_url(url), echo)
         self._is_sqlite = self._engine.dialect.name == "sqlite"
         in_memory = self._is_sqlite and self._engine.url.database in (None, "", ":memory:")
@@ -430,10 +432,14 @@ class SqlStore(Store):
             return
         with self._write() as conn:
             self._batch = (me, conn)
+            self._batched_states = {}
             try:
                 yield
+                if self._batched_states:
+                    conn.execute(self._set_state, list(self._batched_states.values()))
             finally:
                 self._batch = None
+                self._batched_states = {}
 
     def _in_batch(self) -> Connection | None:
         batch = self._batch
@@ -502,11 +508,16 @@ class SqlStore(Store):
 
     # -- job states ------------------------------------------------------------------
     def get_state(self, job: str) -> JobState | None:
+        if self._in_batch() is not None and job in self._batched_states:
+            return JobState(self._batched_states[job]["state"])
         with self._read() as conn:
             value = conn.execute(_GET_STATE, {"job_name": job}).scalar()
         return JobState(value) if value is not None else None
 
     def set_state(self, job: str, state: JobState, at: datetime) -> None:
+        if self._in_batch() is not None:  # written in one statement when the batch commits
+            self._batched_states[job] = {"job": job, "state": JobState(state).value, "updated_at": at}
+            return
         with self._write() as conn:
             conn.execute(self._set_state, {"job": job, "state": JobState(state).value, "updated_at": at})
 
@@ -520,9 +531,14 @@ class SqlStore(Store):
     def all_states(self) -> dict[str, JobState]:
         with self._read() as conn:
             rows = conn.execute(select(job_states.c.job, job_states.c.state)).all()
-        return {job: JobState(state) for job, state in rows}
+        states = {job: JobState(state) for job, state in rows}
+        if self._in_batch() is not None:
+            states.update((job, JobState(row["state"])) for job, row in self._batched_states.items())
+        return states
 
     def delete_state(self, job: str) -> None:
+        if self._in_batch() is not None:
+            self._batched_states.pop(job, None)
         with self._write() as conn:
             conn.execute(delete(job_states).where(job_states.c.job == job))
 
