@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -130,6 +131,10 @@ class Daemon:
         self.scheduler = scheduler
         scheduler.heartbeat()
         scheduler.start()
+        # Thousands of long-lived job objects would otherwise be walked by every full garbage
+        # collection, a pause that can land on a burst of fires: collect once, then freeze them.
+        gc.collect()
+        gc.freeze()
         logger.startup(version=__version__, node=self.node, jobs=len(scheduler.jobs), pid=os.getpid())
         housekeeping = schedule.Scheduler()
         housekeeping.every(RELOAD_SECONDS).seconds.do(scheduler.reload)
