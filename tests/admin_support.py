@@ -16,6 +16,7 @@ from typing import Any
 import requests
 
 from jobfsm.admin.accounts import Accounts
+from tests.conftest import job_doc
 
 PASSWORDS = {"alice": "alice-pass-1", "victor": "victor-pass-1"}
 """alice is an admin, victor a viewer."""
@@ -28,16 +29,8 @@ def free_port() -> int:
 
 
 def write_job(jobs: Path, name: str, **fields: Any) -> Path:
-    doc: dict[str, Any] = {
-        "name": name,
-        "schedule": "*/5 * * * *",
-        "command": "echo hello",
-        "working_directory": "/tmp",
-        "enabled": True,
-    }
-    doc.update(fields)
     path = jobs / f"{name}.json"
-    path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(job_doc(name, **fields), indent=2) + "\n", encoding="utf-8")
     return path
 
 
