@@ -845,3 +845,23 @@ def test_state_writes_inside_a_batch_are_seen_at_once_and_stored_at_commit(sql_u
     finally:
         ours.close()
         other.close()
+
+
+def test_idle_trigger_polls_skip_the_query_but_never_miss_a_request(tmp_path: Path) -> None:
+    from jobfsm.store.sql import SqlStore
+
+    url = f"sqlite:///{tmp_path / 'probe.db'}"
+    daemon, cli = SqlStore(url), SqlStore(url)
+    at = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+    try:
+        assert daemon.claim_trigger_requests(node="d", at=at) == []
+        assert not daemon._database_changed()  # nothing committed since: the next poll is free
+        request = cli.request_trigger("a", user="ana", at=at)
+        [claimed] = daemon.claim_trigger_requests(node="d", at=at)
+        assert claimed.id == request.id and claimed.claimed_by == "d"
+        daemon.heartbeat("d", pid=1, host="h", at=at)  # our own other connections count too
+        second = cli.request_trigger("b", user="ana", at=at)
+        assert [r.id for r in daemon.claim_trigger_requests(node="d", at=at)] == [second.id]
+    finally:
+        daemon.close()
+        cli.close()

@@ -48,6 +48,7 @@ Design decisions:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -335,6 +336,9 @@ class SqlStore(Store):
         """The URL with the password masked, for messages and logs."""
         self._batch: tuple[int, Connection] | None = None
         self._batched_states: dict[str, dict[str, Any]] = {}
+        self._probe: Any = None
+        self._probe_version: int | None = None
+        self._probe_lock = threading.Lock()
         """State writes made inside a batch, one row per job (the last write wins)."""
         self._engine = self._make_engine(normalize_url(url), echo)
         self._is_sqlite = self._engine.dialect.name == "sqlite"
@@ -476,6 +480,8 @@ class SqlStore(Store):
             raise StoreError(f"{self._failure}: {_reason(exc)}; {self._hint(exc)}") from exc
 
     def close(self) -> None:
+        with self._probe_lock:
+            self._close_probe()
         self._engine.dispose()
 
     # -- schema ----------------------------------------------------------------------
@@ -702,7 +708,12 @@ class SqlStore(Store):
             return _request(conn.execute(stmt).one())
 
     def claim_trigger_requests(self, *, node: str, at: datetime) -> list[TriggerRequest]:
+        if not self._database_changed():
+            return []  # the daemon polls every second: an idle poll must cost next to nothing
         t = trigger_requests
+        with self._read() as conn:  # the common case, nothing waiting, costs no write transaction
+            if conn.execute(select(t.c.id).where(t.c.claimed_by.is_(None)).limit(1)).first() is None:
+                return []
         unclaimed = select(t.c.id).where(t.c.claimed_by.is_(None)).with_for_update(skip_locked=True)
         stmt = (
             update(t)
@@ -710,12 +721,33 @@ class SqlStore(Store):
             .values(claimed_by=node, claimed_at=at)
             .returning(*t.c)
         )
-        with self._read() as conn:  # the common case, nothing waiting, costs no write transaction
-            if conn.execute(select(t.c.id).where(t.c.claimed_by.is_(None)).limit(1)).first() is None:
-                return []
         with self._write() as conn:
             claimed = [_request(row) for row in conn.execute(stmt)]
         return sorted(claimed, key=lambda r: r.id)
+
+    def _database_changed(self) -> bool:
+        """False only when certainly nothing was committed since the last call: on a SQLite
+        file, ``PRAGMA data_version`` on a connection kept for this changes whenever another
+        connection commits (a trigger request, a heartbeat). Always True elsewhere."""
+        if not self._is_sqlite or self._read_lock is not None or self._in_batch() is not None:
+            return True
+        with self._probe_lock:
+            try:
+                if self._probe is None:
+                    self._probe = self._engine.raw_connection()
+                version = self._probe.cursor().execute("PRAGMA data_version").fetchone()[0]
+            except Exception:  # the probe is an optimisation: on any trouble, just look
+                self._close_probe()
+                return True
+            changed = version != self._probe_version
+            self._probe_version = version
+            return changed
+
+    def _close_probe(self) -> None:
+        probe, self._probe, self._probe_version = self._probe, None, None
+        if probe is not None:
+            with contextlib.suppress(Exception):
+                probe.close()
 
     def resolve_trigger_request(self, request_id: int, run_id: int) -> None:
         stmt = update(trigger_requests).where(trigger_requests.c.id == request_id).values(run_id=run_id)
