@@ -201,6 +201,9 @@ class Scheduler:
         running = self.store.list_runs(status=RunStatus.RUNNING)
         count = 0
         for node in sorted({r.node for r in running} - live):
+            if _local_process_alive(node, host):
+                continue  # a `jobfsm run` or admin page running a job here, without a daemon
+
             lost = self.store.mark_lost(
                 at=now,
                 node=node,
@@ -586,7 +589,13 @@ class Scheduler:
         _, model = self.in_flight.pop(ticket.run_id)
         self.lifecycle.finish(model, result.status, run_id=ticket.run_id, reason=result.message)
         entry = self.jobs.get(ticket.job.name)
-        if entry is None or entry.model is not model or self.stopping:
+        if entry is None:  # its file was deleted while it ran: leave no state behind
+            self.store.delete_state(ticket.job.name)
+            return
+        if entry.model is not model:  # deleted and created again meanwhile: the new job's state wins
+            self.store.set_state(ticket.job.name, entry.model.job_state, self.clock.now())
+            return
+        if self.stopping:
             return
         if not result.success and ticket.attempt < entry.config.retries and entry.config.enabled:
             due = self.clock.now() + timedelta(seconds=entry.config.retry_delay_seconds)
@@ -667,6 +676,12 @@ class Scheduler:
         self._watcher.close()
         self.store.remove_node(self.node)
 
+
+
+def _local_process_alive(node: str, host: str) -> bool:
+    """Is ``node`` (named ``host:pid``, the default) a live process on this host?"""
+    node_host, _, pid = node.rpartition(":")
+    return node_host == host and pid.isdigit() and _pid_alive(int(pid))
 
 
 def _pid_alive(pid: int) -> bool:

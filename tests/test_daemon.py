@@ -168,3 +168,22 @@ def test_fatal_errors_are_logged_before_exit(tmp_path_factory, component: str) -
     last = (root / "logs" / "scheduler_main.log").read_text().splitlines()[-1]
     assert " CRITICAL daemon daemon stopped by a fatal error: " in last
     assert "fatal error" in err.getvalue() and "scheduler_main.log" in err.getvalue()
+
+
+def test_a_local_run_of_a_live_process_is_not_taken_for_lost(start_daemon, tmp_path: Path, jobs_dir: Path) -> None:
+    """`jobfsm run` with no daemon runs the job itself, under its own node name (host:pid): a
+    daemon starting meanwhile must not mark that run lost while that process still lives."""
+    import os
+    import socket
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = SqlStore(url)
+    write(jobs_dir, "local", schedule="0 0 1 1 *")
+    now = SystemClock().now()
+    mine = store.claim_run("local", trigger=Trigger.MANUAL, node=f"{socket.gethostname()}:{os.getpid()}", started_at=now)
+    gone = store.claim_run("local", trigger=Trigger.MANUAL, node=f"{socket.gethostname()}:999999999", started_at=now)
+    running = start_daemon()
+    assert running.store.get_run(mine.id).status is RunStatus.RUNNING
+    assert running.store.get_run(gone.id).status is RunStatus.LOST
+    running.stop()
+    store.close()

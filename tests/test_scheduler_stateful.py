@@ -94,7 +94,8 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.runner = FakeRunner()
         self.scheduler = Scheduler(
             self.jobs_dir, self.store, self.logger, clock=self.clock,
-            node=f"test:{self.generation}", runner=self.runner,
+            # a node name that is not host:pid, so never taken for a live local process
+            node=f"sched-{self.generation}", runner=self.runner,
         )
         self.runner.scheduler = self.scheduler
         self.schedulers = [*getattr(self, "schedulers", []), self.scheduler]
