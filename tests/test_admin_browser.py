@@ -72,11 +72,12 @@ def shot(page: object, name: str) -> Path:
     return path
 
 
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0, page: object = None) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            seen = f" (status box: {status_text(page)!r})" if page is not None else ""
+            raise AssertionError(f"timed out waiting for {what}{seen}")
         time.sleep(0.1)
 
 
@@ -156,7 +157,7 @@ def test_admin_walkthrough(browser: object, server: AdminServer) -> None:
 
     # -- trigger: the row goes running, then succeeded, with no reload
     page.click("#jobfsm-trigger")
-    wait_until(lambda: "Triggered 'nightly'" in status_text(page), "the trigger")
+    wait_until(lambda: "Triggered 'nightly'" in status_text(page), "the trigger", page=page)
     wait_until(lambda: "running" in row_text(page, "nightly"), "the row to show running", timeout=10)
     shot(page, "04-running")
     wait_until(lambda: "succeeded" in row_text(page, "nightly"), "the row to show succeeded")

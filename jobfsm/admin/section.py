@@ -258,7 +258,10 @@ def create_jobs_section(
         return (
             views.counts_markdown(views.state_counts(jobs)),
             views.styled_jobs(frame),
-            gr.update(choices=names, value=selected if selected in names else None),
+            # Refresh the choices but leave the selection alone: this runs on a timer, and a tick
+            # that started before the user (or a save) changed the selection must not revert it.
+            # Only a job that is gone is unselected.
+            gr.update(choices=names) if not selected or selected in names else gr.update(choices=names, value=None),
             _diagram(state),
         )
 
