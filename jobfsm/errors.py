@@ -77,6 +77,15 @@ class TriggerRequestNotFoundError(JobfsmError, LookupError):
         self.request_id = request_id
 
 
+class JobsDirectoryError(JobfsmError, OSError):
+    """The jobs folder itself is missing or unreadable (bad files are problems, not errors)."""
+
+    def __init__(self, directory: object, cause: OSError) -> None:
+        reason = cause.strerror or str(cause)
+        super().__init__(f"cannot read jobs folder '{directory}': {reason}")
+        self.directory = directory
+
+
 class LogDirectoryError(JobfsmError, OSError):
     """The logs folder cannot be created or written."""
 

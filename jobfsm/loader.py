@@ -19,6 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from jobfsm.errors import JobsDirectoryError
 from jobfsm.model import JobConfig
 from jobfsm.problems import Problem, Severity, sort_problems
 from jobfsm.schema import job_schema, quick_valid, validator
@@ -299,14 +300,3 @@ class ConfigLoader:
             raise JobsDirectoryError(self.directory, exc) from exc
         return collect(validate_file(f) for f in files)
 
-
-from jobfsm.errors import JobfsmError  # noqa: E402
-
-
-class JobsDirectoryError(JobfsmError, OSError):
-    """The jobs folder itself is missing or unreadable."""
-
-    def __init__(self, directory: Path, cause: OSError) -> None:
-        reason = cause.strerror or str(cause)
-        super().__init__(f"cannot read jobs folder '{directory}': {reason}")
-        self.directory = directory

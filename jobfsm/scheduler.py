@@ -41,7 +41,7 @@ from typing import Protocol
 
 from jobfsm import cron
 from jobfsm.clock import Clock
-from jobfsm.errors import InvalidTransitionError
+from jobfsm.errors import InvalidTransitionError, JobsDirectoryError
 from jobfsm.executor import JobExecutor, JobResult
 from jobfsm.joblog import JobLogger
 from jobfsm.lifecycle import JobModel, Lifecycle
@@ -49,13 +49,13 @@ from jobfsm.loader import validate_file
 from jobfsm.model import CatchUp, JobConfig, JobState, Outcome, Overlap, RunStatus, Trigger
 from jobfsm.problems import Problem
 from jobfsm.store import RunRecord, Store
+from jobfsm.store.abc import HEARTBEAT_MAX_AGE_SECONDS
 from jobfsm.watch import DirectoryWatcher
 
 log = logging.getLogger(__name__)
 
 MAX_CATCH_UP = 100
 """At most this many missed fires of one job are caught up (``catch_up: all``) or recorded."""
-HEARTBEAT_MAX_AGE_SECONDS = 15.0
 DISPATCH_CHUNK = 256
 """At most this many fires (or results) are recorded in one store transaction."""
 """A node whose last heartbeat is older than this is taken for dead."""
@@ -180,11 +180,8 @@ class Scheduler:
     def start(self) -> None:
         """Recover from a crash, load every job, catch up missed fires, schedule the rest."""
         now = self.clock.now()
-        self._recover_lost(now)
-        self.reload(catch_up=True)
-
-    def _recover_lost(self, now: datetime) -> None:
         self.reap_lost(now, found="at start-up")
+        self.reload(catch_up=True)
 
     def reap_lost(self, now: datetime | None = None, *, found: str = "") -> int:
         """Mark lost the runs of every node that is dead: no recent heartbeat, or (on this
@@ -225,7 +222,7 @@ class Scheduler:
                         st = e.stat()
                         stats[e.path] = (st.st_mtime_ns, st.st_size, st.st_ino)
         except OSError as exc:
-            message = f"cannot read jobs folder '{self.jobs_dir}': {exc.strerror}; keeping the jobs loaded"
+            message = f"{JobsDirectoryError(self.jobs_dir, exc)}; keeping the jobs loaded"
             if message != self._dir_error:
                 self.logger.error(message)
                 self._dir_error = message
@@ -295,12 +292,12 @@ class Scheduler:
         )
         if state is None:
             self._new_states[config.name] = model.job_state  # written in one batch by reload()
-        elif state is JobState.RUNNING and not self._running_here_or_alive(config.name):
+        elif state is JobState.RUNNING and not self._has_running_runs(config.name):
             self.lifecycle.fail(model, reason="its run was lost when the daemon stopped")
         self.lifecycle.sync(model, enabled=config.enabled)
         return model
 
-    def _running_here_or_alive(self, name: str) -> bool:
+    def _has_running_runs(self, name: str) -> bool:
         return bool(self.store.list_runs(name, status=RunStatus.RUNNING, limit=1))
 
     def _upsert(
@@ -572,19 +569,7 @@ class Scheduler:
             count += len(items)
 
     def _complete(self, ticket: Ticket, result: JobResult) -> None:
-        self.store.finish_run(
-            ticket.run_id,
-            outcome=result.status,
-            ended_at=result.end_time,
-            exit_code=result.exit_code,
-            duration_seconds=result.duration_seconds,
-            signal=result.signal,
-            message=result.message,
-            stdout_tail=result.stdout,
-            stderr_tail=result.stderr,
-            stdout_path=result.stdout_path,
-            stderr_path=result.stderr_path,
-        )
+        self.store.finish_run(ticket.run_id, **result.finish_fields())
         self.logger.job_completion(result, trigger=ticket.trigger.value)
         _, model = self.in_flight.pop(ticket.run_id)
         self.lifecycle.finish(model, result.status, run_id=ticket.run_id, reason=result.message)

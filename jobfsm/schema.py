@@ -62,6 +62,11 @@ def _property_validators() -> dict[str, Validator] | None:
     return {name: base.evolve(schema=sub) for name, sub in schema["properties"].items()}
 
 
+@cache
+def _required() -> frozenset[str]:
+    return frozenset(job_schema()["required"])
+
+
 @lru_cache(maxsize=8192)
 def _value_valid(name: str, text: str) -> bool:
     validators = _property_validators()
@@ -78,6 +83,6 @@ def quick_valid(document: Any) -> bool:
     if validators is None or not isinstance(document, dict):
         return False
     keys = document.keys()
-    if not (set(job_schema()["required"]) <= keys and keys <= validators.keys()):
+    if not (_required() <= keys and keys <= validators.keys()):
         return False
     return all(_value_valid(name, json.dumps(value, sort_keys=True)) for name, value in document.items())

@@ -72,7 +72,7 @@ from jobfsm.jobfiles import JobFile, JobFiles, apply_changes, check_name, render
 from jobfsm.loader import validate_document
 from jobfsm.model import JobConfig, JobState, Outcome, Overlap, RunStatus, Trigger
 from jobfsm.problems import Problem
-from jobfsm.store.abc import AuditEntry, RunRecord, Store
+from jobfsm.store.abc import HEARTBEAT_MAX_AGE_SECONDS, AuditEntry, RunRecord, Store
 
 if TYPE_CHECKING:
     from jobfsm.executor import JobExecutor
@@ -179,7 +179,7 @@ class JobManagementService:
         *,
         clock: Clock | None = None,
         node: str | None = None,
-        heartbeat_max_age: float = 15.0,
+        heartbeat_max_age: float = HEARTBEAT_MAX_AGE_SECONDS,
         daemon_pickup_timeout: float = 5.0,
     ) -> None:
         self.jobs_directory = Path(jobs_directory)
@@ -615,13 +615,7 @@ class JobManagementService:
             logger.job_start(config.name, run_id, trigger=Trigger.MANUAL.value,
                              scheduled_for=None, command=config.command_text)
             result = self._job_executor().execute(config, run_id)
-            self.store.finish_run(
-                run_id, outcome=result.status, ended_at=result.end_time,
-                exit_code=result.exit_code, duration_seconds=result.duration_seconds,
-                signal=result.signal, message=result.message,
-                stdout_tail=result.stdout, stderr_tail=result.stderr,
-                stdout_path=result.stdout_path, stderr_path=result.stderr_path,
-            )
+            self.store.finish_run(run_id, **result.finish_fields())
             logger.job_completion(result, trigger=Trigger.MANUAL.value)
             self._finish_model(config.name, model, result.status, run_id, result.message)
         except Exception as exc:  # never leave a run open

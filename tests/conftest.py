@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -54,6 +55,22 @@ class FakeClock:
         if timeout:
             self.advance(timeout)
         return event.is_set()
+
+
+def wait_for(
+    predicate: Callable[[], object], timeout: float, what: str, detail: Callable[[], str] | None = None
+) -> object:
+    """Poll ``predicate`` until it returns something truthy (returned), or fail after ``timeout``
+    seconds naming ``what`` (and ``detail()``, what was seen instead)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            seen = f" ({detail()})" if detail is not None else ""
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}{seen}")
+        time.sleep(0.02)
 
 
 @pytest.fixture

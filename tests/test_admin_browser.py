@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.admin_support import PASSWORDS, AdminServer, admin_server, write_job
+from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -73,12 +73,8 @@ def shot(page: object, name: str) -> Path:
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0, page: object = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            seen = f" (status box: {status_text(page)!r})" if page is not None else ""
-            raise AssertionError(f"timed out waiting for {what}{seen}")
-        time.sleep(0.1)
+    detail = (lambda: f"status box: {status_text(page)!r}") if page is not None else None
+    wait_for(check, timeout, what, detail)
 
 
 def row_text(page: object, name: str) -> str:

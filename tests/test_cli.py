@@ -84,7 +84,7 @@ def test_validate_a_single_file_and_global_options_after_the_command(write_job, 
     ids=["missing-path", "no-path", "unknown-command", "bad-n", "bad-after", "bad-format", "nothing"],
 )
 def test_bad_usage_is_one_line_and_exit_2(argv, fragment) -> None:
-    code, out, err = cli(*argv)
+    code, _out, err = cli(*argv)
     assert code == 2
     lines = [line for line in err.splitlines() if not line.startswith("usage:")]
     assert len(lines) == 1 and fragment in lines[0], err

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from io import StringIO
 from pathlib import Path
@@ -19,17 +18,7 @@ from jobfsm.clock import SystemClock
 from jobfsm.daemon import Daemon
 from jobfsm.model import JobState, RunStatus, Trigger
 from jobfsm.store.sql import SqlStore
-from tests.conftest import job_doc
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+from tests.conftest import job_doc, wait_for
 
 
 class Running:

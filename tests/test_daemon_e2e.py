@@ -20,8 +20,8 @@ import pytest
 
 from jobfsm.model import JobState, RunStatus
 from jobfsm.store.sql import SqlStore
-from tests.conftest import job_doc
-from tests.test_daemon import trigger, wait_for
+from tests.conftest import job_doc, wait_for
+from tests.test_daemon import trigger
 
 pytestmark = pytest.mark.slow
 JOBFSM = str(Path(sys.executable).parent / "jobfsm")

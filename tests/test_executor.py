@@ -633,3 +633,18 @@ def test_times_are_aware_utc_and_ordered(executor: JobExecutor, workdir: Path) -
     assert result.start_time.utcoffset() == timedelta(0)
     assert result.start_time <= result.end_time
     assert 0.2 <= result.duration_seconds < 5
+
+
+def test_a_result_records_every_field_the_store_keeps(executor: JobExecutor, workdir: Path) -> None:
+    from jobfsm.model import Trigger
+    from jobfsm.store.memory import MemoryStore
+
+    result = executor.execute(make_job("echo out; echo err >&2; exit 4", workdir), 77)
+    store = MemoryStore()
+    run = store.claim_run("j", trigger=Trigger.MANUAL, node="n", started_at=result.start_time)
+    assert run is not None
+    recorded = store.finish_run(run.id, **result.finish_fields())
+    assert (recorded.exit_code, recorded.outcome, recorded.stdout_tail, recorded.stderr_tail) == (
+        4, Outcome.FAILED, "out\n", "err\n"
+    )
+    assert recorded.ended_at == result.end_time and recorded.stdout_path == result.stdout_path

@@ -49,7 +49,7 @@ def test_loader_returns_exactly_the_valid_jobs(tmp_path_factory, valid, broken, 
     broken = list(dict(broken).items())
     files = {f"{n}.json": json.dumps(data.draw(job_documents(name=n))) for n in valid}
     files.update({f"{n}.json": text for n, (text, _) in broken})
-    result, folder = _load(tmp_path, files)
+    result, _folder = _load(tmp_path, files)
     assert set(result.jobs) == set(valid)
     reported = {Path(p.path).name for p in result.errors}
     assert reported == {f"{n}.json" for n, _ in broken}
@@ -99,7 +99,7 @@ def test_empty_folder_loads_nothing(jobs_dir: Path) -> None:
 
 
 def test_missing_folder_is_one_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(JobsDirectoryError, match="cannot read jobs folder .*nope.*No such file"):
+    with pytest.raises(JobsDirectoryError, match=r"cannot read jobs folder .*nope.*No such file"):
         ConfigLoader(tmp_path / "nope").load()
 
 

@@ -102,6 +102,10 @@ class TriggerRequest:
     """The run that serves it, once a daemon started it (or recorded it as skipped)."""
 
 
+HEARTBEAT_MAX_AGE_SECONDS = 15.0
+"""A node whose last heartbeat is older than this is taken for dead (daemons beat every 5 s)."""
+
+
 @dataclass
 class Heartbeat:
     node: str
