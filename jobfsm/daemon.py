@@ -20,6 +20,7 @@ import gc
 import logging
 import os
 import signal
+import sys
 import socket
 import threading
 import traceback
@@ -45,6 +46,10 @@ TRIGGER_POLL_SECONDS = 1
 HEARTBEAT_SECONDS = 5
 PRUNE_SECONDS = 3600
 REAP_SECONDS = 10
+GIL_SWITCH_SECONDS = 0.0005
+"""How long the loop may hold the GIL while the reaper thread waits for it (CPython's default is
+5 ms): in a burst the reaper starts the runs that waited for a slot, and each of its turns
+would otherwise wait behind the loop's recording of fires."""
 
 
 def default_node() -> str:
@@ -135,6 +140,7 @@ class Daemon:
         # collection, a pause that can land on a burst of fires: collect once, then freeze them.
         gc.collect()
         gc.freeze()
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)
         logger.startup(version=__version__, node=self.node, jobs=len(scheduler.jobs), pid=os.getpid())
         housekeeping = schedule.Scheduler()
         housekeeping.every(RELOAD_SECONDS).seconds.do(scheduler.reload)

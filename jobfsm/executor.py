@@ -45,6 +45,8 @@ Design decisions:
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import logging
 import math
 import os
@@ -53,11 +55,11 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from jobfsm.clock import Clock, SystemClock, utc
 from jobfsm.model import JobConfig, Outcome
@@ -112,12 +114,20 @@ class JobResult:
 
 @dataclass(eq=False)
 class _Run:
-    """A run in progress: what terminate() and the executing thread share."""
+    """A run in progress: what terminate(), the reaper and the supervising thread share."""
 
     run_id: int
-    job_name: str
+    job: JobConfig
     proc: subprocess.Popen[bytes]
     pidfd: int | None
+    paths: tuple[Path, Path]
+    start_time: datetime
+    t0: float
+    """The executor clock's monotonic() when the run began (for its duration)."""
+    on_done: Callable[[JobResult], None] | None = None
+    """Where :meth:`JobExecutor.launch` delivers the result (None for :meth:`JobExecutor.execute`)."""
+    deadline: float | None = None
+    """time.monotonic() at which the run times out (launched runs; None: no timeout)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     exited: threading.Event = field(default_factory=threading.Event)
     """Set once the leader (the command itself) has been reaped."""
@@ -131,6 +141,10 @@ class _Run:
     last_signal: int | None = None
     escalated: bool = False
     """SIGKILL had to be sent because something outlived the grace period."""
+
+    @property
+    def job_name(self) -> str:
+        return self.job.name
 
     @property
     def pgid(self) -> int:
@@ -179,6 +193,7 @@ class JobExecutor:
         self._base_env: Mapping[str, str] = base_env if base_env is not None else os.environ
         self._lock = threading.Lock()
         self._runs: dict[int, _Run] = {}
+        self._reaper: _Reaper | None = None
 
     # -- public --------------------------------------------------------------------------
     def output_paths(self, job_name: str, run_id: int) -> tuple[Path, Path]:
@@ -214,27 +229,79 @@ class JobExecutor:
     def execute(
         self, job: JobConfig, run_id: int, *, scheduled_for: datetime | None = None
     ) -> JobResult:
-        """Run ``job`` to its end and say how it went. Never raises for the job's problems."""
+        """Run ``job`` to its end on this thread and say how it went. Never raises for the
+        job's problems."""
+        run = self._spawn(job, run_id, scheduled_for)
+        if isinstance(run, JobResult):
+            return run
+        try:
+            leftovers = self._supervise(run, job.timeout_seconds)
+        except BaseException:
+            self._release(run)
+            raise
+        return self._finish(run, leftovers)
+
+    def launch(
+        self,
+        job: JobConfig,
+        run_id: int,
+        *,
+        on_done: Callable[[JobResult], None],
+        scheduled_for: datetime | None = None,
+    ) -> JobResult | None:
+        """Start ``job`` now on this thread and return at once; None once it started, its
+        result going later to ``on_done`` (on the reaper's thread, or a supervising thread for a
+        timeout or leftovers). A run that cannot start is returned here instead, and
+        ``on_done`` is never called for it. Never raises for the job's problems.
+
+        No thread waits per run: one reaper thread waits for every launched run at once
+        (one ``epoll`` over their pidfds and a heap of timeouts), so a burst of thousands
+        of short runs costs a ``Popen`` each and little else.
+        """
+        run = self._spawn(job, run_id, scheduled_for, on_done=on_done)
+        if isinstance(run, JobResult):
+            return run
+        if run.pidfd is None or not hasattr(select, "epoll"):  # no pidfds here: a thread each
+            self._hand_off(run, timed_out=False)
+            return None
+        with self._lock:
+            if self._reaper is None:
+                self._reaper = _Reaper(self._leader_exited, self._timed_out)
+            reaper = self._reaper
+        reaper.watch(run)
+        return None
+
+    def not_started(self, job: JobConfig, run_id: int, message: str) -> JobResult:
+        """The result of a run that never began, for ``message`` (e.g. the daemon stopped
+        before its turn came)."""
+        now = self._clock.now()
+        return _not_started(job, run_id, message, now, now, 0.0)
+
+    def close(self) -> None:
+        """Stop the reaper thread (runs still going are no longer waited for; terminate
+        them first)."""
+        with self._lock:
+            reaper, self._reaper = self._reaper, None
+        if reaper is not None:
+            reaper.close()
+
+    # -- starting and finishing ------------------------------------------------------------
+    def _spawn(
+        self,
+        job: JobConfig,
+        run_id: int,
+        scheduled_for: datetime | None,
+        *,
+        on_done: Callable[[JobResult], None] | None = None,
+    ) -> _Run | JobResult:
+        """Start the process, registered as running; or the result saying why it cannot start."""
         start_time = self._clock.now()
         t0 = self._clock.monotonic()
 
         def not_started(message: str, paths: tuple[Path, Path] | None = None) -> JobResult:
             log.warning("run %s of job %r could not start: %s", run_id, job.name, message)
-            return JobResult(
-                job_name=job.name,
-                run_id=run_id,
-                start_time=start_time,
-                end_time=self._clock.now(),
-                exit_code=None,
-                stdout="",
-                stderr="",
-                duration_seconds=max(0.0, self._clock.monotonic() - t0),
-                status=Outcome.NOT_STARTED,
-                signal=None,
-                message=message,
-                stdout_path=str(paths[0]) if paths else None,
-                stderr_path=str(paths[1]) if paths else None,
-            )
+            duration = max(0.0, self._clock.monotonic() - t0)
+            return _not_started(job, run_id, message, start_time, self._clock.now(), duration, paths)
 
         problem = _check_name(job.name)
         if not problem and (not isinstance(job.working_directory, str) or not job.working_directory):
@@ -251,63 +318,118 @@ class JobExecutor:
 
         paths = self.output_paths(job.name, run_id)
         try:
-            out_f, err_f = _open_outputs(paths)
+            out_fd, err_fd = _open_outputs(paths)
         except OSError as exc:
             where = exc.filename or str(paths[0])
             return not_started(f"cannot write output file {where!r}: {exc.strerror or exc}")
         try:
-            with out_f, err_f:
-                proc = subprocess.Popen(
-                    argv,
-                    cwd=job.working_directory,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out_f,
-                    stderr=err_f,
-                    start_new_session=True,
-                    close_fds=True,
-                )
+            proc = subprocess.Popen(
+                argv,
+                cwd=job.working_directory,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out_fd,
+                stderr=err_fd,
+                start_new_session=True,
+                close_fds=True,
+            )
         except Exception as exc:  # anything at Popen is the job's problem, never ours to raise
             return not_started(_explain(exc, job, argv), paths)
-
-        run = _Run(run_id=run_id, job_name=job.name, proc=proc, pidfd=_pidfd_open(proc.pid))
+        finally:
+            os.close(out_fd)
+            os.close(err_fd)
+        run = _Run(
+            run_id=run_id, job=job, proc=proc, pidfd=_pidfd_open(proc.pid), paths=paths,
+            start_time=start_time, t0=t0, on_done=on_done,
+        )
+        timeout = job.timeout_seconds
+        if timeout and timeout > 0:
+            run.deadline = time.monotonic() + timeout
         with self._lock:
             self._runs[run_id] = run
-        log.debug("run %s of job %r started: pid %s", run_id, job.name, proc.pid)
-        try:
-            leftovers = self._supervise(run, job.timeout_seconds)
-        finally:
-            with self._lock:
-                self._runs.pop(run_id, None)
-            if run.pidfd is not None:
-                os.close(run.pidfd)
-            run.exited.set()
-            run.done.set()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("run %s of job %r started: pid %s", run_id, job.name, proc.pid)
+        return run
+
+    def _release(self, run: _Run) -> None:
+        """The run's process group is done with: unregister it and wake terminate()."""
+        with self._lock:
+            self._runs.pop(run.run_id, None)
+        if run.pidfd is not None:
+            os.close(run.pidfd)
+            run.pidfd = None
+        run.exited.set()
+        run.done.set()
+
+    def _finish(self, run: _Run, leftovers: int) -> JobResult:
+        self._release(run)
+        job = run.job
         end_time = self._clock.now()
-        duration = max(0.0, self._clock.monotonic() - t0)
+        duration = max(0.0, self._clock.monotonic() - run.t0)
         status, exit_code, sig, message = self._outcome(run, job, leftovers)
-        log.debug("run %s of job %r ended: %s %s", run_id, job.name, status.value, message)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("run %s of job %r ended: %s %s", run.run_id, job.name, status.value, message)
         return JobResult(
             job_name=job.name,
-            run_id=run_id,
-            start_time=start_time,
+            run_id=run.run_id,
+            start_time=run.start_time,
             end_time=end_time,
             exit_code=exit_code,
-            stdout=read_tail(paths[0], self.tail_bytes),
-            stderr=read_tail(paths[1], self.tail_bytes),
+            stdout=read_tail(run.paths[0], self.tail_bytes),
+            stderr=read_tail(run.paths[1], self.tail_bytes),
             duration_seconds=duration,
             status=status,
             signal=sig,
             message=message,
-            stdout_path=str(paths[0]),
-            stderr_path=str(paths[1]),
+            stdout_path=str(run.paths[0]),
+            stderr_path=str(run.paths[1]),
         )
 
+    def _deliver(self, run: _Run, leftovers: int) -> None:
+        """Finish a launched run and hand its result to its ``on_done`` (a failing callback is
+        logged: it must not take the reaper down with it)."""
+        result = self._finish(run, leftovers)
+        assert run.on_done is not None
+        try:
+            run.on_done(result)
+        except Exception:
+            log.exception("the result handler of run %s of job %r failed", run.run_id, run.job_name)
+
+    def _leader_exited(self, run: _Run) -> None:
+        """The reaper saw a launched run's command end. The common case (it ended by itself
+        and left nothing in its group) is finished right here on the reaper's thread."""
+        run.proc.wait()  # reaps at once: the pidfd said it ended
+        run.exited.set()
+        if run.cause is None and (not self.kill_leftovers or not _group_alive(run.pgid)):
+            self._deliver(run, 0)
+        else:
+            self._hand_off(run, timed_out=False)
+
+    def _timed_out(self, run: _Run) -> None:
+        self._hand_off(run, timed_out=True)
+
+    def _hand_off(self, run: _Run, *, timed_out: bool) -> None:
+        threading.Thread(
+            target=self._supervise_and_deliver, args=(run, timed_out),
+            name=f"jobfsm-run-{run.run_id}", daemon=True,
+        ).start()
+
+    def _supervise_and_deliver(self, run: _Run, timed_out: bool) -> None:
+        """A launched run that needs a thread of its own: it timed out, was terminated, left
+        processes in its group, or this platform has no pidfds."""
+        try:
+            leftovers = self._supervise(run, run.job.timeout_seconds, timed_out=timed_out)
+        except BaseException:
+            self._release(run)
+            raise
+        self._deliver(run, leftovers)
+
     # -- supervision ---------------------------------------------------------------------
-    def _supervise(self, run: _Run, timeout_seconds: float | None) -> int:
-        """Wait for the run to end, enforce the timeout, clean its group; return leftovers killed."""
+    def _supervise(self, run: _Run, timeout_seconds: float | None, *, timed_out: bool = False) -> int:
+        """Wait for the run to end, enforce the timeout, clean its group; return leftovers
+        killed. ``timed_out``: the reaper saw the timeout pass already."""
         timeout = timeout_seconds if timeout_seconds and timeout_seconds > 0 else None
-        if not _wait_leader(run, timeout):
+        if not _wait_leader(run, 0.0 if timed_out else timeout):
             grace = self.kill_grace_seconds
             run.decide(Outcome.TIMED_OUT, f"timed out after {timeout:g} s", grace)
             run.signal_group(signal.SIGTERM)
@@ -449,19 +571,49 @@ def read_tail(path: Path, tail_bytes: int) -> str:
 
 
 # -- starting ----------------------------------------------------------------------------
-def _open_outputs(paths: tuple[Path, Path]) -> tuple[BinaryIO, BinaryIO]:
-    """Create (truncate) both output files; make their folder only when it is missing."""
+_OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+
+
+def _open_outputs(paths: tuple[Path, Path]) -> tuple[int, int]:
+    """Create (truncate) both output files as plain descriptors (no file objects: this is on
+    the path of every start); make their folder only when it is missing. The caller closes."""
     try:
-        out_f = open(paths[0], "wb")  # noqa: SIM115 - the caller closes both
+        out_fd = os.open(paths[0], _OUTPUT_FLAGS, 0o644)
     except FileNotFoundError:
         paths[0].parent.mkdir(parents=True, exist_ok=True)
-        out_f = open(paths[0], "wb")  # noqa: SIM115
+        out_fd = os.open(paths[0], _OUTPUT_FLAGS, 0o644)
     try:
-        err_f = open(paths[1], "wb")  # noqa: SIM115
+        err_fd = os.open(paths[1], _OUTPUT_FLAGS, 0o644)
     except OSError:
-        out_f.close()
+        os.close(out_fd)
         raise
-    return out_f, err_f
+    return out_fd, err_fd
+
+
+def _not_started(
+    job: JobConfig,
+    run_id: int,
+    message: str,
+    start_time: datetime,
+    end_time: datetime,
+    duration: float,
+    paths: tuple[Path, Path] | None = None,
+) -> JobResult:
+    return JobResult(
+        job_name=job.name,
+        run_id=run_id,
+        start_time=start_time,
+        end_time=end_time,
+        exit_code=None,
+        stdout="",
+        stderr="",
+        duration_seconds=duration,
+        status=Outcome.NOT_STARTED,
+        signal=None,
+        message=message,
+        stdout_path=str(paths[0]) if paths else None,
+        stderr_path=str(paths[1]) if paths else None,
+    )
 
 
 def _check_name(name: object) -> str:
@@ -525,6 +677,98 @@ def _explain(exc: BaseException, job: JobConfig, argv: list[str]) -> str:
             )
         return f"cannot run {program!r}: {reason}"
     return f"could not start {job.command_text!r}: {exc}"
+
+
+# -- the reaper --------------------------------------------------------------------------
+class _Reaper:
+    """One thread that waits for every launched run at once: an ``epoll`` over their pidfds,
+    a heap of their timeouts, and an eventfd that wakes it for a nearer timeout or to stop.
+
+    It only notices; the executor decides (``on_exit`` when a run's command ended,
+    ``on_timeout`` when its time is up). A run leaves the reaper before either is called,
+    so each run is handled once.
+    """
+
+    def __init__(self, on_exit: Callable[[_Run], None], on_timeout: Callable[[_Run], None]) -> None:
+        self._on_exit = on_exit
+        self._on_timeout = on_timeout
+        self._lock = threading.Lock()
+        self._epoll = select.epoll()
+        self._wakeup = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._epoll.register(self._wakeup, select.EPOLLIN)
+        self._watched: dict[int, tuple[_Run, int]] = {}
+        """pidfd -> (run, key of its timeout or -1)."""
+        self._timeouts: list[tuple[float, int]] = []
+        """(deadline, key) of runs with a timeout; entries of runs gone are dropped lazily."""
+        self._timed: dict[int, _Run] = {}
+        """key -> run, for the runs still watched that have a timeout."""
+        self._keys = itertools.count()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="jobfsm-reaper", daemon=True)
+        self._thread.start()
+
+    def watch(self, run: _Run) -> None:
+        assert run.pidfd is not None
+        wake = False
+        with self._lock:
+            key = -1
+            if run.deadline is not None:
+                key = next(self._keys)
+                wake = not self._timeouts or run.deadline < self._timeouts[0][0]
+                heapq.heappush(self._timeouts, (run.deadline, key))
+                self._timed[key] = run
+            self._watched[run.pidfd] = (run, key)
+            self._epoll.register(run.pidfd, select.EPOLLIN)  # level-triggered: an exit already
+        if wake:                                               # past is reported at once
+            os.eventfd_write(self._wakeup, 1)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        os.eventfd_write(self._wakeup, 1)
+        self._thread.join(10)
+        self._epoll.close()
+        os.close(self._wakeup)
+
+    def _take(self, fd: int) -> _Run | None:
+        """Stop watching the run of ``fd`` (lock held)."""
+        item = self._watched.pop(fd, None)
+        if item is None:
+            return None
+        run, key = item
+        self._epoll.unregister(fd)
+        self._timed.pop(key, None)
+        if len(self._timeouts) > 64 + 2 * len(self._timed):  # mostly stale: rebuild, so a long
+            self._timeouts = [t for t in self._timeouts if t[1] in self._timed]  # timeout does
+            heapq.heapify(self._timeouts)  # not keep an entry per finished run for its duration
+        return run
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                wait = max(0.0, self._timeouts[0][0] - time.monotonic()) if self._timeouts else -1.0
+            events = self._epoll.poll(wait)
+            ended: list[_Run] = []
+            expired: list[_Run] = []
+            with self._lock:
+                for fd, _mask in events:
+                    if fd == self._wakeup:
+                        with contextlib.suppress(BlockingIOError):
+                            os.eventfd_read(self._wakeup)
+                    elif (run := self._take(fd)) is not None:
+                        ended.append(run)
+                now = time.monotonic()
+                while self._timeouts and self._timeouts[0][0] <= now:
+                    _, key = heapq.heappop(self._timeouts)
+                    timed = self._timed.get(key)
+                    if timed is not None and timed.pidfd is not None and self._take(timed.pidfd):
+                        expired.append(timed)
+            for run in ended:
+                self._on_exit(run)
+            for run in expired:
+                self._on_timeout(run)
 
 
 # -- process groups ----------------------------------------------------------------------

@@ -9,9 +9,10 @@ months of fires in milliseconds (``tests/test_scheduler_stateful.py``).
   gets a new *generation*; stale heap entries are dropped when they surface.
 - **Dispatch first, compute later.** :meth:`dispatch_due` starts every due run before it computes
   any next fire, so computing next fires never delays a start.
-- **One thread owns every transition.** Runs go to a :class:`Runner` (a bounded thread pool in
-  production); workers hand results back with :meth:`post_result` and set :attr:`wake`; only the
-  loop thread, in :meth:`apply_results`, touches the lifecycle, the store and the job entries.
+- **One thread owns every transition.** Runs go to a :class:`~jobfsm.runner.Runner` (in
+  production a :class:`~jobfsm.runner.ProcessRunner`: bounded, one reaper thread); results come
+  back through :meth:`post_result`, which sets :attr:`wake`; only the loop thread, in
+  :meth:`apply_results`, touches the lifecycle, the store and the job entries.
 - **Each fire once.** A fire is claimed in the store under (job, scheduled_for, attempt) before it
   starts, so two daemons sharing a store never both run it. A skipped fire is claimed too, as a
   ``skipped`` run with the reason. Fires the loop itself missed (the host was suspended or
@@ -31,13 +32,11 @@ import queue
 import stat
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
 
 from jobfsm import cron
 from jobfsm.clock import Clock
@@ -48,6 +47,7 @@ from jobfsm.lifecycle import JobModel, Lifecycle
 from jobfsm.loader import validate_file
 from jobfsm.model import CatchUp, JobConfig, JobState, Outcome, Overlap, RunStatus, Trigger
 from jobfsm.problems import Problem
+from jobfsm.runner import ProcessRunner, Runner, Ticket
 from jobfsm.store import RunRecord, Store
 from jobfsm.store.abc import HEARTBEAT_MAX_AGE_SECONDS
 from jobfsm.watch import DirectoryWatcher
@@ -62,17 +62,6 @@ DISPATCH_CHUNK = 256
 
 
 @dataclass(frozen=True)
-class Ticket:
-    """One run handed to a runner."""
-
-    run_id: int
-    job: JobConfig
-    trigger: Trigger
-    scheduled_for: datetime | None
-    attempt: int
-
-
-@dataclass(frozen=True)
 class Start:
     """A run that should begin as soon as the job's overlap policy lets it."""
 
@@ -83,41 +72,6 @@ class Start:
     request_id: int | None = None
     run_id: int | None = None
     """Set once the start is recorded in the store as a waiting (``skipped``) run."""
-
-
-class Runner(Protocol):
-    def submit(self, ticket: Ticket) -> None: ...
-
-    def terminate_all(self, *, reason: str) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class PoolRunner:
-    """Runs tickets on a bounded thread pool through a :class:`JobExecutor`."""
-
-    def __init__(
-        self,
-        executor: JobExecutor,
-        max_workers: int,
-        on_done: Callable[[Ticket, JobResult], None],
-    ) -> None:
-        self.executor = executor
-        self._on_done = on_done
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="jobfsm-run")
-
-    def submit(self, ticket: Ticket) -> None:
-        self._pool.submit(self._work, ticket)
-
-    def _work(self, ticket: Ticket) -> None:
-        result = self.executor.execute(ticket.job, ticket.run_id, scheduled_for=ticket.scheduled_for)
-        self._on_done(ticket, result)
-
-    def terminate_all(self, *, reason: str) -> None:
-        self.executor.terminate_all(reason=reason)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass(eq=False)
@@ -159,7 +113,7 @@ class Scheduler:
         self.wake = threading.Event()
         self._results: queue.SimpleQueue[tuple[Ticket, JobResult]] = queue.SimpleQueue()
         if runner is None:
-            runner = PoolRunner(
+            runner = ProcessRunner(
                 executor or JobExecutor(logger.log_dir, clock=clock), max_workers, self.post_result
             )
         self.runner = runner

@@ -131,9 +131,35 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("executor")
 
 
-@pytest.fixture(scope="module")
-def executor(workdir: Path) -> JobExecutor:
-    return JobExecutor(workdir / "logs", kill_grace_seconds=GRACE)
+class LaunchedExecutor(JobExecutor):
+    """execute() through launch(): the daemon's path (the reaper thread, hand-offs for
+    timeouts and leftovers), waited for on an event. Every behaviour test runs both ways."""
+
+    def execute(
+        self, job: JobConfig, run_id: int, *, scheduled_for: datetime | None = None
+    ) -> JobResult:
+        results: list[JobResult] = []
+        delivered = threading.Event()
+
+        def on_done(result: JobResult) -> None:
+            results.append(result)
+            delivered.set()
+
+        not_started = self.launch(job, run_id, on_done=on_done, scheduled_for=scheduled_for)
+        if not_started is not None:
+            assert not_started.status is Outcome.NOT_STARTED
+            return not_started
+        assert delivered.wait(60), f"run {run_id} was launched but its result never came"
+        assert len(results) == 1, f"run {run_id}: {len(results)} results delivered"
+        return results[0]
+
+
+@pytest.fixture(scope="module", params=["execute", "launch"])
+def executor(workdir: Path, request: pytest.FixtureRequest) -> Iterator[JobExecutor]:
+    kind = JobExecutor if request.param == "execute" else LaunchedExecutor
+    executor = kind(workdir / "logs", kill_grace_seconds=GRACE)
+    yield executor
+    executor.close()
 
 
 @pytest.fixture(scope="module")
@@ -648,3 +674,49 @@ def test_a_result_records_every_field_the_store_keeps(executor: JobExecutor, wor
         4, Outcome.FAILED, "out\n", "err\n"
     )
     assert recorded.ended_at == result.end_time and recorded.stdout_path == result.stdout_path
+
+
+def test_launch_waits_for_many_runs_without_a_thread_each(workdir: Path) -> None:
+    """A burst: 300 runs launched from one thread are each delivered exactly once, by one
+    reaper thread (not a thread per run), and the reaper keeps no entry per finished run
+    for the length of its (long) timeout."""
+    executor = JobExecutor(workdir / "burst-logs", kill_grace_seconds=GRACE)
+    results: dict[int, list[JobResult]] = {}
+    lock = threading.Lock()
+    all_done = threading.Event()
+    count = 300
+
+    def on_done(result: JobResult) -> None:
+        with lock:
+            results.setdefault(result.run_id, []).append(result)
+            if len(results) == count:
+                all_done.set()
+
+    threads_before = threading.active_count()
+    peak_threads = 0
+    try:
+        for run_id in range(count):
+            job = make_job(("/bin/sh", "-c", f"echo {run_id}"), workdir, timeout_seconds=3600)
+            assert executor.launch(job, run_id, on_done=on_done) is None
+            peak_threads = max(peak_threads, threading.active_count())
+        assert all_done.wait(60), f"only {len(results)} of {count} runs delivered"
+        assert peak_threads <= threads_before + 1, "launch() started a thread per run"
+        assert all(len(v) == 1 for v in results.values())
+        assert {r[0].stdout for r in results.values()} == {f"{i}\n" for i in range(count)}
+        assert all(r[0].status is Outcome.SUCCEEDED for r in results.values())
+        reaper = executor._reaper
+        assert reaper is not None
+        assert len(reaper._timeouts) <= 64, "finished runs' timeouts are kept for an hour"
+        assert executor.running() == []
+    finally:
+        executor.close()
+
+
+def test_launch_returns_a_run_that_cannot_start_and_never_calls_back(workdir: Path) -> None:
+    executor = JobExecutor(workdir / "logs")
+    called: list[JobResult] = []
+    result = executor.launch(make_job(("/bin/true",), workdir / "missing"), 1, on_done=called.append)
+    assert result is not None and result.status is Outcome.NOT_STARTED
+    assert result.message == f"working directory '{workdir / 'missing'}' does not exist"
+    assert called == []
+    executor.close()

@@ -23,7 +23,8 @@ from jobfsm import cron
 from jobfsm.executor import JobResult
 from jobfsm.joblog import JobLogger
 from jobfsm.model import JobState, Outcome, RunStatus, Trigger
-from jobfsm.scheduler import MAX_CATCH_UP, Scheduler, Ticket
+from jobfsm.runner import Ticket
+from jobfsm.scheduler import MAX_CATCH_UP, Scheduler
 from jobfsm.store.sql import SqlStore
 from tests.conftest import FakeClock
 
