@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import logging.handlers
 import re
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -361,3 +364,219 @@ def test_close_releases_the_files_and_silences_the_logger(
     assert [m["message"] for m in records(tmp_path / MAIN_LOG)] == ["before"]
     assert (tmp_path / JOBS_LOG).read_text() == ""
     assert capsys.readouterr().err == ""  # not even logging's last-resort handler
+
+
+# -- the writer: rotation, flushing, threads, close ---------------------------------------
+
+
+def line_bytes(message: str) -> int:
+    """The size on disk of an ``info(message)`` line: the timestamp is always 29 characters."""
+    return len(f"{'0' * 29} INFO daemon {message}\n".encode())
+
+
+def numbered(path: Path) -> list[int]:
+    """The numbers of ``info("line N ...")`` records in one file, in order."""
+    return [int(m["message"].split()[1]) for m in records(path)]
+
+
+def messages_in(path: Path) -> list[str]:
+    """The messages of the records in one file, in order."""
+    return [m["message"] for m in records(path)]
+
+
+@pytest.mark.parametrize(
+    ("extra", "per_file"), [(1, 3), (0, 2)], ids=["room-for-three", "three-would-reach-limit"]
+)
+def test_rotation_at_the_size_limit_names_backups_and_never_splits_a_line(
+    tmp_path: Path, extra: int, per_file: int
+) -> None:
+    message = "line {:02d} " + "é" * 20  # two bytes a character: sizes are counted in bytes
+    size = line_bytes(message.format(0))
+    max_bytes = 3 * size + extra  # a line that would bring the file to max_bytes rotates first
+    with JobLogger(tmp_path, max_bytes=max_bytes, backup_count=5) as logger:
+        for n in range(1, 7 * per_file + 1):
+            logger.info(message.format(n))
+    names = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(MAIN_LOG))
+    assert names == [MAIN_LOG] + [f"{MAIN_LOG}.{i}" for i in range(1, 6)]
+    last = 7 * per_file
+    for age in range(6):  # .5 is the oldest kept; the first two files' lines are gone
+        path = tmp_path / (MAIN_LOG + (f".{age}" if age else ""))
+        data = path.read_bytes()
+        assert len(data) == per_file * size < max_bytes
+        newest = last - age * per_file
+        assert numbered(path) == list(range(newest - per_file + 1, newest + 1))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    lengths=st.lists(st.integers(min_value=0, max_value=60), min_size=1, max_size=40),
+    room=st.integers(min_value=1, max_value=400),
+    backups=st.integers(min_value=1, max_value=5),
+)
+def test_rotation_puts_every_line_where_rotating_file_handler_did(
+    root: Path, counter: Iterator[int], lengths: list[int], room: int, backups: int
+) -> None:
+    messages = [f"line {n} " + "x" * k for n, k in enumerate(lengths)]  # ASCII: chars == bytes
+    max_bytes = max(line_bytes(m) for m in messages) + room  # no line alone reaches the limit
+    ours, theirs = root / "p-rot" / str(next(counter)), root / "p-rot" / str(next(counter))
+    with JobLogger(ours, max_bytes=max_bytes, backup_count=backups) as logger:
+        for message in messages:
+            logger.info(message)
+    theirs.mkdir(parents=True)
+    handler = logging.handlers.RotatingFileHandler(
+        theirs / MAIN_LOG, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+    )
+    handler.setFormatter(logging.Formatter("2026-01-01T00:00:00.000+00:00 INFO daemon %(message)s"))
+    reference = logging.Logger("reference", logging.INFO)
+    reference.addHandler(handler)
+    for message in messages:
+        reference.info(message)
+    handler.close()
+    layout = {p.name: numbered(p) for p in ours.iterdir() if p.name.startswith(MAIN_LOG)}
+    expected = {p.name: numbered(p) for p in theirs.iterdir()}
+    assert layout == expected
+
+
+def test_a_file_that_is_not_regular_is_never_rotated(tmp_path: Path) -> None:
+    (tmp_path / JOBS_LOG).symlink_to("/dev/null")
+    with JobLogger(tmp_path, max_bytes=200) as logger:
+        for run_id in range(20):
+            logger.job_skipped("x", run_id, reason="a reason long enough to pass 200 bytes soon")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [JOBS_LOG, MAIN_LOG]
+
+
+def test_each_line_is_in_the_file_as_soon_as_it_is_written(tmp_path: Path) -> None:
+    with JobLogger(tmp_path) as logger:
+        logger.info("one")
+        assert [m["message"] for m in records(tmp_path / MAIN_LOG)] == ["one"]
+        logger.job_skipped("x", None, reason="two")
+        assert len(records(tmp_path / JOBS_LOG)) == 1
+
+
+def test_buffered_defers_the_flush_to_the_end_of_the_outermost_block(tmp_path: Path) -> None:
+    with JobLogger(tmp_path) as logger:
+        logger.info("before")
+        with logger.buffered():
+            logger.info("outer")
+            with logger.buffered():
+                logger.info("inner")
+                logger.job_skipped("x", 1, reason="inner")
+            # leaving the inner block flushes nothing: another reader still sees the old file
+            assert messages_in(tmp_path / MAIN_LOG) == ["before"]
+            assert (tmp_path / JOBS_LOG).read_bytes() == b""
+            logger.job_skipped("x", 2, reason="outer")
+        assert messages_in(tmp_path / MAIN_LOG) == ["before", "outer", "inner"]
+        assert [m["message"] for m in records(tmp_path / JOBS_LOG)] == [
+            'run 1 skipped: reason="inner"', 'run 2 skipped: reason="outer"'
+        ]
+        logger.info("after")  # flushed per line again
+        assert messages_in(tmp_path / MAIN_LOG)[-1] == "after"
+
+
+def test_buffered_block_ended_by_an_exception_still_flushes(tmp_path: Path) -> None:
+    with JobLogger(tmp_path) as logger:
+        with pytest.raises(RuntimeError, match="boom"), logger.buffered():
+            logger.info("kept")
+            raise RuntimeError("boom")
+        assert messages_in(tmp_path / MAIN_LOG) == ["kept"]
+        logger.info("next")
+        assert messages_in(tmp_path / MAIN_LOG) == ["kept", "next"]
+
+
+def test_lines_from_eight_threads_are_all_there_and_whole(tmp_path: Path) -> None:
+    threads, per_thread = 8, 400
+    logger = JobLogger(tmp_path, max_bytes=32 * 1024, backup_count=50)
+    start = threading.Barrier(threads)
+
+    def work(t: int) -> None:
+        start.wait()
+        # half the threads in (overlapping) buffered blocks, half flushing every line
+        with logger.buffered() if t % 2 else contextlib.nullcontext():
+            for i in range(per_thread):
+                logger.job_start(f"t{t}", i, trigger="schedule", scheduled_for=None,
+                                 command=f"echo {t} {i} " + "z" * (i % 50))
+                logger.info(f"t{t} i{i}")
+
+    pool = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    try:
+        # read before close(): every buffered block has ended, so everything is in the files
+        jobs = [m for p in tmp_path.glob(JOBS_LOG + "*") for m in records(p)]
+        main = [m for p in tmp_path.glob(MAIN_LOG + "*") for m in records(p)]
+    finally:
+        logger.close()
+    assert len(list(tmp_path.glob(JOBS_LOG + ".*"))) > 2  # rotated several times meanwhile
+    got = sorted(
+        (m["component"], int(m["message"].split()[1]), field(m["message"], "command"))
+        for m in jobs
+    )
+    assert got == sorted(
+        (f"job:t{t}", i, f"echo {t} {i} " + "z" * (i % 50))
+        for t in range(threads) for i in range(per_thread)
+    )
+    assert sorted(m["message"] for m in main) == sorted(
+        f"t{t} i{i}" for t in range(threads) for i in range(per_thread)
+    )
+
+
+def test_close_is_idempotent_and_every_call_after_it_is_a_silent_no_op(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logger = JobLogger(tmp_path)
+    with logger.buffered():
+        logger.info("in a block")
+        logger.close()  # flushes even inside a block
+    assert messages_in(tmp_path / MAIN_LOG) == ["in a block"]
+    logger.close()
+    with logger.buffered():
+        logger.startup(version="1", node="n", jobs=0, pid=1)
+        logger.shutdown(reason="r")
+        logger.config_error("p", "m")
+        logger.schedule_error("j", "m")
+        logger.error("m")
+        logger.fatal("m")
+        logger.info("m")
+        logger.job_start("j", 1, trigger="manual", scheduled_for=None, command="c")
+        logger.job_completion(fake_result(), trigger="manual")
+        logger.job_skipped("j", None, reason="r")
+        logger.state_change("j", event="e", source="a", dest="b")
+    with logger:
+        pass
+    assert messages_in(tmp_path / MAIN_LOG) == ["in a block"]
+    assert (tmp_path / JOBS_LOG).read_bytes() == b""
+    assert capsys.readouterr() == ("", "")
+
+
+def test_timestamps_are_the_time_of_writing(tmp_path: Path) -> None:
+    with JobLogger(tmp_path) as logger:
+        now = datetime.now(UTC)
+        before = now.replace(microsecond=now.microsecond // 1000 * 1000)  # lines show ms
+        for _ in range(3):
+            logger.info("now")
+        after = datetime.now(UTC)
+    times = [datetime.fromisoformat(m["time"]) for m in records(tmp_path / MAIN_LOG)]
+    assert all(before <= t <= after for t in times), (before, times, after)
+
+
+def test_a_line_longer_than_the_limit_is_written_whole_and_an_empty_file_never_rotated(
+    tmp_path: Path,
+) -> None:
+    with JobLogger(tmp_path, max_bytes=100) as logger:
+        logger.info("line 1 " + "a" * 200)
+        assert not (tmp_path / f"{MAIN_LOG}.1").exists()
+        logger.info("line 2 " + "b" * 200)
+    assert numbered(tmp_path / f"{MAIN_LOG}.1") == [1]
+    assert numbered(tmp_path / MAIN_LOG) == [2]
+    assert not (tmp_path / f"{MAIN_LOG}.2").exists()
+
+
+def test_the_cached_date_and_time_of_a_past_second_is_not_reused(tmp_path: Path) -> None:
+    with JobLogger(tmp_path) as logger:
+        second = int(datetime.now(UTC).timestamp())
+        logger._stamp = (second - 1, "1999-12-31T23:59:59")  # white box: as if a second passed
+        logger.info("now")
+    (line,) = records(tmp_path / MAIN_LOG)
+    assert line["time"] >= datetime.fromtimestamp(second, UTC).isoformat(timespec="milliseconds")
