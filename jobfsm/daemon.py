@@ -20,8 +20,8 @@ import gc
 import logging
 import os
 import signal
-import sys
 import socket
+import sys
 import threading
 import traceback
 from pathlib import Path
@@ -128,6 +128,14 @@ class Daemon:
             self.stderr.flush()
 
     def _serve(self, store: Store, logger: JobLogger) -> None:
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)
+        try:
+            self._schedule(store, logger)
+        finally:
+            sys.setswitchinterval(switch)  # the daemon may be embedded (tests): leave it as found
+
+    def _schedule(self, store: Store, logger: JobLogger) -> None:
         executor = JobExecutor(self.logs_dir, clock=self.clock)
         scheduler = Scheduler(
             self.jobs_dir, store, logger, clock=self.clock, node=self.node,
@@ -140,7 +148,6 @@ class Daemon:
         # collection, a pause that can land on a burst of fires: collect once, then freeze them.
         gc.collect()
         gc.freeze()
-        sys.setswitchinterval(GIL_SWITCH_SECONDS)
         logger.startup(version=__version__, node=self.node, jobs=len(scheduler.jobs), pid=os.getpid())
         housekeeping = schedule.Scheduler()
         housekeeping.every(RELOAD_SECONDS).seconds.do(scheduler.reload)

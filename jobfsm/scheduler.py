@@ -491,7 +491,7 @@ class Scheduler:
             return
         self._deferred = []
         try:
-            with self.store.batch():
+            with self.store.batch(), self.logger.buffered():  # one commit, one flush of the logs
                 yield
             tickets = self._deferred
         finally:

@@ -74,6 +74,25 @@ def _value_valid(name: str, text: str) -> bool:
     return bool(validators[name].is_valid(json.loads(text)))
 
 
+@lru_cache(maxsize=8192)
+def _scalar_valid(name: str, kind: type, value: object) -> bool:
+    """:func:`_value_valid` for a string, number, boolean or null, keyed by the value itself
+    (and its type, so that ``1``, ``1.0`` and ``true`` stay apart): no JSON text to build."""
+    validators = _property_validators()
+    assert validators is not None
+    return bool(validators[name].is_valid(value))
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _valid(name: str, value: Any) -> bool:
+    kind = type(value)
+    if kind in _SCALARS:
+        return _scalar_valid(name, kind, value)
+    return _value_valid(name, json.dumps(value, sort_keys=True))
+
+
 def quick_valid(document: Any) -> bool:
     """True only if ``document`` certainly matches the schema, decided property by property
     with a cache keyed by each value's JSON text: the job files of an estate share most values
@@ -85,4 +104,4 @@ def quick_valid(document: Any) -> bool:
     keys = document.keys()
     if not (_required() <= keys and keys <= validators.keys()):
         return False
-    return all(_value_valid(name, json.dumps(value, sort_keys=True)) for name, value in document.items())
+    return all(_valid(name, value) for name, value in document.items())

@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobfsm.loader import ConfigLoader, JobsDirectoryError, validate_document
 from jobfsm.model import REQUIRED_FIELDS, JobConfig
 from jobfsm.problems import Severity
+from jobfsm.schema import job_schema, quick_valid, validator
 from tests.conftest import job_doc
 from tests.strategies import job_documents, names
 
@@ -202,3 +203,20 @@ def test_loaded_config_carries_the_file_values(write_job, jobs_dir: Path) -> Non
         name="hello", schedule="*/5 * * * *", command=("/bin/echo", "a b"),
         working_directory="/tmp", enabled=True, timezone="Europe/Berlin", retries=2,
     )
+
+
+_odd_values = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 100_000), st.floats(allow_nan=False),
+    st.text(max_size=12), st.lists(st.integers(0, 3), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.one_of(st.text(max_size=3), st.integers()), max_size=2),
+)
+
+
+# The fast path of validation (per-value cache) must never accept what the schema rejects.
+@settings(max_examples=100)
+@given(document=job_documents(), key=st.sampled_from(sorted(job_schema()["properties"])), value=_odd_values)
+def test_quick_validation_agrees_with_the_schema(document: dict, key: str, value: object) -> None:
+    mutated = {**document, key: value}
+    if quick_valid(mutated):
+        assert validator().is_valid(mutated), f"the fast path accepted what the schema rejects: {mutated!r}"
+    assert quick_valid(document) and validator().is_valid(document)
