@@ -4,12 +4,11 @@
   main thread; doing real work there is unsafe). The first SIGTERM/SIGINT stops new fires and
   lets running jobs finish within ``grace_seconds``; a second one kills them at once.
 - **The loop sleeps until whichever is due first**: the scheduler's next fire or retry, the
-  next housekeeping job, or a finished run (workers set the scheduler's ``wake`` event).
+  next housekeeping job, or a finished run (the reaper sets the scheduler's ``wake`` event).
 - **Housekeeping runs on the `schedule` library's timetable** (its own ``Scheduler`` instance,
-  not the module-level default): reload job files every second, poll manual trigger requests
-  every second (a read; a write only when one waits), heartbeat every five seconds, mark lost
-  the runs of dead nodes every ten seconds,
-  prune old runs every hour.
+  not the module-level default): every second one tick reloads job files and polls manual
+  trigger requests (a read; a write only when one waits), heartbeat every five seconds, mark
+  lost the runs of dead nodes every ten seconds, prune old runs every hour.
 - **A fatal error is logged before the process exits** non-zero (``logs/scheduler_main.log``
   and stderr), with the traceback in the log.
 """
@@ -41,8 +40,8 @@ from jobfsm.store import Store, open_store
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_WORKERS = 32
-RELOAD_SECONDS = 1
-TRIGGER_POLL_SECONDS = 1
+TICK_SECONDS = 1
+"""Job files are reloaded and manual trigger requests polled this often."""
 HEARTBEAT_SECONDS = 5
 PRUNE_SECONDS = 3600
 REAP_SECONDS = 10
@@ -150,8 +149,8 @@ class Daemon:
         gc.freeze()
         logger.startup(version=__version__, node=self.node, jobs=len(scheduler.jobs), pid=os.getpid())
         housekeeping = schedule.Scheduler()
-        housekeeping.every(RELOAD_SECONDS).seconds.do(scheduler.reload)
-        housekeeping.every(TRIGGER_POLL_SECONDS).seconds.do(scheduler.poll_triggers)
+        # Reloads and trigger polls share one job: one wake-up a second, not two (idle CPU).
+        housekeeping.every(TICK_SECONDS).seconds.do(self._tick, scheduler)
         housekeeping.every(HEARTBEAT_SECONDS).seconds.do(scheduler.heartbeat)
         housekeeping.every(PRUNE_SECONDS).seconds.do(scheduler.prune)
         housekeeping.every(REAP_SECONDS).seconds.do(scheduler.reap_lost)
@@ -168,6 +167,11 @@ class Daemon:
                     f"grace {self.grace_seconds:g} s")
         scheduler.shutdown(grace_seconds=self.grace_seconds, kill_now=self.kill_now)
         logger.shutdown(reason="stopped by signal")
+
+    @staticmethod
+    def _tick(scheduler: Scheduler) -> None:
+        scheduler.reload()
+        scheduler.poll_triggers()
 
     def _sleep_seconds(self, scheduler: Scheduler, housekeeping: schedule.Scheduler) -> float:
         timeout = housekeeping.idle_seconds

@@ -48,7 +48,7 @@ from jobfsm.loader import validate_file
 from jobfsm.model import CatchUp, JobConfig, JobState, Outcome, Overlap, RunStatus, Trigger
 from jobfsm.problems import Problem
 from jobfsm.runner import ProcessRunner, Runner, Ticket
-from jobfsm.store import RunRecord, Store
+from jobfsm.store import Claim, RunRecord, Store
 from jobfsm.store.abc import HEARTBEAT_MAX_AGE_SECONDS
 from jobfsm.watch import DirectoryWatcher
 
@@ -369,8 +369,7 @@ class Scheduler:
         done, size = 0, 4
         while done < len(work):
             with self._batched():
-                for entry, start in work[done : done + size]:
-                    self._fire(entry, start)
+                self._fire_many(work[done : done + size])
             done += size
             size = min(size * 4, DISPATCH_CHUNK)
         for entry in due:  # next fires only after every due run was started
@@ -411,6 +410,45 @@ class Scheduler:
             return
         self._start(entry, start)
 
+    def _fire_many(self, work: list[tuple[JobEntry, Start]]) -> None:
+        """:meth:`_fire` for each, with the plain starts (a keyed fire of a job that is free)
+        claimed in one store call. A job's later fires in the same list, and every fire that
+        may skip or wait, go one by one after them, in order: a job's fires keep their order."""
+        plain: list[tuple[JobEntry, Start]] = []
+        rest: list[tuple[JobEntry, Start]] = []
+        seen: set[str] = set()
+        for entry, start in work:
+            name = entry.config.name
+            (rest if name in seen or not self._plain_start(entry, start) else plain).append((entry, start))
+            seen.add(name)
+        if plain:
+            now = self.clock.now()
+            runs = self.store.claim_runs([
+                Claim(
+                    entry.config.name, trigger=start.trigger, node=self.node, started_at=now,
+                    scheduled_for=start.scheduled_for, attempt=start.attempt, user=start.user,
+                )
+                for entry, start in plain
+                if start.scheduled_for is not None  # always, by _plain_start; for the type checker
+            ])
+            for (entry, start), run in zip(plain, runs, strict=True):
+                if run is None:
+                    log.debug("fire %s of %r was claimed by another node", start.scheduled_for, entry.config.name)
+                else:
+                    self._begin(entry, start, run)
+        for entry, start in rest:
+            self._fire(entry, start)
+
+    @staticmethod
+    def _plain_start(entry: JobEntry, start: Start) -> bool:
+        """Would :meth:`_fire` simply claim and start this keyed fire?"""
+        model = entry.model
+        return (
+            start.scheduled_for is not None and start.run_id is None and start.request_id is None
+            and model.job_state is not JobState.DISABLED and not model.disable_pending
+            and (not model.active_runs or entry.config.overlap is Overlap.ALLOW)
+        )
+
     def _enqueue(self, entry: JobEntry, start: Start, busy: str) -> None:
         """Record the waiting start at once (as ``skipped``, saying why), so a crash can never
         make it vanish; it becomes ``running`` when its turn comes."""
@@ -444,7 +482,7 @@ class Scheduler:
         return run
 
     def _start(self, entry: JobEntry, start: Start) -> None:
-        config, model = entry.config, entry.model
+        config = entry.config
         if start.run_id is not None:
             run = self.store.start_queued_run(start.run_id, started_at=self.clock.now())
         else:
@@ -460,6 +498,11 @@ class Scheduler:
         if run is None:
             log.debug("fire %s of %r was claimed by another node", start.scheduled_for, config.name)
             return
+        self._begin(entry, start, run)
+
+    def _begin(self, entry: JobEntry, start: Start, run: RunRecord) -> None:
+        """The run is claimed: move the job to ``running``, log it, hand it to the runner."""
+        config, model = entry.config, entry.model
         try:
             self.lifecycle.start(model, trigger=start.trigger, run_id=run.id)
         except InvalidTransitionError as exc:  # defensive: _fire checked the state
@@ -518,12 +561,13 @@ class Scheduler:
             if not items:
                 return count
             with self._batched():
+                self.store.finish_runs([(ticket.run_id, result.finish_fields()) for ticket, result in items])
                 for ticket, result in items:
                     self._complete(ticket, result)
             count += len(items)
 
     def _complete(self, ticket: Ticket, result: JobResult) -> None:
-        self.store.finish_run(ticket.run_id, **result.finish_fields())
+        """What a finished run changes (the run itself is recorded already)."""
         self.logger.job_completion(result, trigger=ticket.trigger.value)
         _, model = self.in_flight.pop(ticket.run_id)
         self.lifecycle.finish(model, result.status, run_id=ticket.run_id, reason=result.message)

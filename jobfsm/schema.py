@@ -75,7 +75,7 @@ def _value_valid(name: str, text: str) -> bool:
 
 
 @lru_cache(maxsize=8192)
-def _scalar_valid(name: str, kind: type, value: object) -> bool:
+def _scalar_valid(name: str, kind: str, value: object) -> bool:
     """:func:`_value_valid` for a string, number, boolean or null, keyed by the value itself
     (and its type, so that ``1``, ``1.0`` and ``true`` stay apart): no JSON text to build."""
     validators = _property_validators()
@@ -89,7 +89,7 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 def _valid(name: str, value: Any) -> bool:
     kind = type(value)
     if kind in _SCALARS:
-        return _scalar_valid(name, kind, value)
+        return _scalar_valid(name, kind.__name__, value)
     return _value_valid(name, json.dumps(value, sort_keys=True))
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from jobfsm.executor import JobExecutor, JobResult
 from jobfsm.model import JobConfig, Outcome, Trigger
 from jobfsm.runner import ProcessRunner, Ticket
+from tests.conftest import wait_for
 
 
 def ticket(run_id: int, command: str, cwd: Path) -> Ticket:
@@ -31,29 +32,51 @@ class Results:
                 self.complete.set()
 
 
-def test_at_most_max_workers_run_at_once_and_waiting_tickets_start_in_order(tmp_path: Path) -> None:
-    """Each run appends 'start <id>' then 'end <id>' to one file: the interleaving shows how
-    many ran at once, and in which order the waiting ones were started."""
-    log = tmp_path / "trace.txt"
+def read_trace(log: Path) -> list[tuple[str, int]]:
+    return [(what, int(run_id)) for what, run_id in (line.split() for line in log.read_text().splitlines())]
+
+
+def test_at_most_max_workers_run_at_once(tmp_path: Path) -> None:
+    """Runs 0 and 1 wait for a go file that the test writes only once both have started
+    (so two really ran at once); every run appends 'start N' and 'end N' to one file, and the
+    interleaving never shows a third one running."""
+    log, go = tmp_path / "trace.txt", tmp_path / "go"
+    wait_go = f"i=0; while [ ! -e {go} ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done"
     executor = JobExecutor(tmp_path / "logs")
     results = Results(8)
     runner = ProcessRunner(executor, 2, results)
     try:
         for run_id in range(8):
-            runner.submit(ticket(run_id, f"echo start {run_id} >> {log}; sleep 0.2; echo end {run_id} >> {log}", tmp_path))
+            body = wait_go if run_id < 2 else "sleep 0.05"
+            runner.submit(ticket(run_id, f"echo start {run_id} >> {log}; {body}; echo end {run_id} >> {log}", tmp_path))
+        wait_for(lambda: log.exists() and len(read_trace(log)) >= 2, 30, "runs 0 and 1 to start together",
+                 lambda: log.read_text() if log.exists() else "no trace")
+        assert sorted(read_trace(log)) == [("start", 0), ("start", 1)]
+        go.touch()
         assert results.complete.wait(60), f"{len(results.items)} of 8 runs ended"
     finally:
         runner.close()
-    running, peak, starts = 0, 0, []
-    for line in log.read_text().splitlines():
-        what, run_id = line.split()
+    running, peak = 0, 0
+    for what, _run_id in read_trace(log):
         running += 1 if what == "start" else -1
         peak = max(peak, running)
-        if what == "start":
-            starts.append(int(run_id))
     assert peak == 2, f"{peak} runs at once with max_workers=2"
-    assert starts == list(range(8)), "waiting tickets did not start oldest first"
     assert all(r.status is Outcome.SUCCEEDED for _, r in results.items)
+
+
+def test_waiting_tickets_start_oldest_first(tmp_path: Path) -> None:
+    log = tmp_path / "trace.txt"
+    executor = JobExecutor(tmp_path / "logs")
+    results = Results(6)
+    runner = ProcessRunner(executor, 1, results)
+    try:
+        for run_id in range(6):
+            runner.submit(ticket(run_id, f"echo start {run_id} >> {log}", tmp_path))
+        assert results.complete.wait(60), f"{len(results.items)} of 6 runs ended"
+    finally:
+        runner.close()
+    assert [run_id for _, run_id in read_trace(log)] == list(range(6))
+    assert [t.run_id for t, _ in results.items] == list(range(6))
 
 
 def test_a_ticket_that_cannot_start_frees_its_slot_for_the_next(tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ processes on one database) has its own ``sql_url`` fixture over the two SQL back
 
 from __future__ import annotations
 
+import inspect
 import json
+import logging
 import os
 import sqlite3
 import subprocess
@@ -16,6 +18,8 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -31,13 +35,15 @@ from sqlalchemy import (
     Table,
     create_engine,
     delete,
+    event,
     insert,
     text,
 )
 
+from jobfsm.clock import utc
 from jobfsm.errors import RunNotFoundError, StoreError, TriggerRequestNotFoundError
 from jobfsm.model import JobState, Outcome, RunStatus, Trigger
-from jobfsm.store import AuditEntry, RunRecord, Store, open_store
+from jobfsm.store import AuditEntry, Claim, RunRecord, Store, open_store
 from jobfsm.store.memory import MemoryStore
 from jobfsm.store.sql import METADATA, MIGRATIONS, SqlStore, mask_url, normalize_url
 
@@ -59,13 +65,20 @@ def pg_url() -> Iterator[str]:
     """A PostgreSQL URL whose ``search_path`` is a fresh schema, dropped after the test."""
     if not PG_URL:
         pytest.skip(PG_SKIP_REASON)
+    with _pg_schema(PG_URL) as url:
+        yield url
+
+
+@contextmanager
+def _pg_schema(server: str) -> Iterator[str]:
+    """``server`` with its ``search_path`` set to a fresh schema, dropped on the way out."""
     schema = f"jobfsm_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalize_url(PG_URL))
+    admin = create_engine(normalize_url(server))
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
+    sep = "&" if "?" in server else "?"
     try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+        yield f"{server}{sep}options=-csearch_path%3D{schema}"
     finally:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -507,6 +520,219 @@ def test_history_filtering_property(backend: str, tmp_path: Path) -> None:
         holder[0].close()
 
 
+# -- batched claims and finishes -------------------------------------------------------------
+
+def fields(outcome: Outcome = Outcome.SUCCEEDED, i: int = 0, message: str = "") -> dict[str, Any]:
+    """finish_run's keyword arguments (what ``JobResult.finish_fields()`` builds), varied by ``i``."""
+    return {
+        "outcome": outcome, "ended_at": at(10 + i), "exit_code": None if outcome is Outcome.KILLED else i,
+        "duration_seconds": 60.0 + i / 8, "signal": 9 if outcome is Outcome.KILLED else None,
+        "message": message, "stdout_tail": f"out {i}\n", "stderr_tail": f"err {i}\n" if i % 2 else "",
+        "stdout_path": f"logs/runs/{i}.out", "stderr_path": None if i % 2 else f"logs/runs/{i}.err",
+    }
+
+
+def test_finish_fields_in_these_tests_are_every_keyword_of_finish_run() -> None:
+    assert set(fields()) == set(inspect.signature(Store.finish_run).parameters) - {"self", "run_id"}
+
+
+def unnumbered(run: RunRecord | None) -> RunRecord | None:
+    """The run without its id (ids of two stores, or of two jobs, differ)."""
+    return replace(run, id=0) if run is not None else None
+
+
+def statements(store: Store) -> list[str]:
+    """Every SQL statement the store sends from now on but BEGIN and COMMIT (none for memory)."""
+    sent: list[str] = []
+    if isinstance(store, SqlStore):
+        @event.listens_for(store._engine, "before_cursor_execute")
+        def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if not statement.startswith(("BEGIN", "COMMIT")):
+                sent.append(statement.split(None, 1)[0])
+
+    return sent
+
+
+def test_claim_runs_records_each_claim_as_claim_run_would(store: Store) -> None:
+    claims = [
+        Claim("backup", Trigger.SCHEDULE, "node-a", at(1), at(0)),
+        Claim("backup", Trigger.RETRY, "node-a", at(2), at(0), attempt=1, message="retry 1 of 3"),
+        Claim("report", Trigger.CATCH_UP, "node-b", at(3).astimezone(PLUS2), at(0).astimezone(PLUS2),
+              status=RunStatus.SKIPPED, message="missed while down", user="ann"),
+        Claim("naive", Trigger.SCHEDULE, "node-a", datetime(2024, 1, 1, 8), datetime(2024, 1, 1, 8)),
+    ]
+    runs = store.claim_runs(claims)
+    assert all(r is not None for r in runs)
+    ids = [r.id for r in runs if r is not None]
+    assert ids == sorted(set(ids)), "ids increase in the order of the claims"
+    for c, r in zip(claims, runs, strict=True):
+        assert r is not None
+        assert (r.job, r.trigger, r.node, r.attempt, r.status, r.message, r.user) == (
+            c.job, c.trigger, c.node, c.attempt, c.status, c.message, c.user)
+        assert r.scheduled_for == utc(c.scheduled_for) and is_utc(r.scheduled_for)
+        assert r.started_at == utc(c.started_at) and is_utc(r.started_at)
+        assert (r.ended_at, r.exit_code, r.outcome, r.stdout_tail, r.stderr_tail) == (None, None, None, "", "")
+        assert store.get_run(r.id) == r
+
+
+def test_claim_runs_gives_none_for_fires_claimed_before_or_earlier_in_the_call(store: Store) -> None:
+    taken = claim(store, "backup", 0)
+    runs = store.claim_runs([
+        Claim("backup", Trigger.SCHEDULE, "node-b", at(0), at(0)),  # claimed before
+        Claim("report", Trigger.SCHEDULE, "node-b", at(0), at(0)),
+        Claim("report", Trigger.SCHEDULE, "node-c", at(0), at(0).astimezone(PLUS2)),  # the same fire
+        Claim("backup", Trigger.RETRY, "node-b", at(0), at(0), attempt=1),  # another attempt
+        Claim("backup", Trigger.SCHEDULE, "node-b", at(1), at(0).astimezone(PLUS2)),  # claimed before
+    ])
+    assert [r is None for r in runs] == [True, False, True, False, True]
+    report = runs[1]
+    assert report is not None and store.get_run(report.id).node == "node-b", "the first claim wins"
+    assert len(store.list_runs()) == 3
+    assert store.get_run(taken.id) == taken
+    assert store.claim_runs([Claim("report", Trigger.SCHEDULE, "n", at(0), at(0))]) == [None]
+
+
+def test_a_claim_needs_the_fire_it_claims() -> None:
+    with pytest.raises(ValueError, match="claim of job 'backup' needs scheduled_for"):
+        Claim("backup", Trigger.MANUAL, "node-a", at(0), None)
+
+
+def test_claim_runs_and_finish_runs_of_nothing_touch_nothing(store: Store) -> None:
+    sent = statements(store)
+    assert store.claim_runs([]) == []
+    store.finish_runs([])
+    assert sent == []
+
+
+def test_finish_runs_stores_what_finish_run_stores(store: Store) -> None:
+    # Every outcome with and without a message, over runs with and without a claim message.
+    cases = [(outcome, message) for outcome in Outcome for message in ("", f"it {outcome.value}")]
+    claimed = {
+        job: [claim(store, job, i, message="from the claim" if i % 3 else "") for i in range(len(cases))]
+        for job in ("batched", "one-by-one")
+    }
+    store.finish_runs([
+        (run.id, fields(outcome, i, message))
+        for i, (run, (outcome, message)) in enumerate(zip(claimed["batched"], cases, strict=True))
+    ])
+    for i, (run, (outcome, message)) in enumerate(zip(claimed["one-by-one"], cases, strict=True)):
+        store.finish_run(run.id, **fields(outcome, i, message))
+    batched, one_by_one = ([replace(store.get_run(r.id), id=0, job="") for r in claimed[job]]
+                           for job in ("batched", "one-by-one"))
+    assert batched == one_by_one
+    assert [r.outcome for r in batched] == [outcome for outcome, _ in cases]
+    assert {r.message for r in batched} > {"", "from the claim", "it killed"}
+
+
+def test_finish_runs_warns_like_finish_run_about_runs_that_were_not_running(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    lost = claim(store, "lost", 0)
+    store.mark_lost(at=at(1), message="its node died")
+    twice, reference, fine = (claim(store, job, 0) for job in ("twice", "reference", "fine"))
+    caplog.set_level(logging.WARNING)
+    store.finish_runs([
+        (lost.id, fields(Outcome.SUCCEEDED, 1)),
+        (twice.id, fields(Outcome.FAILED, 2, "first")),
+        (fine.id, fields(Outcome.SUCCEEDED, 3)),
+        (twice.id, fields(Outcome.SUCCEEDED, 4)),
+    ])
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        f"run {lost.id} of job 'lost' finished as succeeded but was lost; recording the real result",
+        f"run {twice.id} of job 'twice' finished as succeeded but was failed; recording the real result",
+    ]
+    assert store.get_run(lost.id).status is RunStatus.SUCCEEDED
+    assert store.get_run(lost.id).message == "its node died"
+    # A run finished twice in one call ends as two finish_run calls leave it.
+    store.finish_run(reference.id, **fields(Outcome.FAILED, 2, "first"))
+    store.finish_run(reference.id, **fields(Outcome.SUCCEEDED, 4))
+    assert replace(store.get_run(twice.id), id=0, job="") == replace(store.get_run(reference.id), id=0, job="")
+
+
+def test_finish_runs_with_an_unknown_id_raises_before_writing_anything(store: Store) -> None:
+    run = claim(store)
+    with pytest.raises(RunNotFoundError, match="no run with id 999999"):
+        store.finish_runs([(run.id, fields()), (999999, fields())])
+    assert store.get_run(run.id) == run
+
+
+def test_claim_runs_and_finish_runs_inside_a_batch(store: Store) -> None:
+    with store.batch():
+        runs = store.claim_runs([Claim(job, Trigger.SCHEDULE, "n", at(0), at(0)) for job in "abc"])
+        assert store.claim_runs([Claim("a", Trigger.SCHEDULE, "n", at(0), at(0))]) == [None]
+        ids = [r.id for r in runs if r is not None]
+        store.finish_runs([(ids[0], fields()), (ids[1], fields(Outcome.FAILED, message="exit 1"))])
+        assert store.get_run(ids[0]).status is RunStatus.SUCCEEDED  # our own writes are visible
+    assert [store.get_run(i).status for i in ids] == [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.RUNNING]
+
+
+# Keys repeat often: 2 jobs x 2 instants (each written in 3 zones) x 2 attempts.
+some_claims = st.lists(
+    st.builds(
+        Claim,
+        job=st.sampled_from(["a", "b"]),
+        trigger=st.sampled_from([Trigger.SCHEDULE, Trigger.CATCH_UP, Trigger.RETRY]),
+        node=st.sampled_from(["n1", "n2"]),
+        started_at=instants,
+        scheduled_for=st.builds(lambda t, z: t.astimezone(z), st.sampled_from(TIMES[:2]), st.sampled_from(ZONES)),
+        attempt=st.integers(min_value=0, max_value=1),
+        status=st.sampled_from([RunStatus.RUNNING, RunStatus.SKIPPED]),
+        message=st.sampled_from(["", "why"]),
+        user=st.sampled_from([None, "ann"]),
+    ),
+    max_size=12,
+)
+
+
+def _claim_one(store: Store, c: Claim) -> RunRecord | None:
+    kw = asdict(c)
+    return store.claim_run(kw.pop("job"), **kw)
+
+
+@contextmanager
+def _two_stores(backend: str, tmp_path: Path) -> Iterator[list[Store]]:
+    if backend == "memory":
+        yield [MemoryStore(), MemoryStore()]
+        return
+    with ExitStack() as stack:
+        if backend == "sqlite":
+            urls = [f"sqlite:///{tmp_path / f'{name}.db'}" for name in ("batched", "one-by-one")]
+        else:
+            if not PG_URL:
+                pytest.skip(PG_SKIP_REASON)
+            urls = [stack.enter_context(_pg_schema(PG_URL)) for _ in range(2)]
+        stores: list[Store] = [SqlStore(url) for url in urls]
+        for s in stores:
+            stack.callback(s.close)
+        yield stores
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_claim_runs_equals_claim_run_one_by_one_property(backend: str, tmp_path: Path) -> None:
+    """On random claims with repeated fires, after the same earlier claims: ``claim_runs`` on
+    one store and ``claim_run`` after ``claim_run`` on another give the same Nones, the same
+    runs and the same stored rows (ids aside: a PostgreSQL sequence is not reset by a wipe)."""
+    with _two_stores(backend, tmp_path) as stores:
+
+        @given(earlier=some_claims, claims=some_claims)  # 100 examples: the profile in conftest.py
+        def check(earlier: list[Claim], claims: list[Claim]) -> None:
+            stores[:] = [_wipe(s) for s in stores]
+            batched, one_by_one = stores
+            for c in earlier:
+                _claim_one(batched, c)
+                _claim_one(one_by_one, c)
+            got = batched.claim_runs(claims)
+            want = [_claim_one(one_by_one, c) for c in claims]
+            assert [r is None for r in got] == [r is None for r in want]
+            assert [unnumbered(r) for r in got] == [unnumbered(r) for r in want]
+            ids = [r.id for r in got if r is not None]
+            assert ids == sorted(set(ids))
+            rows = [[unnumbered(r) for r in sorted(s.list_runs(), key=lambda r: r.id)] for s in stores]
+            assert rows[0] == rows[1]
+
+        check()
+
+
 # -- SQL only: schema versions, reopening, errors -----------------------------------------------
 
 def _meta_version(url: str) -> int:
@@ -865,3 +1091,86 @@ def test_idle_trigger_polls_skip_the_query_but_never_miss_a_request(tmp_path: Pa
     finally:
         daemon.close()
         cli.close()
+
+
+def test_a_chunk_of_claims_is_one_statement_and_of_finishes_two(sql_url: str) -> None:
+    """What makes the batch methods fast: SQLAlchemy's "insertmanyvalues" turns the claims'
+    executemany into one multi-row INSERT (ON CONFLICT DO NOTHING RETURNING included)."""
+    store = SqlStore(sql_url)
+    try:
+        claim(store, "job-0", 0)
+        sent = statements(store)
+        runs = store.claim_runs([Claim(f"job-{i}", Trigger.SCHEDULE, "n", at(0), at(0)) for i in range(256)])
+        assert sent == ["INSERT"]
+        assert sum(r is None for r in runs) == 1
+        sent.clear()
+        ids = [r.id for r in runs if r is not None]
+        store.finish_runs([(run_id, fields()) for run_id in ids])
+        assert sent == ["SELECT", "UPDATE"]
+        sent.clear()
+        store.finish_runs([(run_id, fields(message="again" if run_id % 2 else "")) for run_id in ids])
+        assert sent == ["SELECT", "UPDATE", "UPDATE"]  # rows with and without a message
+        assert {store.get_run(i).message for i in ids} == {"", "again"}
+    finally:
+        store.close()
+
+
+def test_batched_claims_and_finishes_share_the_batch_transaction(sql_url: str) -> None:
+    ours, other = SqlStore(sql_url), SqlStore(sql_url)
+    try:
+        assert other.claim_run("a", trigger=Trigger.SCHEDULE, node="n2", started_at=at(0), scheduled_for=at(0))
+        with ours.batch():
+            lost, won = ours.claim_runs([Claim(job, Trigger.SCHEDULE, "n1", at(0), at(0)) for job in "ab"])
+            assert lost is None and won is not None  # a lost claim does not spoil the transaction
+            ours.finish_runs([(won.id, fields())])
+            assert ours.get_run(won.id).status is RunStatus.SUCCEEDED
+            assert [r.job for r in other.list_runs()] == ["a"]  # not committed yet
+        assert other.get_run(won.id).status is RunStatus.SUCCEEDED
+        with pytest.raises(RunNotFoundError), ours.batch():
+            [new] = ours.claim_runs([Claim("c", Trigger.SCHEDULE, "n1", at(0), at(0))])
+            ours.finish_runs([(999999, fields())])
+        assert new is not None and sorted(r.job for r in other.list_runs()) == ["a", "b"], "rolled back"
+    finally:
+        ours.close()
+        other.close()
+
+
+def test_finish_runs_raises_for_a_run_deleted_between_its_lookup_and_its_update(
+    sql_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another host's prune can delete a run that was not running between the two statements
+    (on PostgreSQL): the short rowcount of the UPDATE shows it, and nothing is written."""
+    store = SqlStore(sql_url)
+    try:
+        run = claim(store)
+        real = store._run_statuses
+        lookups: list[list[int]] = []
+
+        def deleted_after_the_lookup(conn: Connection, ids: list[int]) -> dict[int, tuple[str, str]]:
+            lookups.append(ids)
+            found = real(conn, ids)
+            return {**found, 999999: ("failed", "ghost")} if len(lookups) == 1 else found
+
+        monkeypatch.setattr(store, "_run_statuses", deleted_after_the_lookup)
+        with pytest.raises(RunNotFoundError, match="no run with id 999999"):
+            store.finish_runs([(run.id, fields()), (999999, fields())])
+        assert len(lookups) == 2
+        assert store.get_run(run.id) == run, "rolled back"
+    finally:
+        store.close()
+
+def test_batched_claims_and_finishes_raise_store_error_on_database_errors(sql_url: str) -> None:
+    store = SqlStore(sql_url)
+    run = claim(store)
+    engine = create_engine(normalize_url(sql_url))
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE trigger_requests"))
+        conn.execute(text("DROP TABLE runs"))
+    engine.dispose()
+    try:
+        with pytest.raises(StoreError, match=r"the store .* failed: .*runs"):
+            store.claim_runs([Claim("a", Trigger.SCHEDULE, "n", at(0), at(0))])
+        with pytest.raises(StoreError, match=r"the store .* failed: .*runs"):
+            store.finish_runs([(run.id, fields())])
+    finally:
+        store.close()

@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-from jobfsm.store.abc import AuditEntry, Heartbeat, RunRecord, Store, TriggerRequest
+from jobfsm.store.abc import AuditEntry, Claim, Heartbeat, RunRecord, Store, TriggerRequest
 
-__all__ = ["AuditEntry", "Heartbeat", "RunRecord", "Store", "TriggerRequest", "open_store"]
+__all__ = ["AuditEntry", "Claim", "Heartbeat", "RunRecord", "Store", "TriggerRequest", "open_store"]
 
 
 def open_store(url: str) -> Store:

@@ -7,6 +7,7 @@ test suite (``tests/test_store.py``, parametrized over every backend by one fixt
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -68,6 +69,26 @@ class RunRecord:
             "stdout_path": self.stdout_path,
             "stderr_path": self.stderr_path,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One fire to claim with :meth:`Store.claim_runs`: the arguments of :meth:`Store.claim_run`."""
+
+    job: str
+    trigger: Trigger
+    node: str
+    started_at: datetime
+    scheduled_for: datetime
+    """Required: only keyed fires are claimed in batches (a manual run has no key to match)."""
+    attempt: int = 0
+    status: RunStatus = RunStatus.RUNNING
+    message: str = ""
+    user: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.scheduled_for is None:
+            raise ValueError(f"a claim of job {self.job!r} needs scheduled_for; use claim_run for a manual run")
 
 
 @dataclass
@@ -157,6 +178,22 @@ class Store(ABC):
         claimed too, with ``status=SKIPPED`` and the reason in ``message``.
         """
 
+    def claim_runs(self, claims: Sequence[Claim]) -> list[RunRecord | None]:
+        """:meth:`claim_run` for each claim, in order: element ``i`` is the new run of
+        ``claims[i]``, or ``None`` when its (job, scheduled_for, attempt) was already claimed,
+        by anyone or by an earlier claim of the same call (the first one wins).
+
+        A backend may record them all in one statement; this default makes one call each.
+        """
+        return [
+            self.claim_run(
+                c.job, trigger=c.trigger, node=c.node, started_at=c.started_at,
+                scheduled_for=c.scheduled_for, attempt=c.attempt, status=c.status,
+                message=c.message, user=c.user,
+            )
+            for c in claims
+        ]
+
     @abstractmethod
     def start_queued_run(self, run_id: int, *, started_at: datetime) -> RunRecord | None:
         """A fire recorded as ``skipped`` while it waited (``overlap: queue``) starts now:
@@ -180,6 +217,22 @@ class Store(ABC):
         stderr_path: str | None = None,
     ) -> RunRecord:
         """Close a running run; its status becomes ``outcome.run_status``."""
+
+    def finish_runs(self, finishes: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """:meth:`finish_run` ``(run_id, **fields)`` for each pair, in order; ``fields`` are
+        exactly its keyword arguments (:meth:`jobfsm.executor.JobResult.finish_fields`).
+
+        Logs the same warning as :meth:`finish_run` for each run that was not ``running``
+        (a run finished twice in one call warns the second time). An unknown id raises
+        :class:`jobfsm.errors.RunNotFoundError` before anything is written.
+
+        A backend may record them all in one or two statements; this default looks every id
+        up first, then makes one :meth:`finish_run` call each.
+        """
+        for run_id in dict.fromkeys(run_id for run_id, _ in finishes):
+            self.get_run(run_id)
+        for run_id, fields in finishes:
+            self.finish_run(run_id, **fields)
 
     @abstractmethod
     def get_run(self, run_id: int) -> RunRecord:

@@ -14,9 +14,9 @@ Design decisions:
   ``BEGIN`` for reads (one consistent snapshot per call). Writers of one process are also
   serialized by a ``threading.Lock`` so threads queue in Python rather than in SQLite's
   busy-sleep loop.
-- **Claims are atomic across processes.** ``claim_run`` is a plain ``INSERT`` guarded by
-  ``UNIQUE (job, scheduled_for, attempt)``; an ``IntegrityError`` means another node got that
-  fire first and becomes ``None``. Manual runs have ``scheduled_for`` NULL, and both backends
+- **Claims are atomic across processes.** ``claim_run`` is an ``INSERT`` guarded by
+  ``UNIQUE (job, scheduled_for, attempt)`` (see "Claims never fail" below): another node got
+  that fire first when it inserts nothing, and the claim returns ``None``. Manual runs have ``scheduled_for`` NULL, and both backends
   treat NULLs in a unique key as distinct, so they never conflict. ``claim_trigger_requests``
   is one ``UPDATE … WHERE claimed_by IS NULL … RETURNING`` over ``SELECT … FOR UPDATE SKIP
   LOCKED`` on PostgreSQL; SQLite ignores the locking clause and its write lock serializes it.
@@ -40,6 +40,16 @@ Design decisions:
   upsert, ...) and executed with parameters: SQLAlchemy then reuses their cache key and compiled
   form instead of rebuilding both on every call. Measured on SQLite: ``claim_run`` 1.44 -> 0.50
   ms, ``finish_run`` 1.60 -> 0.44 ms, ``set_state`` 0.80 -> 0.30 ms; a fire makes four such calls.
+- **A burst is recorded a chunk at a time.** ``claim_runs`` is one executemany of the claim,
+  which SQLAlchemy's "insertmanyvalues" sends as one multi-row ``INSERT … ON CONFLICT DO
+  NOTHING RETURNING`` per 1000 rows on both backends; the rows that come back (in no promised
+  order, none for a fire already taken) are matched to the claims by (job, scheduled_for in
+  UTC, attempt). ``finish_runs`` looks every run up first (finish_run's warnings, and an
+  unknown id raises before anything is written), then updates them in one executemany; its
+  rowcount, the sum over the rows on sqlite3 and psycopg 3, is checked. Measured with
+  ``bench/bench_store.py`` (10,000 fires in chunks of 256, claim + finish): SQLite 161 -> 53 µs
+  per fire (0.33x), PostgreSQL 856 -> 138 µs (0.16x); the ratios held over runs on a busy
+  machine whose absolute figures varied by half.
 - **Pooling.** A ``QueuePool`` on both backends (``pool_pre_ping`` on PostgreSQL, since the
   daemon outlives server restarts); the daemon touches the store from its loop thread only, the
   admin page from several threads. ``sqlite://`` (in memory) uses one shared connection and
@@ -61,6 +71,7 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    ColumnElement,
     Connection,
     DateTime,
     Dialect,
@@ -76,6 +87,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     and_,
+    any_,
     bindparam,
     case,
     create_engine,
@@ -86,6 +98,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -101,7 +114,7 @@ from sqlalchemy.pool import StaticPool
 from jobfsm.clock import utc
 from jobfsm.errors import RunNotFoundError, StoreError, TriggerRequestNotFoundError
 from jobfsm.model import JobState, Outcome, RunStatus, Trigger
-from jobfsm.store.abc import AuditEntry, Heartbeat, RunRecord, Store, TriggerRequest
+from jobfsm.store.abc import AuditEntry, Claim, Heartbeat, RunRecord, Store, TriggerRequest
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +123,8 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 PG_CONNECT_TIMEOUT_SECONDS = 10
 _PG_MIGRATION_LOCK = 0x6A6F6266  # "jobf": the advisory lock key that serializes migrations
 _DELETE_CHUNK = 500
+_ID_CHUNK = 500
+"""Ids per ``IN (…)`` list: under SQLite's old limit of 999 parameters per statement."""
 _FIRE_TRIGGERS = (Trigger.SCHEDULE.value, Trigger.CATCH_UP.value)
 
 
@@ -323,6 +338,41 @@ _GET_STATE = select(job_states.c.state).where(job_states.c.job == bindparam("job
 _FINISH_BEFORE = select(runs.c.status, runs.c.job).where(runs.c.id == bindparam("run_id"))
 _FINISH = update(runs).where(runs.c.id == bindparam("run_id")).returning(*runs.c)
 """The ``SET`` clause comes from the parameters' keys (every one but ``run_id``)."""
+_FINISH_MANY = update(runs).where(runs.c.id == bindparam("run_id"))
+"""``_FINISH`` for an executemany (no ``RETURNING``: sqlite3 cannot return rows from one)."""
+
+
+def _warn_not_running(run_id: int, job: str, outcome: str, was: str) -> None:
+    logger.warning(
+        "run %s of job %r finished as %s but was %s; recording the real result", run_id, job, outcome, was
+    )
+
+
+def _finish_values(
+    *,
+    outcome: Outcome,
+    ended_at: datetime,
+    exit_code: int | None,
+    duration_seconds: float | None,
+    signal: int | None = None,
+    message: str = "",
+    stdout_tail: str = "",
+    stderr_tail: str = "",
+    stdout_path: str | None = None,
+    stderr_path: str | None = None,
+) -> dict[str, Any]:
+    """The columns :meth:`SqlStore.finish_run` sets for its keyword arguments (same signature,
+    so ``**fields`` is checked as a call would be); ``message`` only when non-empty."""
+    outcome = Outcome(outcome)
+    values: dict[str, Any] = {
+        "status": outcome.run_status.value, "outcome": outcome.value, "ended_at": ended_at,
+        "exit_code": exit_code, "signal": signal, "duration_seconds": duration_seconds,
+        "stdout_tail": stdout_tail, "stderr_tail": stderr_tail,
+        "stdout_path": stdout_path, "stderr_path": stderr_path,
+    }
+    if message:
+        values["message"] = message
+    return values
 
 
 class SqlStore(Store):
@@ -363,6 +413,14 @@ class SqlStore(Store):
             .on_conflict_do_nothing(index_elements=["job", "scheduled_for", "attempt"])
             .returning(*runs.c)
         )
+        # What finish_runs looks up first. On PostgreSQL ``= ANY(array)`` is one parameter (an
+        # expanding IN list of 256 ids costs ~12 µs per id there, ANY ~3.5); SQLite has no arrays.
+        ids_match: ColumnElement[bool]
+        if self._is_sqlite:
+            ids_match = runs.c.id.in_(bindparam("ids", expanding=True))
+        else:
+            ids_match = runs.c.id == any_(bindparam("ids", type_=ARRAY(Integer)))
+        self._finish_before_many = select(runs.c.id, runs.c.status, runs.c.job).where(ids_match)
         upsert = dialect_insert(job_states)
         self._set_state = upsert.on_conflict_do_update(
             index_elements=["job"], set_={"state": upsert.excluded.state, "updated_at": upsert.excluded.updated_at}
@@ -578,6 +636,47 @@ class SqlStore(Store):
             return None
         return _run(row)
 
+    def claim_runs(self, claims: Sequence[Claim]) -> list[RunRecord | None]:
+        """One executemany of the claim's ``INSERT … ON CONFLICT DO NOTHING RETURNING``, which
+        SQLAlchemy sends as multi-row INSERTs ("insertmanyvalues", up to 1000 rows a statement).
+        A conflicting row returns nothing and neither backend promises the order of the rows
+        it returns, so they are matched back to the claims by (job, scheduled_for in UTC,
+        attempt). A fire claimed twice in the call is sent once: the first claim wins.
+        """
+        claimed: list[RunRecord | None] = [None] * len(claims)
+        first: dict[tuple[str, datetime, int], int] = {}
+        rows: list[dict[str, Any]] = []
+        for i, c in enumerate(claims):
+            fire = (c.job, utc(c.scheduled_for), c.attempt)
+            if fire in first:
+                logger.debug("fire %r of job %r attempt %s already claimed", fire[1], c.job, c.attempt)
+                continue
+            first[fire] = i
+            rows.append({
+                "job": c.job, "status": RunStatus(c.status).value, "trigger": Trigger(c.trigger).value,
+                "node": c.node, "scheduled_for": fire[1], "attempt": c.attempt,
+                "started_at": c.started_at, "message": c.message, "stdout_tail": "", "stderr_tail": "",
+                "user": c.user,
+            })
+        if not rows:
+            return claimed
+        try:
+            with self._write() as conn:
+                for row in conn.execute(self._claim, rows):
+                    i = first.pop((row.job, row.scheduled_for, row.attempt), -1)
+                    if i < 0:  # raised inside the transaction, so that it rolls back
+                        raise StoreError(
+                            f"{self._failure}: the run claimed for fire {row.scheduled_for!r} of job "
+                            f"{row.job!r} attempt {row.attempt} matches none of the claims"
+                        )
+                    claimed[i] = _run(row)
+        except IntegrityError as exc:
+            jobs = sorted({c.job for c in claims})
+            raise StoreError(f"{self._failure}: cannot record runs of jobs {jobs!r}: {_reason(exc)}") from exc
+        for job, scheduled_for, attempt in first:
+            logger.debug("fire %r of job %r attempt %s already claimed", scheduled_for, job, attempt)
+        return claimed
+
     def start_queued_run(self, run_id: int, *, started_at: datetime) -> RunRecord | None:
         with self._write() as conn:
             row = conn.execute(
@@ -603,26 +702,66 @@ class SqlStore(Store):
         stdout_path: str | None = None,
         stderr_path: str | None = None,
     ) -> RunRecord:
-        outcome = Outcome(outcome)
-        values: dict[str, Any] = {
-            "status": outcome.run_status.value, "outcome": outcome.value, "ended_at": ended_at,
-            "exit_code": exit_code, "signal": signal, "duration_seconds": duration_seconds,
-            "stdout_tail": stdout_tail, "stderr_tail": stderr_tail,
-            "stdout_path": stdout_path, "stderr_path": stderr_path,
-        }
-        if message:
-            values["message"] = message
+        values = _finish_values(
+            outcome=outcome, ended_at=ended_at, exit_code=exit_code, duration_seconds=duration_seconds,
+            signal=signal, message=message, stdout_tail=stdout_tail, stderr_tail=stderr_tail,
+            stdout_path=stdout_path, stderr_path=stderr_path,
+        )
         with self._write() as conn:
             before = conn.execute(_FINISH_BEFORE, {"run_id": run_id}).first()
             if before is None:
                 raise RunNotFoundError(run_id)
             if before.status != RunStatus.RUNNING.value:
-                logger.warning(
-                    "run %s of job %r finished as %s but was %s; recording the real result",
-                    run_id, before.job, outcome.value, before.status,
-                )
+                _warn_not_running(run_id, before.job, values["outcome"], before.status)
             row = conn.execute(_FINISH, {"run_id": run_id, **values}).one()
         return _run(row)
+
+    def finish_runs(self, finishes: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """One lookup of every run (for the warnings, and so an unknown id raises before
+        anything is written), then one executemany ``UPDATE`` per set of columns (with and
+        without ``message``): two statements for a chunk, three when only some set a message.
+
+        A run finished twice in one call is written once, with what the calls in turn would
+        have left: the last finish's fields and the last non-empty message.
+        """
+        if not finishes:
+            return
+        given = [(run_id, _finish_values(**fields)) for run_id, fields in finishes]
+        final: dict[int, dict[str, Any]] = {}
+        for run_id, values in given:
+            earlier = final.get(run_id)
+            if earlier is not None and "message" in earlier and "message" not in values:
+                values = {**values, "message": earlier["message"]}
+            final[run_id] = values
+        groups: dict[bool, list[dict[str, Any]]] = {}
+        for run_id, values in final.items():
+            groups.setdefault("message" in values, []).append({"run_id": run_id, **values})
+        with self._write() as conn:
+            found = self._run_statuses(conn, list(final))
+            missing = next((run_id for run_id, _ in given if run_id not in found), None)
+            if missing is not None:
+                raise RunNotFoundError(missing)
+            status = {run_id: was for run_id, (was, _) in found.items()}
+            for run_id, values in given:
+                if status[run_id] != RunStatus.RUNNING.value:
+                    _warn_not_running(run_id, found[run_id][1], values["outcome"], status[run_id])
+                status[run_id] = values["status"]
+            updated = sum(conn.execute(_FINISH_MANY, rows).rowcount for rows in groups.values())
+            if updated != len(final) and conn.dialect.supports_sane_multi_rowcount:
+                # Deleted since the lookup, by another host's prune (of a run that was not
+                # running). Raising rolls back the transaction (the whole batch, inside one).
+                gone = sorted(set(final) - set(self._run_statuses(conn, list(final))))
+                if gone:
+                    raise RunNotFoundError(gone[0])
+                raise StoreError(f"{self._failure}: {updated} of the {len(final)} runs being finished were updated")
+
+    def _run_statuses(self, conn: Connection, ids: list[int]) -> dict[int, tuple[str, str]]:
+        """``{id: (status, job)}`` of the runs among ``ids`` that exist."""
+        found: dict[int, tuple[str, str]] = {}
+        for start in range(0, len(ids), _ID_CHUNK):
+            for row in conn.execute(self._finish_before_many, {"ids": ids[start:start + _ID_CHUNK]}):
+                found[row.id] = (row.status, row.job)
+        return found
 
     def get_run(self, run_id: int) -> RunRecord:
         with self._read() as conn:
