@@ -550,18 +550,20 @@ def read_tail(path: Path, tail_bytes: int) -> str:
     Decoded as UTF-8 with replacement characters; never reads more than ``2 * tail_bytes``.
     A missing file reads as empty.
     """
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    try:  # plain descriptors, no file object: this runs once per stream of every run
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return ""
-    with f:
-        size = os.fstat(f.fileno()).st_size
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return ""
         if size <= 2 * tail_bytes:
-            data = f.read(2 * tail_bytes)
-            return data.decode("utf-8", errors="replace")
-        head = f.read(tail_bytes)
-        f.seek(size - tail_bytes)
-        tail = f.read(tail_bytes)
+            return os.read(fd, 2 * tail_bytes).decode("utf-8", errors="replace")
+        head = os.pread(fd, tail_bytes, 0)
+        tail = os.pread(fd, tail_bytes, size - tail_bytes)
+    finally:
+        os.close(fd)
     omitted = size - len(head) - len(tail)
     return (
         head.decode("utf-8", errors="replace")

@@ -263,24 +263,11 @@ def _reason(exc: BaseException) -> str:
     return text_.splitlines()[0] if text_ else type(exc).__name__
 
 
-def _upsert(
-    conn: Connection,
-    table: Table,
-    values: dict[str, Any],
-    keys: Sequence[str],
-    update_set: Callable[[Any], dict[str, Any]] | None = None,
-) -> None:
-    """``INSERT … ON CONFLICT (keys) DO UPDATE``: atomic on both backends.
-
-    ``update_set`` builds the ``SET`` clause from the ``excluded`` row; by default every
-    non-key column takes the new value.
-    """
+def _upsert(conn: Connection, table: Table, values: dict[str, Any], keys: Sequence[str]) -> None:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE`` every non-key column: atomic on both backends."""
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     stmt: Any = dialect_insert(table).values(**values)
-    if update_set is not None:
-        set_ = update_set(stmt.excluded)
-    else:
-        set_ = {k: stmt.excluded[k] for k in values if k not in keys}
+    set_ = {k: stmt.excluded[k] for k in values if k not in keys}
     conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=set_))
 
 
@@ -336,6 +323,7 @@ def _heartbeat(row: Any) -> Heartbeat:
 _RUN_ORDER = (runs.c.started_at.desc().nulls_last(), runs.c.id.desc())
 _GET_STATE = select(job_states.c.state).where(job_states.c.job == bindparam("job_name"))
 _FINISH_BEFORE = select(runs.c.status, runs.c.job).where(runs.c.id == bindparam("run_id"))
+_LIVE_NODES = select(heartbeats).where(heartbeats.c.last_seen >= bindparam("oldest")).order_by(heartbeats.c.node)
 _FINISH = update(runs).where(runs.c.id == bindparam("run_id")).returning(*runs.c)
 """The ``SET`` clause comes from the parameters' keys (every one but ``run_id``)."""
 _FINISH_MANY = update(runs).where(runs.c.id == bindparam("run_id"))
@@ -421,6 +409,12 @@ class SqlStore(Store):
         else:
             ids_match = runs.c.id == any_(bindparam("ids", type_=ARRAY(Integer)))
         self._finish_before_many = select(runs.c.id, runs.c.status, runs.c.job).where(ids_match)
+        beat = dialect_insert(heartbeats)  # built once: the daemon sends one every few seconds
+        same_process = and_(heartbeats.c.pid == beat.excluded.pid, heartbeats.c.host == beat.excluded.host)
+        self._heartbeat = beat.on_conflict_do_update(index_elements=["node"], set_={
+            "pid": beat.excluded.pid, "host": beat.excluded.host, "last_seen": beat.excluded.last_seen,
+            "started_at": case((same_process, heartbeats.c.started_at), else_=beat.excluded.started_at),
+        })
         upsert = dialect_insert(job_states)
         self._set_state = upsert.on_conflict_do_update(
             index_elements=["job"], set_={"state": upsert.excluded.state, "updated_at": upsert.excluded.updated_at}
@@ -932,18 +926,9 @@ class SqlStore(Store):
 
     # -- node heartbeats -------------------------------------------------------------------
     def heartbeat(self, node: str, *, pid: int, host: str, at: datetime) -> None:
-        h = heartbeats
-
-        def on_conflict(new: Any) -> dict[str, Any]:
-            same_process = and_(h.c.pid == new.pid, h.c.host == new.host)
-            return {
-                "pid": new.pid, "host": new.host, "last_seen": new.last_seen,
-                "started_at": case((same_process, h.c.started_at), else_=new.started_at),
-            }
-
         values = {"node": node, "pid": pid, "host": host, "started_at": at, "last_seen": at}
         with self._write() as conn:
-            _upsert(conn, h, values, ["node"], on_conflict)
+            conn.execute(self._heartbeat, values)
 
     def remove_node(self, node: str) -> None:
         with self._write() as conn:
@@ -951,9 +936,8 @@ class SqlStore(Store):
 
     def live_nodes(self, *, now: datetime, max_age_seconds: float) -> list[Heartbeat]:
         oldest = utc(now) - timedelta(seconds=max_age_seconds)
-        stmt = select(heartbeats).where(heartbeats.c.last_seen >= oldest).order_by(heartbeats.c.node)
         with self._read() as conn:
-            return [_heartbeat(row) for row in conn.execute(stmt)]
+            return [_heartbeat(row) for row in conn.execute(_LIVE_NODES, {"oldest": oldest})]
 
 
 # -- SQLite connection hooks ------------------------------------------------------------------
