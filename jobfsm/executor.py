@@ -74,7 +74,7 @@ _TERMINATE_BOOKKEEPING_SECONDS = 30.0
 """How long terminate() waits, after SIGKILL, for the executing thread to record the run."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobResult:
     """How one run ended, as the daemon records it."""
 
@@ -112,7 +112,7 @@ class JobResult:
         }
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Run:
     """A run in progress: what terminate(), the reaper and the supervising thread share."""
 

@@ -23,7 +23,7 @@ from jobfsm.executor import JobExecutor, JobResult
 from jobfsm.model import JobConfig, Trigger
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ticket:
     """One run handed to a runner."""
 

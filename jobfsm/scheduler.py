@@ -61,7 +61,7 @@ DISPATCH_CHUNK = 256
 """A node whose last heartbeat is older than this is taken for dead."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Start:
     """A run that should begin as soon as the job's overlap policy lets it."""
 
@@ -74,7 +74,7 @@ class Start:
     """Set once the start is recorded in the store as a waiting (``skipped``) run."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class JobEntry:
     config: JobConfig
     model: JobModel
