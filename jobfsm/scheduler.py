@@ -56,9 +56,10 @@ log = logging.getLogger(__name__)
 
 MAX_CATCH_UP = 100
 """At most this many missed fires of one job are caught up (``catch_up: all``) or recorded."""
+MAX_RESULT_HOLD_SECONDS = 1.0
+"""Finished runs wait at most about this long while a burst of runs is being started."""
 DISPATCH_CHUNK = 256
 """At most this many fires (or results) are recorded in one store transaction."""
-"""A node whose last heartbeat is older than this is taken for dead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +115,8 @@ class Scheduler:
         self._results: queue.SimpleQueue[tuple[Ticket, JobResult]] = queue.SimpleQueue()
         if runner is None:
             runner = ProcessRunner(
-                executor or JobExecutor(logger.log_dir, clock=clock), max_workers, self.post_result
+                executor or JobExecutor(logger.log_dir, clock=clock), max_workers, self.post_result,
+                on_idle=self.wake.set,
             )
         self.runner = runner
         self.jobs: dict[str, JobEntry] = {}
@@ -127,6 +129,8 @@ class Scheduler:
         self._deferred: list[Ticket] | None = None
         self._snapshot: dict[str, FileStat] = {}
         self._new_states: dict[str, JobState] = {}
+        self._held_since: float | None = None
+        """clock.monotonic() since when finished runs wait for the runner to finish starting."""
         self._dir_error: str | None = None
         self._watcher = DirectoryWatcher(self.jobs_dir)
 
@@ -544,12 +548,26 @@ class Scheduler:
 
     # -- results ------------------------------------------------------------------------------
     def post_result(self, ticket: Ticket, result: JobResult) -> None:
-        """Called by workers (any thread): hand a result to the loop and wake it."""
+        """Called by the runner (any thread): hand a result to the loop, and wake it unless the
+        runner is busy starting runs (it wakes the loop when it is done: see :meth:`apply_results`)."""
         self._results.put((ticket, result))
-        self.wake.set()
+        if not self.runner.starting():
+            self.wake.set()
 
     def apply_results(self) -> int:
-        """Record every finished run (loop thread only); returns how many."""
+        """Record every finished run (loop thread only); returns how many.
+
+        Not while the runner is starting runs (a burst): recording them would compete with the
+        starts for the GIL, and the starts matter more. The runner wakes the loop when it is
+        done; in a long burst results are held at most ``MAX_RESULT_HOLD_SECONDS`` (the
+        daemon's loop wakes every second for housekeeping). At shutdown everything is recorded."""
+        if not self.stopping and self.runner.starting():
+            now = self.clock.monotonic()
+            if self._held_since is None:
+                self._held_since = now
+            if now - self._held_since < MAX_RESULT_HOLD_SECONDS:
+                return 0
+        self._held_since = None
         count = 0
         while True:
             items: list[tuple[Ticket, JobResult]] = []

@@ -43,6 +43,9 @@ class FakeRunner:
     def submit(self, ticket: Ticket) -> None:
         self.running[ticket.run_id] = ticket
 
+    def starting(self) -> bool:
+        return False
+
     def finish(self, run_id: int, outcome: Outcome, now: datetime) -> None:
         ticket = self.running.pop(run_id)
         code = {Outcome.SUCCEEDED: 0, Outcome.FAILED: 3}.get(outcome)
