@@ -106,7 +106,7 @@ def test_terminate_all_ends_waiting_tickets_as_not_started_without_starting_them
         wait_for(lambda: executor.running() == [1], 30, "run 1 to start", lambda: str(executor.running()))
         runner.submit(ticket(2, f"touch {marker}-2", tmp_path))
         runner.submit(ticket(3, f"touch {marker}-3", tmp_path))
-        assert not runner.starting(), "no slot is free, yet the runner says it is starting runs"
+        assert runner.starting(), "tickets wait for a slot, yet the runner says none is waiting"
         runner.terminate_all(reason="killed at daemon shutdown")
         assert results.complete.wait(30), f"{len(results.items)} of 3 results"
     finally:
