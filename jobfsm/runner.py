@@ -15,6 +15,7 @@ import functools
 import threading
 from collections import deque
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -42,6 +43,10 @@ class Runner(Protocol):
         runs wait (a bounded time) rather than compete with the starts for the GIL."""
         ...
 
+    def burst(self) -> AbstractContextManager[None]:
+        """Many runs are about to be submitted: runs that end meanwhile are handled after."""
+        ...
+
     def terminate_all(self, *, reason: str) -> None: ...
 
     def close(self) -> None: ...
@@ -53,9 +58,13 @@ class ProcessRunner:
     A run starts on the calling thread: the loop, right after the batch that claimed it
     commits. The executor's one reaper thread waits for all of them. Beyond ``max_workers``
     running, tickets wait here in order and start as runs end, on the reaper's thread, so the
-    loop never blocks on a slot; while some wait (:meth:`starting`), the scheduler holds back
-    the recording of finished runs, which would make that thread wait for the GIL after each
-    of its system calls.
+    loop never blocks on a slot.
+
+    In a burst only one thread works at a time, because two threads that both want the GIL
+    hand it over at every system call and ``Popen`` makes several: while the loop records the
+    fires and starts the first ``max_workers`` runs, the reaper is paused (:meth:`burst`);
+    then the reaper starts the rest as runs end, while the scheduler holds back the recording
+    of finished runs (:meth:`starting`).
 
     Measured against a spawner thread fed by the loop (which lets the loop's recording of fires
     overlap ``fork``/``exec``): on a burst of 10,000 the spawner thread was slower, 2.4 against
@@ -91,6 +100,9 @@ class ProcessRunner:
                 return
             self._active += 1
         self._start_from(ticket)
+
+    def burst(self) -> AbstractContextManager[None]:
+        return self.executor.reaping_paused()
 
     def starting(self) -> bool:
         with self._lock:

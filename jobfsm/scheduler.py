@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 MAX_CATCH_UP = 100
 """At most this many missed fires of one job are caught up (``catch_up: all``) or recorded."""
-MAX_RESULT_HOLD_SECONDS = 1.0
+MAX_RESULT_HOLD_SECONDS = 10.0
 """Finished runs wait at most about this long while a burst of runs is being started."""
 DISPATCH_CHUNK = 256
 """At most this many fires (or results) are recorded in one store transaction."""
@@ -344,8 +344,16 @@ class Scheduler:
 
     def dispatch_due(self) -> int:
         """Start every run that is due now; returns how many fires were handled."""
-        if self.stopping:
+        if self.stopping or not self._due():
             return 0
+        with self.runner.burst():
+            return self._dispatch_due()
+
+    def _due(self) -> bool:
+        stamp = self.clock.now().timestamp()
+        return bool((self._heap and self._heap[0][0] <= stamp) or (self._retries and self._retries[0][0] <= stamp))
+
+    def _dispatch_due(self) -> int:
         now = self.clock.now()
         stamp = now.timestamp()
         due: list[JobEntry] = []

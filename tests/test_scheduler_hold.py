@@ -4,6 +4,7 @@ at shutdown they never wait. A real jobs folder and SQLite store, a fake clock a
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from pathlib import Path
 
@@ -25,6 +26,9 @@ class BusyRunner:
 
     def submit(self, ticket: Ticket) -> None:
         self.tickets.append(ticket)
+
+    def burst(self) -> AbstractContextManager[None]:
+        return nullcontext()
 
     def starting(self) -> bool:
         return self.busy

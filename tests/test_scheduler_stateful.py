@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,6 +43,9 @@ class FakeRunner:
 
     def submit(self, ticket: Ticket) -> None:
         self.running[ticket.run_id] = ticket
+
+    def burst(self) -> AbstractContextManager[None]:
+        return nullcontext()
 
     def starting(self) -> bool:
         return False
