@@ -29,9 +29,10 @@ Method, for each N (one scheduler at a time: they would compete for the cores ot
   time minus the moment the floor began (for schedulers: minus ``T0``).
 - **Metrics.** Start-up: process launch until jobfsm's ``started:`` line in
   ``logs/scheduler_main.log`` (its own time stamp) or APScheduler's ``ready``; for jobfsm also a
-  restart on the same store (the usual case). Idle CPU: ``utime + stime`` from
-  ``/proc/PID/stat`` over ``--idle`` seconds ending 2 s before ``T0`` (nothing is due), as % of
-  one core (resolution: one clock tick, 0.05 % over 20 s). Memory: ``VmRSS`` at the end of the
+  restart on the same store (the usual case). Idle CPU: CPU time from
+  ``/proc/PID/task/*/schedstat`` (nanoseconds on the CPU, every thread; ``utime + stime`` in
+  clock ticks where there is no schedstat) over ``--idle`` seconds ending 2 s before ``T0``
+  (nothing is due), as % of one core. Memory: ``VmRSS`` at the end of the
   idle window (loaded) and after the burst, and ``VmHWM`` (peak). Lateness p50/p99/max and the
   first job's lateness; missed = expected fires that never started, dup = extra starts of a
   fire. Burst CPU: the scheduler process's own CPU seconds from 2 s before ``T0`` to the end.
@@ -110,8 +111,14 @@ def read_stamps(path: Path) -> list[tuple[str, float]]:
 # -- /proc -----------------------------------------------------------------------------------------
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
+    """CPU time of all the process's threads: nanoseconds on the CPU from each task's
+    ``schedstat`` (exact), else ``utime + stime`` from ``stat`` (counted in clock ticks)."""
+    try:
+        return sum(int((task / "schedstat").read_text().split()[0])
+                   for task in Path(f"/proc/{pid}/task").iterdir()) / 1e9
+    except (OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
 
 
 def memory_mib(pid: int) -> dict[str, float]:
@@ -445,7 +452,7 @@ def main() -> None:
             missed = f"{r.missed} ({100 * r.missed / r.expected:.0f} %)" if r.missed else "0"
             print(
                 f"| {n:,} | {r.name}{' — ' + r.note.strip() if r.note else ''} | {num(r.startup, '.2f')} "
-                f"| {num(r.restart, '.2f')} | {num(r.idle_cpu, '.2f')} | {num(r.rss_loaded, '.0f')} "
+                f"| {num(r.restart, '.2f')} | {num(r.idle_cpu, '.3f')} | {num(r.rss_loaded, '.0f')} "
                 f"| {num(r.rss_after, '.0f')} | {num(r.hwm, '.0f')} | {ms(r.lateness[0] if r.lateness else None)} "
                 f"| {ms(statistics.median(r.lateness) if r.lateness else None)} | {ms(p99)} "
                 f"| {ms(r.lateness[-1] if r.lateness else None)} | {missed} | {r.dup} | {num(r.burst, '.2f')} "

@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 MAX_CATCH_UP = 100
 """At most this many missed fires of one job are caught up (``catch_up: all``) or recorded."""
-MAX_RESULT_HOLD_SECONDS = 10.0
+MAX_RESULT_HOLD_SECONDS = 3.0
 """Finished runs wait at most about this long while a burst of runs is being started."""
 DISPATCH_CHUNK = 256
 """At most this many fires (or results) are recorded in one store transaction."""
