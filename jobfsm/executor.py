@@ -22,6 +22,13 @@ Design decisions:
   command's own status and says in ``message`` that leftovers were terminated. A job that
   means to leave a daemon behind detaches it properly (``setsid mydaemon``, which leaves our
   group), or the executor is built with ``kill_leftovers=False``.
+- **Two ways to run.** :meth:`JobExecutor.execute` runs a job to its end on the calling thread
+  (``jobfsm run``, the admin page). :meth:`JobExecutor.launch`, the daemon's way, starts it and
+  returns at once: one reaper thread waits for every launched run (an ``epoll`` over their
+  pidfds and a heap of their timeouts) and delivers each result to a callback, so a burst of
+  10,000 runs needs no thread per run, only a ``Popen`` each. A run that times out, is
+  terminated or leaves processes in its group is handed to a short-lived thread that runs the
+  same supervision as ``execute`` (grace periods block; the reaper must not).
 - **Waiting is event-driven.** CPython 3.11's ``Popen.wait(timeout=...)`` is itself a loop of
   sleeps (1 ms doubling up to 50 ms), which adds latency to every short run. Where Linux
   has ``pidfd_open`` (5.3+) we ``poll`` the process's pidfd with the timeout and reap with a

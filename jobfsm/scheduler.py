@@ -346,15 +346,22 @@ class Scheduler:
         """Start every run that is due now; returns how many fires were handled."""
         if self.stopping or not self._due():
             return 0
+        now = self.clock.now()
         with self.runner.burst():
-            return self._dispatch_due()
+            due = self._start_due(now)
+        for entry in due:  # next fires only after every due run was started
+            fired = entry.next_fire
+            assert fired is not None
+            self._record_missed(entry, fired, now)
+            self._reschedule(entry, max(fired, now - timedelta(microseconds=1)))
+        return len(due)
 
     def _due(self) -> bool:
         stamp = self.clock.now().timestamp()
         return bool((self._heap and self._heap[0][0] <= stamp) or (self._retries and self._retries[0][0] <= stamp))
 
-    def _dispatch_due(self) -> int:
-        now = self.clock.now()
+    def _start_due(self, now: datetime) -> list[JobEntry]:
+        """Claim and start the fires and retries due at ``now``; the jobs whose fire it was."""
         stamp = now.timestamp()
         due: list[JobEntry] = []
         work: list[tuple[JobEntry, Start]] = []
@@ -384,12 +391,7 @@ class Scheduler:
                 self._fire_many(work[done : done + size])
             done += size
             size = min(size * 4, DISPATCH_CHUNK)
-        for entry in due:  # next fires only after every due run was started
-            fired = entry.next_fire
-            assert fired is not None
-            self._record_missed(entry, fired, now)
-            self._reschedule(entry, max(fired, now - timedelta(microseconds=1)))
-        return len(due)
+        return due
 
     def _record_missed(self, entry: JobEntry, fired: datetime, now: datetime) -> None:
         """Fires between the one just handled and now: the loop was late past them."""
