@@ -422,9 +422,11 @@ class JobExecutor:
         )
 
     def _deliver(self, run: _Run, leftovers: int) -> None:
-        """Finish a launched run and hand its result to its ``on_done`` (a failing callback is
-        logged: it must not take the reaper down with it)."""
-        result = self._finish(run, leftovers)
+        """Finish a launched run and hand its result to its ``on_done``."""
+        self._call_back(run, self._finish(run, leftovers))
+
+    def _call_back(self, run: _Run, result: JobResult) -> None:
+        """``on_done(result)``; a failing callback is logged: it must not take the reaper down."""
         assert run.on_done is not None
         try:
             run.on_done(result)
@@ -434,12 +436,26 @@ class JobExecutor:
     def _leader_exited(self, run: _Run) -> None:
         """The reaper saw a launched run's command end. The common case (it ended by itself
         and left nothing in its group) is finished right here on the reaper's thread."""
-        run.proc.wait()  # reaps at once: the pidfd said it ended
-        run.exited.set()
-        if run.cause is None and (not self.kill_leftovers or not _group_alive(run.pgid)):
-            self._deliver(run, 0)
-        else:
-            self._hand_off(run, timed_out=False)
+        try:
+            run.proc.wait()  # reaps at once: the pidfd said it ended
+            run.exited.set()
+            if run.cause is None and (not self.kill_leftovers or not _group_alive(run.pgid)):
+                result = self._finish(run, 0)
+            else:
+                self._hand_off(run, timed_out=False)
+                return
+        except Exception as exc:  # never leave a run undelivered: its job would stay running
+            log.exception("cannot collect the result of run %s of job %r", run.run_id, run.job_name)
+            self._release(run)
+            code = run.proc.returncode
+            result = JobResult(
+                job_name=run.job_name, run_id=run.run_id, start_time=run.start_time,
+                end_time=self._clock.now(), exit_code=code if code is not None and code >= 0 else None,
+                stdout="", stderr="", duration_seconds=max(0.0, self._clock.monotonic() - run.t0),
+                status=Outcome.FAILED, signal=None, stdout_path=run.paths[0], stderr_path=run.paths[1],
+                message=f"the daemon could not collect this run's result: {exc}",
+            )
+        self._call_back(run, result)
 
     def _timed_out(self, run: _Run) -> None:
         self._hand_off(run, timed_out=True)
@@ -581,12 +597,15 @@ def read_tail(path: str | Path, tail_bytes: int) -> str:
     first and the last ``tail_bytes`` around an ``[... N bytes omitted ...]`` line.
 
     Decoded as UTF-8 with replacement characters; never reads more than ``2 * tail_bytes``.
-    A missing file reads as empty.
+    A missing file reads as empty; one that cannot be read (permissions, too many open files)
+    reads as a line saying why, never an exception: the run's result must still be recorded.
     """
     try:  # plain descriptors, no file object: this runs once per stream of every run
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return ""
+    except OSError as exc:
+        return f"[output not readable: {exc.strerror or exc}]"
     try:
         size = os.fstat(fd).st_size
         if size == 0:
@@ -595,6 +614,8 @@ def read_tail(path: str | Path, tail_bytes: int) -> str:
             return os.read(fd, 2 * tail_bytes).decode("utf-8", errors="replace")
         head = os.pread(fd, tail_bytes, 0)
         tail = os.pread(fd, tail_bytes, size - tail_bytes)
+    except OSError as exc:
+        return f"[output not readable: {exc.strerror or exc}]"
     finally:
         os.close(fd)
     omitted = size - len(head) - len(tail)
@@ -818,9 +839,18 @@ class _Reaper:
                     if timed is not None and timed.pidfd is not None and self._take(timed.pidfd):
                         expired.append(timed)
             for run in ended:
-                self._on_exit(run)
+                _guarded(self._on_exit, run)
             for run in expired:
-                self._on_timeout(run)
+                _guarded(self._on_timeout, run)
+
+
+def _guarded(handler: Callable[[_Run], None], run: _Run) -> None:
+    """One run's trouble must not stop the reaper, which waits for every other run."""
+    try:
+        handler(run)
+    except Exception:
+        log.exception("the reaper failed on run %s of job %r; it goes on with the others",
+                      run.run_id, run.job_name)
 
 
 # -- process groups ----------------------------------------------------------------------

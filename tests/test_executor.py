@@ -720,3 +720,45 @@ def test_launch_returns_a_run_that_cannot_start_and_never_calls_back(workdir: Pa
     assert result.message == f"working directory '{workdir / 'missing'}' does not exist"
     assert called == []
     executor.close()
+
+
+def test_an_unreadable_output_file_reads_as_a_reason_not_an_exception(tmp_path: Path) -> None:
+    """The result of a run must be recorded even when its output cannot be read back."""
+    assert read_tail(tmp_path, 1024) == "[output not readable: Is a directory]"
+    assert read_tail(tmp_path / "missing.out", 1024) == ""
+
+
+def test_a_run_whose_result_cannot_be_collected_is_still_delivered_and_the_rest_go_on(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault in collecting one result (forced here: it cannot be caused for real) must not
+    leave that run undelivered, its job 'running' for ever, nor stop the reaper."""
+    executor = JobExecutor(workdir / "fault-logs")
+    real_outcome = executor._outcome
+
+    def outcome(run: object, job: JobConfig, leftovers: int) -> tuple[Outcome, int | None, int | None, str]:
+        if job.name == "broken":
+            raise RuntimeError("disk on fire")
+        return real_outcome(run, job, leftovers)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(executor, "_outcome", outcome)
+    results: dict[str, JobResult] = {}
+    all_done = threading.Event()
+
+    def on_done(result: JobResult) -> None:
+        results[result.job_name] = result
+        if len(results) == 3:
+            all_done.set()
+
+    try:
+        for run_id, name in enumerate(["before", "broken", "after"]):
+            assert executor.launch(make_job(("/bin/true",), workdir, name=name), run_id, on_done=on_done) is None
+        assert all_done.wait(30), f"delivered: {sorted(results)}"
+    finally:
+        executor.close()
+    assert results["before"].status is Outcome.SUCCEEDED
+    assert results["after"].status is Outcome.SUCCEEDED
+    broken = results["broken"]
+    assert broken.status is Outcome.FAILED and broken.exit_code == 0
+    assert broken.message == "the daemon could not collect this run's result: disk on fire"
+    assert executor.running() == []
