@@ -601,6 +601,8 @@ def read_tail(path: str | Path, tail_bytes: int) -> str:
     reads as a line saying why, never an exception: the run's result must still be recorded.
     """
     try:  # plain descriptors, no file object: this runs once per stream of every run
+        if os.stat(path).st_size == 0:  # most streams of most runs: one system call, not three
+            return ""
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return ""
@@ -635,8 +637,14 @@ def _open_outputs(paths: tuple[str, str]) -> tuple[int, int]:
     the path of every start); make their folder only when it is missing. The caller closes."""
     try:
         out_fd = os.open(paths[0], _OUTPUT_FLAGS, 0o644)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(paths[0]), exist_ok=True)
+    except FileNotFoundError:  # the job's first run: make its folder (and runs/ if need be)
+        folder = os.path.dirname(paths[0])
+        try:
+            os.mkdir(folder)
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
+        except FileExistsError:
+            pass
         out_fd = os.open(paths[0], _OUTPUT_FLAGS, 0o644)
     try:
         err_fd = os.open(paths[1], _OUTPUT_FLAGS, 0o644)
