@@ -98,8 +98,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
@@ -263,9 +261,19 @@ def _reason(exc: BaseException) -> str:
     return text_.splitlines()[0] if text_ else type(exc).__name__
 
 
+def _insert_for(dialect: str) -> Any:
+    """The dialect's ``INSERT`` (with ``ON CONFLICT``). PostgreSQL's is imported only when used:
+    with the asyncio and asyncpg modules it pulls in, it cost a SQLite daemon ~40 ms of start-up."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+
+        return insert
+    return sqlite_insert
+
+
 def _upsert(conn: Connection, table: Table, values: dict[str, Any], keys: Sequence[str]) -> None:
     """``INSERT … ON CONFLICT (keys) DO UPDATE`` every non-key column: atomic on both backends."""
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    dialect_insert = _insert_for(conn.dialect.name)
     stmt: Any = dialect_insert(table).values(**values)
     set_ = {k: stmt.excluded[k] for k in values if k not in keys}
     conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=set_))
@@ -393,7 +401,7 @@ class SqlStore(Store):
             self._engine.dispose()
             raise StoreError(f"{self._failure}: {_reason(exc)}; {self._hint(exc)}") from exc
         self._failure = f"the store {self.url!r} failed"
-        dialect_insert = pg_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
+        dialect_insert = _insert_for(self._engine.dialect.name)
         # A fire claimed by someone else inserts nothing and returns no row: no error, so a claim
         # can share a transaction with others (PostgreSQL aborts a transaction on any error).
         self._claim = (
@@ -407,6 +415,8 @@ class SqlStore(Store):
         if self._is_sqlite:
             ids_match = runs.c.id.in_(bindparam("ids", expanding=True))
         else:
+            from sqlalchemy.dialects.postgresql import ARRAY
+
             ids_match = runs.c.id == any_(bindparam("ids", type_=ARRAY(Integer)))
         self._finish_before_many = select(runs.c.id, runs.c.status, runs.c.job).where(ids_match)
         beat = dialect_insert(heartbeats)  # built once: the daemon sends one every few seconds
