@@ -140,6 +140,7 @@ class Scheduler:
         now = self.clock.now()
         self.reap_lost(now, found="at start-up")
         self.reload(catch_up=True)
+        self.store.warm_up()  # the first fire must not pay for compiling the store's statements
 
     def reap_lost(self, now: datetime | None = None, *, found: str = "") -> int:
         """Mark lost the runs of every node that is dead: no recent heartbeat, or (on this

@@ -1174,3 +1174,15 @@ def test_batched_claims_and_finishes_raise_store_error_on_database_errors(sql_ur
             store.finish_runs([(run.id, fields())])
     finally:
         store.close()
+
+
+def test_warm_up_leaves_no_trace_and_can_be_repeated(store: Store) -> None:
+    """The daemon warms the store up at every start: nothing of it may show (no run, no state,
+    no used fire key), on any backend."""
+    store.warm_up()
+    store.warm_up()
+    assert store.list_runs() == []
+    assert store.all_states() == {}
+    when = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    run = store.claim_run("jobfsm-warm-up", trigger=Trigger.SCHEDULE, node="n", started_at=when, scheduled_for=when)
+    assert run is not None and run.job == "jobfsm-warm-up"

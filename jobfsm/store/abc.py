@@ -310,5 +310,9 @@ class Store(ABC):
         without transactions runs them one by one."""
         return nullcontext()
 
+    def warm_up(self) -> None:  # noqa: B027 - optional hook
+        """Prepare the calls on a fire's path (claim, state, finish) so that the first fire
+        after start-up costs no more than any other; leaves no trace in the store."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

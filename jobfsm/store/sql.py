@@ -65,7 +65,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -259,6 +259,10 @@ def _reason(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
     text_ = str(orig if orig is not None else exc).strip()
     return text_.splitlines()[0] if text_ else type(exc).__name__
+
+
+class _Rehearsal(Exception):
+    """Raised inside :meth:`SqlStore.warm_up`'s batch so that its transaction is rolled back."""
 
 
 def _insert_for(dialect: str) -> Any:
@@ -540,6 +544,25 @@ class SqlStore(Store):
             raise
         except DBAPIError as exc:
             raise StoreError(f"{self._failure}: {_reason(exc)}; {self._hint(exc)}") from exc
+
+    def warm_up(self) -> None:
+        """Run a fire's statements once in a transaction that is rolled back: SQLAlchemy
+        compiles each statement on its first use, and without this the first run of the first
+        burst after start-up began 3-4 ms later than the first run of the next one."""
+        now = datetime.now(UTC)
+        job, node = "jobfsm-warm-up", "warm-up"
+        try:
+            with self.batch():
+                run = self.claim_run(job, trigger=Trigger.SCHEDULE, node=node, started_at=now, scheduled_for=now)
+                [more] = self.claim_runs([Claim(job, Trigger.SCHEDULE, node, now, now + timedelta(minutes=1))])
+                self.set_state(job, JobState.RUNNING, now)
+                self.finish_runs([
+                    (r.id, {"outcome": Outcome.SUCCEEDED, "ended_at": now, "exit_code": 0, "duration_seconds": 0.0})
+                    for r in (run, more) if r is not None
+                ])
+                raise _Rehearsal
+        except _Rehearsal:
+            pass
 
     def close(self) -> None:
         with self._probe_lock:
