@@ -294,9 +294,10 @@ class JobExecutor:
     @contextlib.contextmanager
     def reaping_paused(self) -> Iterator[None]:
         """Launched runs that end inside this block are taken care of after it (on the reaper's
-        thread, as always). The daemon starts a burst of runs inside it: a second thread that
-        wakes for every run that ends would take the GIL each time the starting thread makes a
-        system call, and ``Popen`` makes several (measured: 45 % of a burst's time)."""
+        thread, as always), or by :meth:`reap_now` on the caller's. The daemon starts a burst of
+        runs inside it: a second thread that wakes for every run that ends would take the GIL
+        each time the starting thread makes a system call, and ``Popen`` makes several
+        (measured: 45 % of a burst's time)."""
         if not hasattr(select, "epoll") or not hasattr(os, "pidfd_open"):  # no reaper here
             yield
             return
@@ -306,6 +307,15 @@ class JobExecutor:
             yield
         finally:
             reaper.resume()
+
+    def reap_now(self) -> None:
+        """Inside :meth:`reaping_paused`: handle the launched runs that have ended by now on
+        this thread (their results go to their callbacks, as always), without waiting. A burst
+        calls it between its chunks, so that runs keep starting while it records fires."""
+        with self._lock:
+            reaper = self._reaper
+        if reaper is not None:
+            reaper.poll_now()
 
     def not_started(self, job: JobConfig, run_id: int, message: str) -> JobResult:
         """The result of a run that never began, for ``message`` (e.g. the daemon stopped
@@ -769,6 +779,9 @@ class _Reaper:
         self._keys = itertools.count()
         self._closed = False
         self._paused = 0
+        """How many pause() calls are not yet resumed."""
+        self._pauses = 0
+        """How many pause() calls there have been: a poll that spans one is discarded."""
         self._resumed = threading.Condition(self._lock)
         self._thread = threading.Thread(target=self._loop, name="jobfsm-reaper", daemon=True)
         self._thread.start()
@@ -791,6 +804,7 @@ class _Reaper:
     def pause(self) -> None:
         with self._lock:
             self._paused += 1
+            self._pauses += 1
 
     def resume(self) -> None:
         with self._lock:
@@ -823,33 +837,52 @@ class _Reaper:
     def _loop(self) -> None:
         while True:
             with self._lock:
+                while self._paused and not self._closed:
+                    self._resumed.wait()
                 if self._closed:
                     return
+                pauses = self._pauses
                 wait = max(0.0, self._timeouts[0][0] - time.monotonic()) if self._timeouts else -1.0
             events = self._epoll.poll(wait)
-            ended: list[_Run] = []
-            expired: list[_Run] = []
             with self._lock:
-                while self._paused and not self._closed:  # level-triggered: the events keep
-                    self._resumed.wait()  # (a paused reaper wakes at most once, then sleeps)
                 if self._closed:
                     return
-                for fd, _mask in events:
-                    if fd == self._wakeup:
-                        with contextlib.suppress(BlockingIOError):
-                            os.eventfd_read(self._wakeup)
-                    elif (run := self._take(fd)) is not None:
-                        ended.append(run)
-                now = time.monotonic()
-                while self._timeouts and self._timeouts[0][0] <= now:
-                    _, key = heapq.heappop(self._timeouts)
-                    timed = self._timed.get(key)
-                    if timed is not None and timed.pidfd is not None and self._take(timed.pidfd):
-                        expired.append(timed)
-            for run in ended:
-                _guarded(self._on_exit, run)
-            for run in expired:
-                _guarded(self._on_timeout, run)
+                if self._pauses != pauses:  # paused meanwhile: another thread may have handled
+                    continue  # these runs since, and their pidfd numbers may be new runs' now
+                ended, expired = self._collect(events)
+            self._handle(ended, expired)
+
+    def poll_now(self) -> None:
+        """Handle, on the calling thread and without waiting, the runs that have ended and the
+        timeouts that have passed. For the thread that paused the reaper (a burst)."""
+        events = self._epoll.poll(0)
+        with self._lock:
+            ended, expired = self._collect(events)
+        self._handle(ended, expired)
+
+    def _collect(self, events: list[tuple[int, int]]) -> tuple[list[_Run], list[_Run]]:
+        """Take the runs of ``events`` and of passed timeouts out of the watch (lock held)."""
+        ended: list[_Run] = []
+        expired: list[_Run] = []
+        for fd, _mask in events:
+            if fd == self._wakeup:
+                with contextlib.suppress(BlockingIOError):
+                    os.eventfd_read(self._wakeup)
+            elif (run := self._take(fd)) is not None:
+                ended.append(run)
+        now = time.monotonic()
+        while self._timeouts and self._timeouts[0][0] <= now:
+            _, key = heapq.heappop(self._timeouts)
+            timed = self._timed.get(key)
+            if timed is not None and timed.pidfd is not None and self._take(timed.pidfd):
+                expired.append(timed)
+        return ended, expired
+
+    def _handle(self, ended: list[_Run], expired: list[_Run]) -> None:
+        for run in ended:
+            _guarded(self._on_exit, run)
+        for run in expired:
+            _guarded(self._on_timeout, run)
 
 
 def _guarded(handler: Callable[[_Run], None], run: _Run) -> None:

@@ -390,6 +390,7 @@ class Scheduler:
         while done < len(work):
             with self._batched():
                 self._fire_many(work[done : done + size])
+            self.runner.collect()  # runs that ended free their slots for the next ones
             done += size
             size = min(size * 4, DISPATCH_CHUNK)
         return due

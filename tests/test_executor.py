@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from jobfsm.executor import OMITTED_MARKER, JobExecutor, JobResult, read_tail
 from jobfsm.model import Command, JobConfig, Outcome
+from tests.conftest import wait_for
 
 GRACE = 0.5
 
@@ -762,3 +763,31 @@ def test_a_run_whose_result_cannot_be_collected_is_still_delivered_and_the_rest_
     assert broken.status is Outcome.FAILED and broken.exit_code == 0
     assert broken.message == "the daemon could not collect this run's result: disk on fire"
     assert executor.running() == []
+
+
+def test_reap_now_handles_ended_runs_on_the_calling_thread_while_the_reaper_is_paused(
+    workdir: Path,
+) -> None:
+    """A burst pauses the reaper and collects ended runs itself between its chunks: their
+    results must come on the burst's thread, each once, and none from the paused reaper."""
+    executor = JobExecutor(workdir / "reap-now-logs")
+    delivered: list[tuple[int, int]] = []
+
+    def on_done(result: JobResult) -> None:
+        delivered.append((result.run_id, threading.get_ident()))
+
+    def exited(pid: int) -> bool:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+    try:
+        with executor.reaping_paused():
+            for run_id in range(5):
+                assert executor.launch(make_job(("/bin/true",), workdir), run_id, on_done=on_done) is None
+            pids = [executor._runs[run_id].proc.pid for run_id in range(5)]
+            wait_for(lambda: all(exited(pid) for pid in pids), 30, "the five runs to exit")
+            executor.reap_now()
+            assert sorted(run_id for run_id, _ in delivered) == list(range(5))
+            assert {thread for _, thread in delivered} == {threading.get_ident()}
+            assert executor.running() == []
+    finally:
+        executor.close()

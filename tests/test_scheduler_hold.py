@@ -30,6 +30,9 @@ class BusyRunner:
     def burst(self) -> AbstractContextManager[None]:
         return nullcontext()
 
+    def collect(self) -> None:
+        pass
+
     def starting(self) -> bool:
         return self.busy
 

@@ -47,6 +47,9 @@ class FakeRunner:
     def burst(self) -> AbstractContextManager[None]:
         return nullcontext()
 
+    def collect(self) -> None:
+        pass
+
     def starting(self) -> bool:
         return False
 
