@@ -23,6 +23,7 @@ import socket
 import sys
 import threading
 import traceback
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
@@ -150,7 +151,7 @@ class Daemon:
         logger.startup(version=__version__, node=self.node, jobs=len(scheduler.jobs), pid=os.getpid())
         housekeeping = schedule.Scheduler()
         # Reloads and trigger polls share one job: one wake-up a second, not two (idle CPU).
-        housekeeping.every(TICK_SECONDS).seconds.do(self._tick, scheduler)
+        tick = housekeeping.every(TICK_SECONDS).seconds.do(self._tick, scheduler)
         housekeeping.every(HEARTBEAT_SECONDS).seconds.do(scheduler.heartbeat)
         housekeeping.every(PRUNE_SECONDS).seconds.do(scheduler.prune)
         housekeeping.every(REAP_SECONDS).seconds.do(scheduler.reap_lost)
@@ -160,7 +161,7 @@ class Daemon:
             scheduler.dispatch_due()
             scheduler.apply_results()
             housekeeping.run_pending()
-            self.clock.wait(scheduler.wake, self._sleep_seconds(scheduler, housekeeping))
+            self.clock.wait(scheduler.wake, self._sleep_seconds(scheduler, housekeeping, tick))
             scheduler.wake.clear()
         reason = "a second signal: killing running jobs now" if self.kill_now.is_set() else "signal"
         logger.info(f"stopping ({reason}); {len(scheduler.in_flight)} run(s) in progress, "
@@ -173,9 +174,19 @@ class Daemon:
         scheduler.reload()
         scheduler.poll_triggers()
 
-    def _sleep_seconds(self, scheduler: Scheduler, housekeeping: schedule.Scheduler) -> float:
-        timeout = housekeeping.idle_seconds
-        sleep = max(timeout, 0.0) if timeout is not None else 60.0
+    def _sleep_seconds(self, scheduler: Scheduler, housekeeping: schedule.Scheduler, tick: schedule.Job) -> float:
+        """Until the next fire, retry or housekeeping job. A housekeeping job due less than a
+        tick before the next tick waits for that tick (the heartbeat and the reaping of dead
+        nodes may be a second late; nothing else is delayed), so an idle daemon wakes once a
+        second, not at every job's own drifting time: idle CPU is mostly wake-ups."""
+        runs = [job.next_run for job in housekeeping.jobs if job.next_run is not None]
+        if runs:
+            wake = min(runs)
+            if tick.next_run is not None and wake < tick.next_run <= wake + timedelta(seconds=TICK_SECONDS):
+                wake = tick.next_run
+            sleep = max((wake - datetime.now()).total_seconds(), 0.0)  # schedule's naive local time
+        else:
+            sleep = 60.0
         due = scheduler.next_due()
         if due is not None:
             sleep = min(sleep, max((due - self.clock.now()).total_seconds(), 0.0))
