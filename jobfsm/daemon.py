@@ -8,7 +8,8 @@
 - **Housekeeping runs on the `schedule` library's timetable** (its own ``Scheduler`` instance,
   not the module-level default): every second one tick reloads job files and polls manual
   trigger requests (a read; a write only when one waits), heartbeat every five seconds, mark
-  lost the runs of dead nodes every ten seconds, prune old runs every hour.
+  lost the runs of dead nodes every ten seconds, prune old runs every hour. A job due less
+  than a tick before the next tick waits for it: an idle daemon wakes once a second.
 - **A fatal error is logged before the process exits** non-zero (``logs/scheduler_main.log``
   and stderr), with the traceback in the log.
 """
