@@ -252,12 +252,7 @@ class JobExecutor:
         run = self._spawn(job, run_id, scheduled_for)
         if isinstance(run, JobResult):
             return run
-        try:
-            leftovers = self._supervise(run, job.timeout_seconds)
-        except BaseException:
-            self._release(run)
-            raise
-        return self._finish(run, leftovers)
+        return self._finish(run, self._supervise(run))
 
     def launch(
         self,
@@ -479,17 +474,20 @@ class JobExecutor:
     def _supervise_and_deliver(self, run: _Run, timed_out: bool) -> None:
         """A launched run that needs a thread of its own: it timed out, was terminated, left
         processes in its group, or this platform has no pidfds."""
+        self._deliver(run, self._supervise(run, timed_out=timed_out))
+
+    # -- supervision ---------------------------------------------------------------------
+    def _supervise(self, run: _Run, *, timed_out: bool = False) -> int:
+        """Wait for the run to end, enforce its timeout, clean its group; return leftovers
+        killed. ``timed_out``: the reaper saw the timeout pass already. Whatever goes wrong,
+        the run is unregistered (terminate() must not wait for it for ever)."""
         try:
-            leftovers = self._supervise(run, run.job.timeout_seconds, timed_out=timed_out)
+            return self._supervise_group(run, run.job.timeout_seconds, timed_out=timed_out)
         except BaseException:
             self._release(run)
             raise
-        self._deliver(run, leftovers)
 
-    # -- supervision ---------------------------------------------------------------------
-    def _supervise(self, run: _Run, timeout_seconds: float | None, *, timed_out: bool = False) -> int:
-        """Wait for the run to end, enforce the timeout, clean its group; return leftovers
-        killed. ``timed_out``: the reaper saw the timeout pass already."""
+    def _supervise_group(self, run: _Run, timeout_seconds: float | None, *, timed_out: bool) -> int:
         timeout = timeout_seconds if timeout_seconds and timeout_seconds > 0 else None
         if not _wait_leader(run, 0.0 if timed_out else timeout):
             grace = self.kill_grace_seconds

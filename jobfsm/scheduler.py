@@ -345,9 +345,9 @@ class Scheduler:
 
     def dispatch_due(self) -> int:
         """Start every run that is due now; returns how many fires were handled."""
-        if self.stopping or not self._due():
-            return 0
         now = self.clock.now()
+        if self.stopping or not self._due(now.timestamp()):
+            return 0
         with self.runner.burst():
             due = self._start_due(now)
         for entry in due:  # next fires only after every due run was started
@@ -357,8 +357,7 @@ class Scheduler:
             self._reschedule(entry, max(fired, now - timedelta(microseconds=1)))
         return len(due)
 
-    def _due(self) -> bool:
-        stamp = self.clock.now().timestamp()
+    def _due(self, stamp: float) -> bool:
         return bool((self._heap and self._heap[0][0] <= stamp) or (self._retries and self._retries[0][0] <= stamp))
 
     def _start_due(self, now: datetime) -> list[JobEntry]:
@@ -377,7 +376,7 @@ class Scheduler:
             if not first_started:  # the first run of a burst starts before the rest is even sorted out
                 first_started = True
                 with self._batched():
-                    self._fire(entry, start)
+                    self._fire_many([(entry, start)])
             else:
                 work.append((entry, start))
         while self._retries and self._retries[0][0] <= stamp:
