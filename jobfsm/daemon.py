@@ -38,6 +38,7 @@ from jobfsm.executor import JobExecutor
 from jobfsm.joblog import JobLogger
 from jobfsm.scheduler import Scheduler
 from jobfsm.store import Store, open_store
+from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class Daemon:
         max_workers: int | None = None,
         grace_seconds: float = 30.0,
         node: str | None = None,
+        keep_runs: int = DEFAULT_KEEP_RUNS,
+        keep_days: float = DEFAULT_KEEP_DAYS,
         clock: Clock | None = None,
         stderr: TextIO | None = None,
     ) -> None:
@@ -75,6 +78,7 @@ class Daemon:
         self.store_url = store_url
         self.max_workers = max_workers or DEFAULT_MAX_WORKERS
         self.grace_seconds = grace_seconds
+        self.keep_runs, self.keep_days = keep_runs, keep_days
         self.node = node or default_node()
         self.clock = clock or SystemClock()
         self.stderr = stderr
@@ -140,7 +144,8 @@ class Daemon:
         executor = JobExecutor(self.logs_dir, clock=self.clock)
         scheduler = Scheduler(
             self.jobs_dir, store, logger, clock=self.clock, node=self.node,
-            executor=executor, max_workers=self.max_workers,
+            executor=executor, max_workers=self.max_workers, keep_last=self.keep_runs,
+            keep_days=self.keep_days,
         )
         self.scheduler = scheduler
         scheduler.heartbeat()
@@ -202,11 +207,13 @@ def run_daemon(
     max_workers: int | None,
     grace_seconds: float,
     node: str | None,
+    keep_runs: int,
+    keep_days: float,
     stderr: TextIO,
 ) -> int:
     daemon = Daemon(
         jobs_dir, logs_dir, store_url, max_workers=max_workers,
-        grace_seconds=grace_seconds, node=node, stderr=stderr,
+        grace_seconds=grace_seconds, node=node, keep_runs=keep_runs, keep_days=keep_days, stderr=stderr,
     )
     daemon.install_signal_handlers()
     if not jobs_dir.is_dir():

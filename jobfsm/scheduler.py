@@ -49,7 +49,7 @@ from jobfsm.model import CatchUp, JobConfig, JobState, Outcome, Overlap, RunStat
 from jobfsm.problems import Problem
 from jobfsm.runner import ProcessRunner, Runner, Ticket
 from jobfsm.store import Claim, RunRecord, Store
-from jobfsm.store.abc import HEARTBEAT_MAX_AGE_SECONDS
+from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS, HEARTBEAT_MAX_AGE_SECONDS
 from jobfsm.watch import DirectoryWatcher
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,8 @@ class Scheduler:
         runner: Runner | None = None,
         executor: JobExecutor | None = None,
         max_workers: int = 32,
-        keep_last: int = 1000,
-        keep_days: float = 30.0,
+        keep_last: int = DEFAULT_KEEP_RUNS,
+        keep_days: float = DEFAULT_KEEP_DAYS,
     ) -> None:
         self.jobs_dir = Path(jobs_dir)
         self.store = store

@@ -80,8 +80,11 @@ def test_validate_a_single_file_and_global_options_after_the_command(write_job, 
         (["next", "@daily", "--after", "yesterday"], "not an ISO 8601 time"),
         (["validate", "--format", "xml", "."], "invalid choice: 'xml'"),
         ([], "a command is required"),
+        (["start", "--keep-runs", "-1"], "--keep-runs cannot be negative"),
+        (["start", "--keep-days", "nan"], "--keep-days cannot be negative"),
     ],
-    ids=["missing-path", "no-path", "unknown-command", "bad-n", "bad-after", "bad-format", "nothing"],
+    ids=["missing-path", "no-path", "unknown-command", "bad-n", "bad-after", "bad-format", "nothing",
+         "negative-keep-runs", "nan-keep-days"],
 )
 def test_bad_usage_is_one_line_and_exit_2(argv, fragment) -> None:
     code, _out, err = cli(*argv)

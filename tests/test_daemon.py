@@ -117,6 +117,24 @@ def test_runs_past_the_grace_period_are_killed_and_recorded(start_daemon, jobs_d
     assert running.store.get_state("stuck") is JobState.FAILED
 
 
+def test_retention_flags_prune_old_runs_and_their_output_at_start_up(start_daemon, jobs_dir: Path) -> None:
+    write(jobs_dir, "chatty", schedule="0 0 1 1 *", command="echo out; echo err >&2")
+    running = start_daemon()
+    ids = [trigger(running.store, "chatty") for _ in range(3)]
+    wait_for(lambda: all(running.store.get_run(i).status is RunStatus.SUCCEEDED for i in ids), 10, "three runs")
+    runs = {i: running.store.get_run(i) for i in ids}
+    assert running.stop() == 0
+    assert len(running.store.list_runs("chatty")) == 3  # the defaults keep them: 1,000 runs, 30 days
+
+    # keep the newest run, and no run merely for being young
+    again = start_daemon(keep_runs=1, keep_days=0)
+    assert [r.id for r in again.store.list_runs("chatty")] == [ids[-1]]
+    for run_id, run in runs.items():
+        for path in (run.stdout_path, run.stderr_path):
+            assert path and Path(path).exists() == (run_id == ids[-1]), path
+    again.stop()
+
+
 def test_overlap_skip_records_the_skipped_trigger(start_daemon, jobs_dir: Path) -> None:
     write(jobs_dir, "busy", schedule="0 0 1 1 *", command="sleep 2", overlap="skip")
     running = start_daemon(grace_seconds=0)

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from jobfsm import __version__
+from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
 
 
 class UsageError(Exception):
@@ -88,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="at shutdown, how long running jobs may finish before they are killed (default 30)",
     )
     p.add_argument("--node", metavar="NAME", help="this daemon's name in the store (default host:pid)")
+    p.add_argument(
+        "--keep-runs", type=int, default=DEFAULT_KEEP_RUNS, metavar="N",
+        help=f"retention: keep at least the last N runs of every job (default {DEFAULT_KEEP_RUNS:,})",
+    )
+    p.add_argument(
+        "--keep-days", type=float, default=DEFAULT_KEEP_DAYS, metavar="D",
+        help=f"retention: and every run of the last D days (default {DEFAULT_KEEP_DAYS:g}); older runs "
+        "beyond the last N are deleted with their output files, hourly and at start-up",
+    )
 
     p = command("status", "jobfsm.cli.jobs:cmd_status", "every job: state, schedule, last and next run")
     _format(p, "json")

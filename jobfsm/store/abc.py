@@ -126,6 +126,12 @@ class TriggerRequest:
 HEARTBEAT_MAX_AGE_SECONDS = 15.0
 """A node whose last heartbeat is older than this is taken for dead (daemons beat every 5 s)."""
 
+DEFAULT_KEEP_RUNS = 1000
+DEFAULT_KEEP_DAYS = 30.0
+"""Retention (``jobfsm start --keep-runs/--keep-days``): a finished run is deleted once it is both
+beyond the newest ``DEFAULT_KEEP_RUNS`` of its job and older than ``DEFAULT_KEEP_DAYS``, so a job
+that fires every minute keeps 30 days and one that fires monthly keeps its last thousand."""
+
 
 @dataclass
 class Heartbeat:
