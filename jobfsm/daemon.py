@@ -155,6 +155,11 @@ class Daemon:
         gc.collect()
         gc.freeze()
         logger.startup(version=__version__, node=self.node, jobs=len(scheduler.jobs), pid=os.getpid())
+        logger.info(  # what it runs with, for whoever reads the log later
+            f"settings: jobs={self.jobs_dir.absolute()} logs={self.logs_dir} store={store.url} "
+            f"max_workers={self.max_workers} grace_seconds={self.grace_seconds:g} "
+            f"keep_runs={self.keep_runs} keep_days={self.keep_days:g}"
+        )
         housekeeping = schedule.Scheduler()
         # Reloads and trigger polls share one job: one wake-up a second, not two (idle CPU).
         tick = housekeeping.every(TICK_SECONDS).seconds.do(self._tick, scheduler)

@@ -145,6 +145,9 @@ class Heartbeat:
 class Store(ABC):
     """What every backend provides. Methods are safe to call from several threads."""
 
+    url: str = "memory://"
+    """Where the store lives, with any password masked: safe for messages and logs."""
+
     # -- job states ------------------------------------------------------------
     @abstractmethod
     def get_state(self, job: str) -> JobState | None: ...
