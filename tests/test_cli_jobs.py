@@ -42,10 +42,13 @@ def test_status_table_and_json_with_an_invalid_file(cli: Cli) -> None:
     (cli.jobs / "bad.json").write_text('{"name": "bad"}')
     code, out, _ = cli("status")
     assert code == 0
-    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    table, _, below = out.partition("\n\n")
+    rows = {line.split()[0]: line for line in table.splitlines()[1:]}
     assert "idle" in rows["good"] and "yes" in rows["good"]
     assert "disabled" in rows["off"]
-    assert "invalid" in rows["bad"] and "$.command: required field is missing" in rows["bad"]
+    assert rows["bad"].split()[1] == "invalid"
+    assert below.splitlines()[:2] == [f"{cli.jobs / 'bad.json'} is invalid:", "  $.command: required field is missing"]
+    assert "a running daemon keeps job 'bad' on its last good version" in below
     code, out, _ = cli("status", "--format", "json")
     data = {d["name"]: d for d in json.loads(out)}
     assert code == 0

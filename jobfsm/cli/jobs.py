@@ -113,15 +113,14 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not views:
         out.write(f"no jobs in '{args.jobs}'\n")
         return 0
-    rows = []
+    rows, broken = [], []
     for v in views:
-        if v.config is None:
-            first = next((p for p in v.problems if p.is_error), None)
-            why = f"{first.json_path}: {first.message}" if first else "invalid"
-            rows.append([_one_line(v.name), "invalid", "-", "-", "-", _one_line(why)])
-            continue
         last = v.last_run
         last_text = f"{_when(last.started_at)} {last.status.value}" if last else "-"
+        if v.config is None:
+            rows.append([_one_line(v.name), "invalid", "-", "-", "-", last_text])
+            broken.append(v)
+            continue
         rows.append([
             v.name,
             v.state.value if v.state else "-",
@@ -131,6 +130,12 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             last_text,
         ])
     _table(out, ["NAME", "STATE", "ENABLED", "SCHEDULE", "NEXT RUN", "LAST RUN"], rows)
+    for v in broken:  # what is wrong, and that the job has not stopped because of it
+        out.write(f"\n{_one_line(v.file)} is invalid:\n")
+        for problem in (p for p in v.problems if p.is_error):
+            out.write(f"  {_one_line(problem.json_path)}: {_one_line(problem.message)}\n")
+        kept = f" (its state: {v.state.value})" if v.state else ""
+        out.write(f"  a running daemon keeps job {_one_line(v.name)!r} on its last good version{kept}\n")
     return 0
 
 
