@@ -184,31 +184,44 @@ def _zone_hint(name: str) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
-def semantic_problems(document: Mapping[str, Any], path: str, *, stem: str | None) -> list[Problem]:
-    """What the schema cannot say: cron syntax, time zone, the file name; the working directory."""
+def semantic_problems(
+    document: Mapping[str, Any], path: str, *, stem: str | None, skip: frozenset[str] = frozenset()
+) -> list[Problem]:
+    """What the schema cannot say: cron syntax, time zone, the file name; the working directory.
+
+    A field in ``skip`` (the schema already reported it), missing or not a string is not
+    checked here, so a file that fails the schema still gets these checks for its other fields:
+    every problem in one pass, not one fix at a time."""
     from jobfsm.cron import validate_expression
     from jobfsm.errors import CronError
 
+    def checkable(key: str, default: str | None = None) -> str | None:
+        value = document.get(key, default)
+        return value if isinstance(value, str) and f"$.{key}" not in skip else None
+
     problems = []
-    try:
-        validate_expression(document["schedule"])
-    except CronError as exc:
-        problems.append(Problem(path, "$.schedule", str(exc)))
-    zone = document.get("timezone", "UTC")
-    zone_message = _zone_problem(zone)
+    schedule = checkable("schedule")
+    if schedule is not None:
+        try:
+            validate_expression(schedule)
+        except CronError as exc:
+            problems.append(Problem(path, "$.schedule", str(exc)))
+    zone = checkable("timezone", "UTC")
+    zone_message = _zone_problem(zone) if zone is not None else None
     if zone_message:
         problems.append(Problem(path, "$.timezone", zone_message))
-    if stem is not None and document["name"] != stem:
+    name = checkable("name")
+    if stem is not None and name is not None and name != stem:
         problems.append(
             Problem(
                 path,
                 "$.name",
-                f"name {document['name']!r} does not match the file name {stem + '.json'!r}; "
-                f"rename the file to {document['name'] + '.json'!r} or change the name",
+                f"name {name!r} does not match the file name {stem + '.json'!r}; "
+                f"rename the file to {name + '.json'!r} or change the name",
             )
         )
-    workdir = document["working_directory"]
-    if not os.path.isdir(workdir):
+    workdir = checkable("working_directory")
+    if workdir is not None and not os.path.isdir(workdir):
         problems.append(
             Problem(
                 path,
@@ -224,7 +237,10 @@ def validate_document(document: Any, path: str = "<job>", *, stem: str | None = 
     """Validate one parsed job document: the schema first, then (if it passed) the rest."""
     problems = schema_problems(document, path)
     if problems:
-        return FileReport(path, None, problems)
+        if isinstance(document, Mapping):
+            reported = frozenset(p.json_path.split("[", 1)[0] for p in problems)
+            problems += semantic_problems(document, path, stem=stem, skip=reported)
+        return FileReport(path, None, sort_problems(problems))
     problems = semantic_problems(document, path, stem=stem)
     config: JobConfig | None = JobConfig.from_dict(document)
     if any(p.is_error for p in problems):

@@ -34,8 +34,10 @@ def test_validate_reports_every_problem_and_exits_1(write_job, jobs_dir: Path) -
     code, out, _ = cli("validate", str(jobs_dir))
     assert code == 1
     lines = out.splitlines()
+    # the schema's problem and the cron problem together: one pass shows everything to fix
     assert lines[0].startswith(f"{jobs_dir / 'bad.json'}: $.overlap: 'never' is not one of")
-    assert "2 files checked: 1 valid, 1 invalid (1 error, 0 warnings)" in out
+    assert lines[1].startswith(f"{jobs_dir / 'bad.json'}: $.schedule: ") and "February" in lines[1]
+    assert "2 files checked: 1 valid, 1 invalid (2 errors, 0 warnings)" in out
 
 
 def test_validate_json_format(write_job, jobs_dir: Path) -> None:

@@ -344,7 +344,7 @@ def test_invalid_update_fails_with_every_problem_and_keeps_the_file(service: Job
     before = (service.jobs_directory / "a.json").read_bytes()
     with pytest.raises(ValidationError) as info:
         service.update_job("a", {"schedule": "0 0 31 2 *", "overlap": "sometimes", "bogus": 1}, "u", v)
-    assert sorted(p.json_path for p in info.value.problems) == ["$.bogus", "$.overlap"]
+    assert sorted(p.json_path for p in info.value.problems) == ["$.bogus", "$.overlap", "$.schedule"]
     with pytest.raises(ValidationError, match=r"\$.schedule"):
         service.update_job("a", {"schedule": "0 0 31 2 *"}, "u", v)
     with pytest.raises(ValidationError, match="cannot rename"):
