@@ -194,3 +194,13 @@ def test_audit_filters_and_bad_since(cli: Cli) -> None:
     assert cli("audit", "--since", "soon")[0] == 2
     lines = (cli.logs / "audit.log").read_text().splitlines()
     assert [json.loads(line)["user"] for line in lines] == ["u1", "u2"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(None, "-"), (0.0034, "3.4ms"), (0.25, "250ms"), (1.5, "1.50s"), (125, "2m05s"), (7300, "2h01m")],
+)
+def test_durations_read_at_a_glance(seconds: float | None, shown: str) -> None:
+    from jobfsm.cli.jobs import _duration
+
+    assert _duration(seconds) == shown  # a 3 ms run must not read as "0.00s", as if nothing ran

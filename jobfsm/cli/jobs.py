@@ -78,6 +78,8 @@ def _when(dt: datetime | None) -> str:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
+    if seconds < 1:  # most runs of most jobs: "0.00s" would read as "did nothing"
+        return f"{seconds * 1000:.1f}ms" if seconds < 0.01 else f"{seconds * 1000:.0f}ms"
     if seconds < 60:
         return f"{seconds:.2f}s"
     minutes, secs = divmod(int(seconds), 60)
