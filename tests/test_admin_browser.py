@@ -128,9 +128,14 @@ def test_admin_walkthrough(browser: object, server: AdminServer) -> None:
         shutil.copyfile(dashboard, Path(__file__).resolve().parent.parent / "docs" / "dashboard.png")
 
     # -- create with a bad cron: the error shows at the field, as you type and on save
-    page.click("#jobfsm-new")
     open_tab(page, "Edit")
-    field(page, "jobfsm-field-name").fill("nightly")
+    name = field(page, "jobfsm-field-name")
+    name.fill("left-over")  # type: ignore[attr-defined]
+    page.click("#jobfsm-new")
+    # New job answers asynchronously with an empty form: typing before that answer arrives
+    # would be wiped by it (a CI run lost the name that way), so wait for it, as a person sees it
+    wait_until(lambda: name.input_value() == "", "New job to clear the form", page=page)  # type: ignore[attr-defined]
+    name.fill("nightly")  # type: ignore[attr-defined]
     page.locator("#jobfsm-field-enabled input").check()
     field(page, "jobfsm-field-schedule").fill("61 * * * *")
     field(page, "jobfsm-field-command").fill("sleep 2; echo done-marker")
