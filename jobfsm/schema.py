@@ -45,6 +45,11 @@ def property_schema(name: str) -> dict[str, Any]:
     return prop
 
 
+VALUE_CACHE_SIZE = 1024
+"""Entries of each value cache. Values shared by many files (schedules, zones, folders, flags)
+are looked up by every file, so they stay among the most recent; values unique to a file (its
+name, its command) would only fill a bigger cache: 8,192 held about 3.8 MB for nothing."""
+
 _TOP_LEVEL_KEYWORDS = {
     "$schema", "$id", "title", "description", "type", "additionalProperties", "required", "properties",
 }
@@ -67,14 +72,14 @@ def _required() -> frozenset[str]:
     return frozenset(job_schema()["required"])
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=VALUE_CACHE_SIZE)
 def _value_valid(name: str, text: str) -> bool:
     validators = _property_validators()
     assert validators is not None
     return bool(validators[name].is_valid(json.loads(text)))
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=VALUE_CACHE_SIZE)
 def _scalar_valid(name: str, kind: str, value: object) -> bool:
     """:func:`_value_valid` for a string, number, boolean or null, keyed by the value itself
     (and its type, so that ``1``, ``1.0`` and ``true`` stay apart): no JSON text to build."""

@@ -11,6 +11,7 @@ from hypothesis import given
 
 from jobfsm.model import REQUIRED_FIELDS, CatchUp, JobConfig, Overlap
 from jobfsm.schema import job_schema, validator
+from tests.conftest import job_doc
 from tests.strategies import job_configs, job_documents
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,3 +86,17 @@ def test_the_public_surface_resolves_lazily() -> None:
         "assert 'gradio' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_configs_share_the_strings_an_estate_repeats() -> None:
+    # Two files parsed apart repeat the same schedule, zone, folder and program as separate
+    # string objects; a daemon keeps every config for its lifetime, so they are shared.
+    docs = [json.loads(json.dumps(job_doc(name, command=["/usr/bin/backup", name], timezone="Europe/Berlin",
+                                          env={"LANG": "C.UTF-8"})))
+            for name in ("a", "b")]
+    a, b = (JobConfig.from_dict(d) for d in docs)
+    assert docs[0]["schedule"] is not docs[1]["schedule"]  # what json gives: copies
+    assert a.schedule is b.schedule and a.timezone is b.timezone and a.working_directory is b.working_directory
+    assert a.command[0] is b.command[0] and a.command[1] == "a" and b.command[1] == "b"
+    assert next(iter(a.env)) is next(iter(b.env)) and a.env["LANG"] is b.env["LANG"]
+    assert a == JobConfig.from_dict(docs[0])  # the same job, value for value
