@@ -234,7 +234,8 @@ def semantic_problems(
 
 
 def validate_document(document: Any, path: str = "<job>", *, stem: str | None = None) -> FileReport:
-    """Validate one parsed job document: the schema first, then (if it passed) the rest."""
+    """Validate one parsed job document: the schema, then what it cannot express (for a
+    document the schema rejected, on the fields it did not already report)."""
     problems = schema_problems(document, path)
     if problems:
         if isinstance(document, Mapping):
