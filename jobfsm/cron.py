@@ -538,7 +538,16 @@ def _next(spec: _Spec, tz: tzinfo, after: datetime) -> tuple[datetime, Fire]:
 
 def next_fire(expr: str, tz: str | tzinfo, after: datetime) -> datetime:
     """The first fire strictly after the aware ``after``, aware, in the zone ``tz``."""
-    return _next(_compile(expr), zone(tz), _aware_utc(after, "after"))[1].at
+    return _next_fire_at(expr, zone(tz), _aware_utc(after, "after"))
+
+
+@functools.lru_cache(maxsize=256)
+def _next_fire_at(expr: str, tz: tzinfo, instant: datetime) -> datetime:
+    """:func:`next_fire` for a naive UTC instant (never an aware time: two wall times of a DST
+    fold compare equal). Cached because the daemon asks the same question for every job that
+    shares an expression and a zone: at start-up, all after the same moment; after a burst,
+    all after the same second."""
+    return _next(_compile(expr), tz, instant)[1].at
 
 
 def iter_fires(expr: str, tz: str | tzinfo, after: datetime) -> Iterator[Fire]:

@@ -785,3 +785,15 @@ def test_calendar_sanity_of_the_table() -> None:
     assert calendar.weekday(2026, 1, 13) == calendar.TUESDAY
     assert calendar.weekday(2026, 6, 13) == calendar.SATURDAY
     assert calendar.weekday(2027, 1, 1) == calendar.FRIDAY
+
+
+def test_next_fire_tells_the_two_wall_times_of_a_fold_apart() -> None:
+    # 01:30 happens twice in New York on 2026-11-01; the two times compare equal as datetimes,
+    # so whatever next_fire remembers must not mix them up.
+    new_york = ZoneInfo("America/New_York")
+    first = datetime(2026, 11, 1, 1, 30, tzinfo=new_york)  # EDT, 05:30 UTC
+    second = first.replace(fold=1)  # EST, 06:30 UTC
+    assert first == second and first.astimezone(UTC) != second.astimezone(UTC)
+    for after in (first, second, first):
+        got = cron.next_fire("*/15 * * * *", new_york, after)
+        assert got.astimezone(UTC) == after.astimezone(UTC) + timedelta(minutes=15)
