@@ -347,11 +347,9 @@ def floor_pool(n: int, workers: int, stamp: list[str], out: Path) -> float:
     return max(t for _, t in read_stamps(out)) - t0
 
 
-FLOOR_CPU: dict[int, tuple[float, float, float]] = {}
-"""N -> (seconds, parent CPU s, children CPU s) of the fastest loop floor: where its time goes."""
-
-
-def floor_loop(n: int, stamp: list[str], out: Path) -> float:
+def floor_loop(n: int, stamp: list[str], out: Path) -> tuple[float, float, float]:
+    """Seconds to start ``n`` commands from one loop, and where they went: CPU seconds of this
+    process and of the children."""
     out.unlink(missing_ok=True)
     cpu0, kids0 = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
     procs: queue.SimpleQueue[subprocess.Popen[bytes] | None] = queue.SimpleQueue()
@@ -369,10 +367,7 @@ def floor_loop(n: int, stamp: list[str], out: Path) -> float:
     reaper.join()
     took = max(t for _, t in read_stamps(out)) - t0
     kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    kids = kids1.ru_utime + kids1.ru_stime - kids0.ru_utime - kids0.ru_stime
-    if n not in FLOOR_CPU or took < FLOOR_CPU[n][0]:
-        FLOOR_CPU[n] = (took, time.process_time() - cpu0, kids)
-    return took
+    return took, time.process_time() - cpu0, kids1.ru_utime + kids1.ru_stime - kids0.ru_utime - kids0.ru_stime
 
 
 # -- the table --------------------------------------------------------------------------------------
@@ -409,19 +404,21 @@ def main() -> None:
     loads = [load_average()]
     rows: list[Result] = []
     floors: dict[int, dict[str, float]] = {}
+    floor_cpu: dict[int, tuple[float, float, float]] = {}  # N -> the fastest loop floor's split
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         root = Path(tmp)
         stamp = build_stamp(root)
         guesses: dict[str, float] = {}  # seconds of start-up per job, from the previous size
         for n in sizes:
             plan = Plan(n, args.spread, args.spread_minutes, args.idle, args.workers, stamp, not args.no_restart)
-            fl: dict[str, list[float]] = {"pool": [], "loop": []}
+            pools: list[float] = []
+            loops: list[tuple[float, float, float]] = []
 
             at_once = math.ceil(n / 60) if args.spread else n  # the most jobs due at one second
 
             def measure_floor() -> None:
-                fl["pool"].append(floor_pool(at_once, args.workers, stamp, root / "floor.txt"))  # noqa: B023
-                fl["loop"].append(floor_loop(at_once, stamp, root / "floor.txt"))  # noqa: B023
+                pools.append(floor_pool(at_once, args.workers, stamp, root / "floor.txt"))  # noqa: B023
+                loops.append(floor_loop(at_once, stamp, root / "floor.txt"))  # noqa: B023
 
             measure_floor()
             for key, kind, label, extra in (
@@ -445,7 +442,8 @@ def main() -> None:
                       f"p99 {ms(pct(result.lateness, 0.99))} ms, burst {num(result.burst, '.2f')} s {result.note}",
                       file=sys.stderr, flush=True)
             measure_floor()
-            floors[n] = {k: min(v) for k, v in fl.items()}
+            floor_cpu[n] = min(loops)
+            floors[n] = {"pool": min(pools), "loop": floor_cpu[n][0]}
             loads.append(load_average())
     print(f"Scheduler benchmark, {'spread over the hour' if args.spread else 'all due at once'}, "
           f"{args.workers} workers, {os.cpu_count()} CPUs, load average (1/5/15 min) "
@@ -477,7 +475,7 @@ def main() -> None:
     print("\nWhere the floor's time goes (bare Popen in a loop, its fastest run; busy = CPU / (cores x seconds)):\n")
     print("| jobs at once | seconds | parent CPU s | children CPU s | cores busy |")
     print("|---|---|---|---|---|")
-    for n, (took, parent, kids) in sorted(FLOOR_CPU.items()):
+    for n, (took, parent, kids) in sorted(floor_cpu.items()):
         print(f"| {n:,} | {took:.2f} | {parent:.2f} | {kids:.2f} | {100 * (parent + kids) / ((os.cpu_count() or 1) * took):.0f} % |")
 
 

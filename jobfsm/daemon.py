@@ -144,7 +144,7 @@ class Daemon:
         executor = JobExecutor(self.logs_dir, clock=self.clock)
         scheduler = Scheduler(
             self.jobs_dir, store, logger, clock=self.clock, node=self.node,
-            executor=executor, max_workers=self.max_workers, keep_last=self.keep_runs,
+            executor=executor, max_workers=self.max_workers, keep_runs=self.keep_runs,
             keep_days=self.keep_days,
         )
         self.scheduler = scheduler

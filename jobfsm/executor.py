@@ -618,8 +618,6 @@ def read_tail(path: str | Path, tail_bytes: int) -> str:
         return f"[output not readable: {exc.strerror or exc}]"
     try:
         size = os.fstat(fd).st_size
-        if size == 0:
-            return ""
         if size <= 2 * tail_bytes:
             return os.read(fd, 2 * tail_bytes).decode("utf-8", errors="replace")
         head = os.pread(fd, tail_bytes, 0)

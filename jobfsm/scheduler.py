@@ -100,7 +100,7 @@ class Scheduler:
         runner: Runner | None = None,
         executor: JobExecutor | None = None,
         max_workers: int = 32,
-        keep_last: int = DEFAULT_KEEP_RUNS,
+        keep_runs: int = DEFAULT_KEEP_RUNS,
         keep_days: float = DEFAULT_KEEP_DAYS,
     ) -> None:
         self.jobs_dir = Path(jobs_dir)
@@ -108,7 +108,7 @@ class Scheduler:
         self.logger = logger
         self.clock = clock
         self.node = node
-        self.keep_last = keep_last
+        self.keep_runs = keep_runs
         self.keep_days = keep_days
         self.lifecycle = Lifecycle(store, logger, clock=clock)
         self.wake = threading.Event()
@@ -646,7 +646,7 @@ class Scheduler:
 
     def prune(self) -> int:
         """Apply the retention policy; output files of pruned runs go too."""
-        pruned = self.store.prune_runs(now=self.clock.now(), keep_last=self.keep_last, keep_days=self.keep_days)
+        pruned = self.store.prune_runs(now=self.clock.now(), keep_last=self.keep_runs, keep_days=self.keep_days)
         for run in pruned:
             for path in (run.stdout_path, run.stderr_path):
                 if path:

@@ -44,6 +44,7 @@ from jobfsm.clock import utc
 from jobfsm.errors import RunNotFoundError, StoreError, TriggerRequestNotFoundError
 from jobfsm.model import JobState, Outcome, RunStatus, Trigger
 from jobfsm.store import AuditEntry, Claim, RunRecord, Store, open_store
+from jobfsm.store.abc import WARM_UP_AT, WARM_UP_JOB
 from jobfsm.store.memory import MemoryStore
 from jobfsm.store.sql import METADATA, MIGRATIONS, SqlStore, mask_url, normalize_url
 
@@ -1183,6 +1184,6 @@ def test_warm_up_leaves_no_trace_and_can_be_repeated(store: Store) -> None:
     store.warm_up()
     assert store.list_runs() == []
     assert store.all_states() == {}
-    when = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-    run = store.claim_run("jobfsm-warm-up", trigger=Trigger.SCHEDULE, node="n", started_at=when, scheduled_for=when)
-    assert run is not None and run.job == "jobfsm-warm-up"
+    for fire in (WARM_UP_AT, WARM_UP_AT + timedelta(minutes=1)):  # the fires it rehearses are free
+        run = store.claim_run(WARM_UP_JOB, trigger=Trigger.SCHEDULE, node="n", started_at=fire, scheduled_for=fire)
+        assert run is not None and run.job == WARM_UP_JOB

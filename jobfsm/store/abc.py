@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from jobfsm.model import JobState, Outcome, RunStatus, Trigger
@@ -125,6 +125,10 @@ class TriggerRequest:
 
 HEARTBEAT_MAX_AGE_SECONDS = 15.0
 """A node whose last heartbeat is older than this is taken for dead (daemons beat every 5 s)."""
+
+WARM_UP_JOB = "jobfsm-warm-up"
+WARM_UP_AT = datetime(2000, 1, 1, tzinfo=UTC)
+"""The job and the fire a store's :meth:`Store.warm_up` rehearses (and rolls back)."""
 
 DEFAULT_KEEP_RUNS = 1000
 DEFAULT_KEEP_DAYS = 30.0
@@ -321,7 +325,8 @@ class Store(ABC):
 
     def warm_up(self) -> None:  # noqa: B027 - optional hook
         """Prepare the calls on a fire's path (claim, state, finish) so that the first fire
-        after start-up costs no more than any other; leaves no trace in the store."""
+        after start-up costs no more than any other; leaves no trace in the store (a backend
+        that rehearses a fire uses :data:`WARM_UP_JOB` and :data:`WARM_UP_AT`)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -65,7 +65,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +112,16 @@ from sqlalchemy.pool import StaticPool
 from jobfsm.clock import utc
 from jobfsm.errors import RunNotFoundError, StoreError, TriggerRequestNotFoundError
 from jobfsm.model import JobState, Outcome, RunStatus, Trigger
-from jobfsm.store.abc import AuditEntry, Claim, Heartbeat, RunRecord, Store, TriggerRequest
+from jobfsm.store.abc import (
+    WARM_UP_AT,
+    WARM_UP_JOB,
+    AuditEntry,
+    Claim,
+    Heartbeat,
+    RunRecord,
+    Store,
+    TriggerRequest,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -549,8 +558,7 @@ class SqlStore(Store):
         """Run a fire's statements once in a transaction that is rolled back: SQLAlchemy
         compiles each statement on its first use, and without this the first run of the first
         burst after start-up began 3-4 ms later than the first run of the next one."""
-        now = datetime.now(UTC)
-        job, node = "jobfsm-warm-up", "warm-up"
+        now, job, node = WARM_UP_AT, WARM_UP_JOB, "warm-up"
         try:
             with self.batch():
                 run = self.claim_run(job, trigger=Trigger.SCHEDULE, node=node, started_at=now, scheduled_for=now)
