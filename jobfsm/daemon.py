@@ -5,11 +5,15 @@
   lets running jobs finish within ``grace_seconds``; a second one kills them at once.
 - **The loop sleeps until whichever is due first**: the scheduler's next fire or retry, the
   next housekeeping job, or a finished run (the reaper sets the scheduler's ``wake`` event).
-- **Housekeeping runs on the `schedule` library's timetable** (its own ``Scheduler`` instance,
-  not the module-level default): every second one tick reloads job files and polls manual
-  trigger requests (a read; a write only when one waits), heartbeat every five seconds, mark
-  lost the runs of dead nodes every ten seconds, prune old runs every hour. A job due less
-  than a tick before the next tick waits for it: an idle daemon wakes once a second.
+- **Housekeeping runs on a monotonic timetable** (:mod:`jobfsm.timetable`): every second one
+  tick reloads job files and polls manual trigger requests (a read; a write only when one
+  waits), heartbeat every five seconds, mark lost the runs of dead nodes every ten seconds,
+  prune old runs every hour. A step due less than a tick before the next tick waits for it: an
+  idle daemon wakes once a second. A step of the wall clock changes none of this.
+- **The store may fail** (a dropped connection, a lock held too long, a full disk): the
+  scheduler then claims nothing, keeps results in memory and tries the store again with
+  back-off (:meth:`Scheduler.probe_store`); housekeeping that needs the store waits. At
+  start-up an unavailable store is waited for the same way.
 - **A fatal error is logged before the process exits** non-zero (``logs/scheduler_main.log``
   and stderr), with the traceback in the log.
 """
@@ -24,21 +28,19 @@ import socket
 import sys
 import threading
 import traceback
-from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-import schedule
-
 from jobfsm import __version__
 from jobfsm.clock import Clock, SystemClock
-from jobfsm.errors import JobfsmError
+from jobfsm.errors import JobfsmError, StoreError, StoreUnavailableError
 from jobfsm.executor import JobExecutor
 from jobfsm.joblog import JobLogger
-from jobfsm.scheduler import Scheduler
+from jobfsm.scheduler import PROBE_FIRST_SECONDS, PROBE_MAX_SECONDS, Scheduler
 from jobfsm.store import Store, open_store
 from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
+from jobfsm.timetable import Timetable
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +116,10 @@ class Daemon:
             return 1
         store: Store | None = None
         try:
-            store = open_store(self.store_url)
+            store = self._open_store(logger)
+            if store is None:  # stopped while waiting for the store
+                logger.shutdown(reason="stopped by signal while waiting for the store")
+                return 0
             self._serve(store, logger)
             return 0
         except Exception as exc:  # the last line of defence: log it, then exit non-zero
@@ -126,6 +131,26 @@ class Daemon:
             if store is not None:
                 store.close()
             logger.close()
+
+    def _open_store(self, logger: JobLogger) -> Store | None:
+        """Open the store; while it is unavailable (a server not up yet at boot), try again with
+        back-off until it is, or a signal stops the daemon. A bad URL fails at once."""
+        delay, waiting = PROBE_FIRST_SECONDS, False
+        while True:
+            try:
+                store = open_store(self.store_url)
+            except StoreUnavailableError as exc:
+                if not waiting:
+                    waiting = True
+                    logger.error(f"store unavailable at start-up: {exc}; trying again until it is", component="store")
+                    self._say(f"jobfsm start: {exc}; waiting for the store (Ctrl-C stops)")
+                if self.clock.wait(self.stop, delay):
+                    return None
+                delay = min(delay * 2, PROBE_MAX_SECONDS)
+                continue
+            if waiting:
+                logger.info("store available", component="store")
+            return store
 
     def _say(self, message: str) -> None:
         if self.stderr is not None:
@@ -148,8 +173,7 @@ class Daemon:
             keep_days=self.keep_days,
         )
         self.scheduler = scheduler
-        scheduler.heartbeat()
-        scheduler.start()
+        self._start(scheduler)
         # Thousands of long-lived job objects would otherwise be walked by every full garbage
         # collection, a pause that can land on a burst of fires: collect once, then freeze them.
         gc.collect()
@@ -160,19 +184,22 @@ class Daemon:
             f"max_workers={self.max_workers} grace_seconds={self.grace_seconds:g} "
             f"keep_runs={self.keep_runs} keep_days={self.keep_days:g}"
         )
-        housekeeping = schedule.Scheduler()
-        # Reloads and trigger polls share one job: one wake-up a second, not two (idle CPU).
-        tick = housekeeping.every(TICK_SECONDS).seconds.do(self._tick, scheduler)
-        housekeeping.every(HEARTBEAT_SECONDS).seconds.do(scheduler.heartbeat)
-        housekeeping.every(PRUNE_SECONDS).seconds.do(scheduler.prune)
-        housekeeping.every(REAP_SECONDS).seconds.do(scheduler.reap_lost)
-        scheduler.prune()
+        # Reloads and trigger polls share one step: one wake-up a second, not two (idle CPU).
+        housekeeping = Timetable(self.clock, tick=TICK_SECONDS, on_tick=lambda: self._tick(scheduler))
+        housekeeping.every(HEARTBEAT_SECONDS, lambda: scheduler.guarded(scheduler.heartbeat))
+        housekeeping.every(PRUNE_SECONDS, lambda: scheduler.guarded(scheduler.prune))
+        housekeeping.every(REAP_SECONDS, lambda: scheduler.guarded(scheduler.reap_lost))
+        scheduler.guarded(scheduler.prune)
         self.ready.set()
         while not self.stop.is_set():
-            scheduler.dispatch_due()
-            scheduler.apply_results()
-            housekeeping.run_pending()
-            self.clock.wait(scheduler.wake, self._sleep_seconds(scheduler, housekeeping, tick))
+            try:
+                scheduler.probe_store()
+                scheduler.dispatch_due()
+                scheduler.apply_results()
+                housekeeping.run_pending()
+            except StoreError as exc:  # every step handles its own; this is the safety net
+                scheduler.store_failed(exc)
+            self.clock.wait(scheduler.wake, self._sleep_seconds(scheduler, housekeeping))
             scheduler.wake.clear()
         reason = "a second signal: killing running jobs now" if self.kill_now.is_set() else "signal"
         logger.info(f"stopping ({reason}); {len(scheduler.in_flight)} run(s) in progress, "
@@ -180,27 +207,35 @@ class Daemon:
         scheduler.shutdown(grace_seconds=self.grace_seconds, kill_now=self.kill_now)
         logger.shutdown(reason="stopped by signal")
 
+    def _start(self, scheduler: Scheduler) -> None:
+        """The scheduler's start-up (crash recovery, loading, catch-up), done again while the
+        store is unavailable: nothing may be claimed before it has been done once."""
+        delay = PROBE_FIRST_SECONDS
+        while True:
+            try:
+                scheduler.heartbeat()
+                scheduler.start()
+                return
+            except StoreUnavailableError as exc:
+                scheduler.logger.error(f"store unavailable during start-up: {exc}; trying again", component="store")
+                if self.clock.wait(self.stop, delay):
+                    return
+                delay = min(delay * 2, PROBE_MAX_SECONDS)
+
     @staticmethod
     def _tick(scheduler: Scheduler) -> None:
-        scheduler.reload()
-        scheduler.poll_triggers()
+        scheduler.guarded(scheduler.reload)
+        scheduler.guarded(scheduler.poll_triggers)
 
-    def _sleep_seconds(self, scheduler: Scheduler, housekeeping: schedule.Scheduler, tick: schedule.Job) -> float:
-        """Until the next fire, retry or housekeeping job. A housekeeping job due less than a
-        tick before the next tick waits for that tick (the heartbeat and the reaping of dead
-        nodes may be a second late; nothing else is delayed), so an idle daemon wakes once a
-        second, not at every job's own drifting time: idle CPU is mostly wake-ups."""
-        runs = [job.next_run for job in housekeeping.jobs if job.next_run is not None]
-        if runs:
-            wake = min(runs)
-            if tick.next_run is not None and wake < tick.next_run <= wake + timedelta(seconds=TICK_SECONDS):
-                wake = tick.next_run
-            sleep = max((wake - datetime.now()).total_seconds(), 0.0)  # schedule's naive local time
-        else:
-            sleep = 60.0
+    def _sleep_seconds(self, scheduler: Scheduler, housekeeping: Timetable) -> float:
+        """Until the next fire, retry, housekeeping step or attempt at a failed store."""
+        sleep = housekeeping.seconds_until_next()
         due = scheduler.next_due()
         if due is not None:
             sleep = min(sleep, max((due - self.clock.now()).total_seconds(), 0.0))
+        probe = scheduler.probe_seconds()
+        if probe is not None:
+            sleep = min(sleep, probe)
         return sleep
 
 

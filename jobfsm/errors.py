@@ -94,5 +94,10 @@ class StoreError(JobfsmError, RuntimeError):
     """The store cannot be opened or used (bad URL, unreachable server, newer schema)."""
 
 
+class StoreUnavailableError(StoreError):
+    """The database itself failed (unreachable, connection dropped, locked too long, disk full):
+    worth trying again later, unlike a bad URL or a schema from a newer jobfsm."""
+
+
 class PermissionDeniedError(JobfsmError, PermissionError):
     """A user without the needed role tried to change something."""

@@ -234,11 +234,16 @@ class Lifecycle:
         *,
         clock: Clock,
         audit: Callable[[AuditEvent], None] | None = None,
+        before_event: Callable[[JobModel], None] | None = None,
     ) -> None:
+        """``before_event(job)`` is called before every event is tried on ``job`` (the
+        scheduler keeps what the model was, to restore it if the store transaction around
+        the change rolls back)."""
         self._store = store
         self._logger = logger
         self._clock = clock
         self._audit = audit
+        self._before_event = before_event
         self.machine = Machine(
             model=None,
             states=[state.value for state in JobState],
@@ -319,6 +324,8 @@ class Lifecycle:
             self.disable(job, user=user)
 
     def _fire(self, job: JobModel, event: str, **kwargs: Any) -> None:
+        if self._before_event is not None:
+            self._before_event(job)
         try:
             done = self.machine.events[event].trigger(job, **kwargs)
         except MachineError:  # no transition from this state at all

@@ -25,14 +25,16 @@ months of fires in milliseconds (``tests/test_scheduler_stateful.py``).
 
 from __future__ import annotations
 
+import functools
 import heapq
+import json
 import logging
 import os
 import queue
 import stat
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -40,7 +42,7 @@ from pathlib import Path
 
 from jobfsm import cron
 from jobfsm.clock import Clock
-from jobfsm.errors import InvalidTransitionError, JobsDirectoryError
+from jobfsm.errors import InvalidTransitionError, JobsDirectoryError, StoreError
 from jobfsm.executor import JobExecutor, JobResult
 from jobfsm.joblog import JobLogger
 from jobfsm.lifecycle import JobModel, Lifecycle
@@ -48,7 +50,7 @@ from jobfsm.loader import validate_file
 from jobfsm.model import CatchUp, JobConfig, JobState, Outcome, Overlap, RunStatus, Trigger
 from jobfsm.problems import Problem
 from jobfsm.runner import ProcessRunner, Runner, Ticket
-from jobfsm.store import Claim, RunRecord, Store
+from jobfsm.store import Claim, RunRecord, Store, TriggerRequest
 from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS, HEARTBEAT_MAX_AGE_SECONDS
 from jobfsm.watch import DirectoryWatcher
 
@@ -60,6 +62,18 @@ MAX_RESULT_HOLD_SECONDS = 3.0
 """Finished runs wait at most about this long while a burst of runs is being started."""
 DISPATCH_CHUNK = 256
 """At most this many fires (or results) are recorded in one store transaction."""
+SKIP_CHUNK = 1000
+"""Skipped fires (a late loop, a store outage, a clock step) are recorded this many at a time."""
+MAX_FIRES_SCANNED = 200_000
+"""A late job's missed fires are counted up to this many (a year of a job every few minutes)."""
+CLOCK_JUMP_SECONDS = 2.0
+"""A wall clock that moved this much more or less than the monotonic clock was stepped."""
+PROBE_FIRST_SECONDS = 0.25
+PROBE_MAX_SECONDS = 5.0
+"""A failed store is tried again after 0.25 s, then twice as long each time, at most 5 s apart."""
+SPOOL_FILE = "unrecorded-results.jsonl"
+"""Results the store could not take before the daemon stopped: recorded at the next start."""
+_JUST_BEFORE = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +102,44 @@ class JobEntry:
 FileStat = tuple[int, int, int]
 
 
+@dataclass(slots=True)
+class Outage:
+    """The store failed: since when, why, and when to try it again."""
+
+    since: datetime
+    reason: str
+    next_probe: float
+    """``clock.monotonic()`` of the next attempt."""
+    attempts: int = 1
+
+
+class _Unit:
+    """One store transaction's worth of changes: how to undo in memory what it changed, if it
+    rolls back, and what waits for its commit (log lines, processes to start)."""
+
+    __slots__ = ("after", "tickets", "touched", "undo")
+
+    def __init__(self) -> None:
+        self.after: list[Callable[[], None]] = []
+        self.tickets: list[Ticket] = []
+        self.touched: set[int] = set()
+        self.undo: list[Callable[[], None]] = []
+
+
+class _StateLog:
+    """The lifecycle's log lines, written once the store transaction around them commits."""
+
+    __slots__ = ("_scheduler",)
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+
+    def state_change(self, job: str, *, event: str, source: str, dest: str, user: str | None = None) -> None:
+        self._scheduler._later(functools.partial(
+            self._scheduler.logger.state_change, job, event=event, source=source, dest=dest, user=user,
+        ))
+
+
 class Scheduler:
     def __init__(
         self,
@@ -110,7 +162,7 @@ class Scheduler:
         self.node = node
         self.keep_runs = keep_runs
         self.keep_days = keep_days
-        self.lifecycle = Lifecycle(store, logger, clock=clock)
+        self.lifecycle = Lifecycle(store, _StateLog(self), clock=clock, before_event=self._touch)
         self.wake = threading.Event()
         self._results: queue.SimpleQueue[tuple[Ticket, JobResult]] = queue.SimpleQueue()
         if runner is None:
@@ -126,21 +178,85 @@ class Scheduler:
         self._heap: list[tuple[float, int, str, int]] = []
         self._retries: list[tuple[float, int, str, Start]] = []
         self._seq = 0
-        self._deferred: list[Ticket] | None = None
+        self._unit: _Unit | None = None
+        self.outage: Outage | None = None
+        """Set while the store is failing: no fires are claimed, results wait in memory."""
+        self._unrecorded: deque[tuple[Ticket, JobResult, bool]] = deque()
+        """Results not yet recorded (the store failed), with whether their log line is written.
+        Bounded by the runs in flight: no run starts while the store is failing."""
+        self._requests_backlog: list[TriggerRequest] = []
+        """Trigger requests claimed from the store but not yet served (the store failed)."""
+        self._late_reason: str | None = None
+        """Why the loop is late, when it knows (a store outage, a clock step), for skipped fires."""
+        self._seen: tuple[float, float] | None = None
+        """(wall timestamp, monotonic) when the loop last looked: a step of the wall clock shows."""
         self._snapshot: dict[str, FileStat] = {}
         self._new_states: dict[str, JobState] = {}
         self._held_since: float | None = None
         """clock.monotonic() since when finished runs wait for the runner to finish starting."""
         self._dir_error: str | None = None
+        self._rescan = False
+        """A reload failed part way: the next one scans the whole folder."""
         self._watcher = DirectoryWatcher(self.jobs_dir)
 
     # -- start-up -------------------------------------------------------------------------
     def start(self) -> None:
         """Recover from a crash, load every job, catch up missed fires, schedule the rest."""
         now = self.clock.now()
+        self._replay_spool()
         self.reap_lost(now, found="at start-up")
         self.reload(catch_up=True)
         self.store.warm_up()  # the first fire must not pay for compiling the store's statements
+        self._seen = (now.timestamp(), self.clock.monotonic())
+
+    @property
+    def _spool_path(self) -> Path:
+        return Path(self.logger.log_dir) / SPOOL_FILE
+
+    def _replay_spool(self) -> None:
+        """Record the results a previous daemon kept when it stopped with the store down (before
+        anything is marked lost: those runs did end, and this is how)."""
+        path = self._spool_path
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return
+        finishes = []
+        for line in lines:
+            try:
+                item = json.loads(line)
+                fields = item["fields"]
+                fields["outcome"] = Outcome(fields["outcome"])
+                fields["ended_at"] = datetime.fromisoformat(fields["ended_at"])
+                finishes.append((int(item["run_id"]), fields))
+            except (ValueError, KeyError, TypeError) as exc:
+                self.logger.error(f"{path}: skipping an unreadable line ({exc}): {line[:200]}")
+        for run_id, fields in finishes:  # one by one: a run pruned meanwhile must not stop the rest
+            try:
+                self.store.finish_run(run_id, **fields)
+            except LookupError:
+                self.logger.error(f"{path}: run {run_id} is no longer in the store; its result is not recorded")
+        path.unlink()
+        self.logger.info(f"recorded {len(finishes)} result(s) kept in {path} when the daemon last stopped "
+                         "with the store unavailable")
+
+    def _spool(self) -> None:
+        """The daemon stops with results the store could not take: keep them in the logs folder."""
+        self._drain_results()
+        if not self._unrecorded:
+            return
+        path = self._spool_path
+        with open(path, "a", encoding="utf-8") as out:
+            for ticket, result, _logged in self._unrecorded:
+                fields = result.finish_fields()
+                fields["outcome"] = fields["outcome"].value
+                fields["ended_at"] = fields["ended_at"].isoformat()
+                out.write(json.dumps({"run_id": ticket.run_id, "job": ticket.job.name, "fields": fields}) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        self.logger.error(f"the store is still unavailable: {len(self._unrecorded)} result(s) kept in {path}; "
+                          "the next start records them")
+        self._unrecorded.clear()
 
     def reap_lost(self, now: datetime | None = None, *, found: str = "") -> int:
         """Mark lost the runs of every node that is dead: no recent heartbeat, or (on this
@@ -213,37 +329,54 @@ class Scheduler:
         return stats
 
     def reload(self, *, catch_up: bool = False) -> bool:
-        """Apply new, changed and deleted job files; True if anything changed."""
-        stats = self._changed_stats()
+        """Apply new, changed and deleted job files; True if anything changed. When the store
+        fails part way, the files applied so far stay applied and the rest are read again on
+        the next call (from a full scan: the watcher has handed over their changes already)."""
+        if self._new_states:
+            self._write_new_states()
+        stats = self._scan() if self._rescan else self._changed_stats()
         if stats is None or stats is self._snapshot or stats == self._snapshot:
             return False
+        self._rescan = True
         now = self.clock.now()
         states = self.store.all_states() if catch_up else None  # start-up: one query, not one a job
-        for path in sorted(set(self._snapshot) - set(stats)):
-            self.file_problems.pop(path, None)
-            self._remove(Path(path).stem)
-        for path in sorted(stats):
-            if self._snapshot.get(path) == stats[path]:
-                continue
-            report = validate_file(path)
-            for warning in report.warnings:
-                self.logger.info(f"config warning: {warning}", component="loader")
-            if not report.valid or report.config is None:
-                self.file_problems[path] = report.errors
-                kept = " (keeping its last good version)" if Path(path).stem in self.jobs else ""
-                for problem in report.errors:
-                    self.logger.config_error(path, f"{problem.json_path}: {problem.message}{kept}")
-                continue
-            self.file_problems.pop(path, None)
-            self._upsert(report.config, now, catch_up=catch_up, states=states)
-        self._snapshot = stats
-        if self._new_states:
-            self.store.set_states(self._new_states, now)
-            self._new_states = {}
+        applied = dict(self._snapshot)
+        try:
+            for path in sorted(set(self._snapshot) - set(stats)):
+                self.file_problems.pop(path, None)
+                self._remove(Path(path).stem)
+                del applied[path]
+            for path in sorted(stats):
+                if self._snapshot.get(path) != stats[path]:
+                    self._apply_file(path, now, catch_up=catch_up, states=states)
+                applied[path] = stats[path]
+        finally:
+            self._snapshot = applied
+        self._rescan = False
+        self._write_new_states()
         if catch_up:
             enabled = sum(1 for e in self.jobs.values() if e.config.enabled)
             self.logger.info(f"loaded {len(self.jobs)} job(s), {enabled} enabled", component="loader")
         return True
+
+    def _apply_file(self, path: str, now: datetime, *, catch_up: bool, states: dict[str, JobState] | None) -> None:
+        report = validate_file(path)
+        for warning in report.warnings:
+            self.logger.info(f"config warning: {warning}", component="loader")
+        if not report.valid or report.config is None:
+            self.file_problems[path] = report.errors
+            kept = " (keeping its last good version)" if Path(path).stem in self.jobs else ""
+            for problem in report.errors:
+                self.logger.config_error(path, f"{problem.json_path}: {problem.message}{kept}")
+            return
+        self.file_problems.pop(path, None)
+        self._upsert(report.config, now, catch_up=catch_up, states=states)
+
+    def _write_new_states(self) -> None:
+        """The states of jobs seen for the first time, in one statement (kept if it fails)."""
+        if self._new_states:
+            self.store.set_states(self._new_states, self.clock.now())
+            self._new_states = {}
 
     def _restore_model(self, config: JobConfig, state: JobState | None) -> JobModel:
         model = self.lifecycle.model_for(
@@ -266,7 +399,6 @@ class Scheduler:
         if entry is None:
             state = states.get(config.name) if states is not None else self.store.get_state(config.name)
             entry = JobEntry(config, self._restore_model(config, state))
-            self.jobs[config.name] = entry
             if not catch_up:  # at start-up one summary line says it
                 self.logger.info(
                     f"loaded job {config.name!r} ({'enabled' if config.enabled else 'disabled'})",
@@ -274,6 +406,7 @@ class Scheduler:
                 )
             if catch_up and config.enabled:
                 self._catch_up(entry, now)
+            self.jobs[config.name] = entry  # only now: a store failure above leaves the job new
             self._reschedule(entry, now)
             return
         old, entry.config = entry.config, config
@@ -313,21 +446,25 @@ class Scheduler:
         last = self.store.last_fire(config.name)
         if last is None:
             return
-        missed = [f for f in cron.fires_between(config.schedule, config.timezone, last, now) if f < now]
+        missed, count = _newest_fires(config, last, now - _JUST_BEFORE)
         if not missed:
             return
-        chosen = missed[-1:] if config.catch_up is CatchUp.LATEST else missed[-MAX_CATCH_UP:]
+        chosen = missed[-1:] if config.catch_up is CatchUp.LATEST else missed
         self.logger.info(
-            f"job {config.name!r}: {len(missed)} fire(s) missed while the daemon was down; "
+            f"job {config.name!r}: {count} fire(s) missed while the daemon was down; "
             f"catching up {len(chosen)} (catch_up: {config.catch_up.value})",
             component="scheduler",
         )
-        for fire in chosen:
-            self._fire(entry, Start(Trigger.CATCH_UP, scheduled_for=fire))
+        with self._batched():
+            for fire in chosen:
+                self._fire(entry, Start(Trigger.CATCH_UP, scheduled_for=fire))
 
     # -- fires ------------------------------------------------------------------------------
     def next_due(self) -> datetime | None:
-        """When the loop must wake next for a fire or a retry (None: nothing scheduled)."""
+        """When the loop must wake next for a fire or a retry (None: nothing scheduled, or
+        the store is failing and nothing may be claimed until it is back)."""
+        if self.outage is not None:
+            return None
         while self._heap:
             _, _, name, generation = self._heap[0]
             entry = self.jobs.get(name)
@@ -344,67 +481,146 @@ class Scheduler:
         return min(times) if times else None
 
     def dispatch_due(self) -> int:
-        """Start every run that is due now; returns how many fires were handled."""
+        """Start every run that is due now; returns how many jobs' fires were handled."""
         now = self.clock.now()
-        if self.stopping or not self._due(now.timestamp()):
+        self._notice_clock(now)
+        if self.stopping or self.outage is not None or not self._due(now.timestamp()):
             return 0
         with self.runner.burst():
-            due = self._start_due(now)
-        for entry in due:  # next fires only after every due run was started
-            fired = entry.next_fire
-            assert fired is not None
-            self._record_missed(entry, fired, now)
-            self._reschedule(entry, max(fired, now - timedelta(microseconds=1)))
-        return len(due)
+            handled = self._start_due(now)
+        for entry, after in handled:  # next fires only after every due run was started
+            self._reschedule(entry, after)
+        self._late_reason = None
+        return len(handled)
 
     def _due(self, stamp: float) -> bool:
         return bool((self._heap and self._heap[0][0] <= stamp) or (self._retries and self._retries[0][0] <= stamp))
 
-    def _start_due(self, now: datetime) -> list[JobEntry]:
-        """Claim and start the fires and retries due at ``now``; the jobs whose fire it was."""
+    def _start_due(self, now: datetime) -> list[tuple[JobEntry, datetime]]:
+        """Claim and start the fires and retries due at ``now``: the jobs whose fire it was, each
+        with the time to compute its next fire after. When the store fails part way, the jobs
+        and retries it did not record go back where they were, to be tried when it is back."""
         stamp = now.timestamp()
-        due: list[JobEntry] = []
+        handled: list[tuple[JobEntry, datetime]] = []
         work: list[tuple[JobEntry, Start]] = []
+        skips: list[tuple[JobEntry, Start, str]] = []
+        after: dict[int, datetime] = {}
         first_started = False
-        while self._heap and self._heap[0][0] <= stamp:
-            _, _, name, generation = heapq.heappop(self._heap)
-            entry = self.jobs.get(name)
-            if entry is None or entry.generation != generation or entry.next_fire is None:
-                continue
-            due.append(entry)
-            start = Start(Trigger.SCHEDULE, scheduled_for=entry.next_fire)
-            if not first_started:  # the first run of a burst starts before the rest is even sorted out
-                first_started = True
+        try:
+            while self._heap and self._heap[0][0] <= stamp:
+                _, _, name, generation = heapq.heappop(self._heap)
+                entry = self.jobs.get(name)
+                if entry is None or entry.generation != generation or entry.next_fire is None:
+                    continue
+                fire = entry.next_fire
+                if now - fire < timedelta(seconds=1):
+                    starts, late = [Start(Trigger.SCHEDULE, scheduled_for=fire)], list[tuple[JobEntry, Start, str]]()
+                    after[id(entry)] = max(fire, now - _JUST_BEFORE)
+                else:
+                    starts, late = self._late_fires(entry, fire, now)
+                    after[id(entry)] = now
+                if not first_started and not late:  # the first run of a burst starts before the rest is sorted out
+                    first_started = True
+                    with self._batched():
+                        self._fire_many([(entry, starts[0])])
+                    handled.append((entry, after[id(entry)]))
+                    continue
+                work.extend((entry, start) for start in starts)
+                skips.extend(late)
+                handled.append((entry, after[id(entry)]))
+            while self._retries and self._retries[0][0] <= stamp:
+                _, _, name, retry = heapq.heappop(self._retries)
+                retry_entry = self.jobs.get(name)
+                if retry_entry is not None and retry_entry.config.enabled:
+                    work.append((retry_entry, retry))
+        except StoreError as exc:  # the first fire: nothing else was taken from the heap yet
+            self._put_back(handled[-1:], [])
+            self.store_failed(exc)
+            return handled[:-1]
+        done = skipped = 0
+        try:
+            # One store transaction per chunk; chunks grow so that a burst costs few commits.
+            size = 4
+            while done < len(work):
                 with self._batched():
-                    self._fire_many([(entry, start)])
-            else:
-                work.append((entry, start))
-        while self._retries and self._retries[0][0] <= stamp:
-            _, _, name, retry = heapq.heappop(self._retries)
-            retry_entry = self.jobs.get(name)
-            if retry_entry is not None and retry_entry.config.enabled:
-                work.append((retry_entry, retry))
-        # One store transaction per chunk; chunks grow so that a burst costs few commits.
-        done, size = 0, 4
-        while done < len(work):
-            with self._batched():
-                self._fire_many(work[done : done + size])
-            self.runner.collect()  # runs that ended free their slots for the next ones
-            done += size
-            size = min(size * 4, DISPATCH_CHUNK)
-        return due
+                    self._fire_many(work[done : done + size])
+                self.runner.collect()  # runs that ended free their slots for the next ones
+                done = min(done + size, len(work))
+                size = min(size * 4, DISPATCH_CHUNK)
+            while skipped < len(skips):  # after every start: the starts matter more
+                with self._batched():
+                    self._skip_many(skips[skipped : skipped + SKIP_CHUNK])
+                skipped = min(skipped + SKIP_CHUNK, len(skips))
+        except StoreError as exc:
+            pending = {id(entry) for entry, _ in work[done:]} | {id(entry) for entry, _, _ in skips[skipped:]}
+            retries = [(entry, start) for entry, start in work[done:] if start.trigger is Trigger.RETRY]
+            back = [(entry, when) for entry, when in handled if id(entry) in pending]
+            self._put_back(back, retries)
+            self.store_failed(exc)
+            return [(entry, when) for entry, when in handled if id(entry) not in pending]
+        return handled
 
-    def _record_missed(self, entry: JobEntry, fired: datetime, now: datetime) -> None:
-        """Fires between the one just handled and now: the loop was late past them."""
-        if now - fired < timedelta(seconds=1):
-            return
+    def _put_back(self, entries: list[tuple[JobEntry, datetime]], retries: list[tuple[JobEntry, Start]]) -> None:
+        """Fires and retries the store did not record become due again, as they were. Claims
+        that did commit are not repeated: a fire's unique key returns nothing the second time."""
+        for entry, _ in entries:
+            if entry.next_fire is not None:
+                self._seq += 1
+                heapq.heappush(self._heap, (entry.next_fire.timestamp(), self._seq, entry.config.name, entry.generation))
+        now = self.clock.now().timestamp()
+        for entry, retry in retries:
+            self._seq += 1
+            heapq.heappush(self._retries, (now, self._seq, entry.config.name, retry))
+
+    def _late_fires(self, entry: JobEntry, fire: datetime, now: datetime) -> tuple[list[Start], list[tuple[JobEntry, Start, str]]]:
+        """The loop comes late to ``fire`` (the host was suspended or overloaded, the store was
+        unavailable, the wall clock was stepped forward): which of the fires due by now run, and
+        which are recorded as skipped with the reason. The newest runs (with ``catch_up: all``,
+        each of them, oldest first); the older ones follow the job's ``catch_up``."""
         config = entry.config
-        late = cron.fires_between(config.schedule, config.timezone, fired, now, limit=MAX_CATCH_UP)
-        for fire in late:
-            if fire >= now:
-                break
-            reason = f"missed: the daemon was {(now - fire).total_seconds():.0f} s late (suspended or overloaded)"
-            self._record_skip(entry, Start(Trigger.SCHEDULE, scheduled_for=fire), reason)
+        later, count = _newest_fires(config, fire, now)
+        if not later:
+            return [Start(Trigger.SCHEDULE, scheduled_for=fire)], []
+        fires = [fire, *later][-MAX_CATCH_UP:]
+        if config.catch_up is CatchUp.ALL:
+            return [Start(Trigger.CATCH_UP, scheduled_for=f) for f in fires], []
+        reason = self._late_reason or f"the daemon was {(now - fire).total_seconds():.0f} s late (suspended or overloaded)"
+        newest = fires[-1]
+        if count + 1 > len(fires):
+            self.logger.info(
+                f"job {config.name!r}: {count + 1} fires were due while {reason}; recording the newest "
+                f"{len(fires)}", component="scheduler",
+            )
+        skips = [
+            (entry, Start(Trigger.SCHEDULE, scheduled_for=f),
+             f"missed: {reason}; the fire of {newest.isoformat()} ran instead (catch_up: {config.catch_up.value})")
+            for f in fires[:-1]
+        ]
+        return [Start(Trigger.SCHEDULE, scheduled_for=newest)], skips
+
+    def _notice_clock(self, now: datetime) -> None:
+        """Compare how far the wall clock and the monotonic clock moved since the last look: a
+        step of the wall clock (an operator, a bad NTP start) is logged, retries keep their delay
+        (a duration, not a time), and fires it jumped over are recorded as skipped, saying so."""
+        mono, wall = self.clock.monotonic(), now.timestamp()
+        seen, self._seen = self._seen, (wall, mono)
+        if seen is None:
+            return
+        step = (wall - seen[0]) - (mono - seen[1])
+        if abs(step) < CLOCK_JUMP_SECONDS:
+            return
+        direction = "forward" if step > 0 else "back"
+        self.logger.error(
+            f"the wall clock jumped {direction} by {abs(step):.0f} s; "
+            + ("fires it jumped over are recorded as skipped (catch_up decides), retries keep their delay"
+               if step > 0 else "fires already run are not run again when their times come back; "
+               "retries keep their delay"),
+            component="scheduler",
+        )
+        if step > 0:
+            self._late_reason = f"the wall clock jumped forward by {step:.0f} s"
+        self._retries = [(due + step, seq, name, start) for due, seq, name, start in self._retries]
+        heapq.heapify(self._retries)
 
     def _fire(self, entry: JobEntry, start: Start) -> None:
         model, config = entry.model, entry.config
@@ -454,6 +670,20 @@ class Scheduler:
         for entry, start in rest:
             self._fire(entry, start)
 
+    def _skip_many(self, skips: list[tuple[JobEntry, Start, str]]) -> None:
+        """Record fires as skipped with their reasons, in one store call."""
+        now = self.clock.now()
+        runs = self.store.claim_runs([
+            Claim(entry.config.name, trigger=start.trigger, node=self.node, started_at=now,
+                  scheduled_for=start.scheduled_for, attempt=start.attempt, status=RunStatus.SKIPPED,
+                  message=reason)
+            for entry, start, reason in skips
+            if start.scheduled_for is not None  # always: late fires have their time
+        ])
+        for (entry, _, reason), run in zip(skips, runs, strict=True):
+            if run is not None:
+                self._later(functools.partial(self.logger.job_skipped, entry.config.name, run.id, reason=reason))
+
     @staticmethod
     def _plain_start(entry: JobEntry, start: Start) -> bool:
         """Would :meth:`_fire` simply claim and start this keyed fire?"""
@@ -474,7 +704,9 @@ class Scheduler:
         if run is not None:
             if entry.waiting is None:
                 entry.waiting = deque()
-            entry.waiting.append(replace(start, run_id=run.id))
+            waiting = entry.waiting
+            waiting.append(replace(start, run_id=run.id))
+            self._on_rollback(waiting.pop)
 
     def _record_skip(self, entry: JobEntry, start: Start, reason: str) -> RunRecord | None:
         now = self.clock.now()
@@ -491,7 +723,7 @@ class Scheduler:
         )
         if run is None:
             return None  # another node claimed this fire
-        self.logger.job_skipped(entry.config.name, run.id, reason=reason)
+        self._later(functools.partial(self.logger.job_skipped, entry.config.name, run.id, reason=reason))
         if start.request_id is not None:
             self.store.resolve_trigger_request(start.request_id, run.id)
         return run
@@ -516,7 +748,8 @@ class Scheduler:
         self._begin(entry, start, run)
 
     def _begin(self, entry: JobEntry, start: Start, run: RunRecord) -> None:
-        """The run is claimed: move the job to ``running``, log it, hand it to the runner."""
+        """The run is claimed: move the job to ``running``, hand it to the runner once the
+        claim commits (never a process whose claim could vanish), log it then."""
         config, model = entry.config, entry.model
         try:
             self.lifecycle.start(model, trigger=start.trigger, run_id=run.id)
@@ -526,36 +759,71 @@ class Scheduler:
                 duration_seconds=0.0, message=str(exc),
             )
             return
-        self.logger.job_start(
-            config.name, run.id, trigger=start.trigger.value,
-            scheduled_for=start.scheduled_for, command=config.command_text,
-        )
         if start.request_id is not None and start.run_id is None:
             self.store.resolve_trigger_request(start.request_id, run.id)
         ticket = Ticket(run.id, config, start.trigger, start.scheduled_for, start.attempt)
         self.in_flight[run.id] = (ticket, model)
-        if self._deferred is not None:
-            self._deferred.append(ticket)  # submitted once the batch that recorded it commits
+        self._on_rollback(functools.partial(self.in_flight.pop, run.id, None))
+        self._later(functools.partial(
+            self.logger.job_start, config.name, run.id, trigger=start.trigger.value,
+            scheduled_for=start.scheduled_for, command=config.command_text,
+        ))
+        if self._unit is not None:
+            self._unit.tickets.append(ticket)
         else:
             self.runner.submit(ticket)
 
+    # -- the unit of work around a store transaction --------------------------------------
     @contextmanager
     def _batched(self) -> Iterator[None]:
-        """Record what happens inside in one store transaction, and start the runs it claimed
-        only after that transaction committed (never a process whose claim could vanish)."""
-        outer = self._deferred is not None
-        if outer:
+        """Record what happens inside in one store transaction. If it rolls back, what it
+        changed in memory (job models, runs in flight, queues) is undone and the error goes
+        on; once it commits, its log lines are written and the runs it claimed start."""
+        if self._unit is not None:
             yield
             return
-        self._deferred = []
+        unit = self._unit = _Unit()
         try:
-            with self.store.batch(), self.logger.buffered():  # one commit, one flush of the logs
-                yield
-            tickets = self._deferred
+            with self.logger.buffered():  # one flush of the logs for the whole batch
+                try:
+                    with self.store.batch():
+                        yield
+                except BaseException:
+                    for undo in reversed(unit.undo):
+                        undo()
+                    raise
+                finally:
+                    self._unit = None
+                for call in unit.after:
+                    call()
         finally:
-            self._deferred = None
-        for ticket in tickets:
+            self._unit = None
+        for ticket in unit.tickets:
             self.runner.submit(ticket)
+
+    def _later(self, call: Callable[[], None]) -> None:
+        """Run ``call`` once the current store transaction commits (now, outside one)."""
+        if self._unit is None:
+            call()
+        else:
+            self._unit.after.append(call)
+
+    def _on_rollback(self, undo: Callable[[], object]) -> None:
+        if self._unit is not None:
+            self._unit.undo.append(undo)  # type: ignore[arg-type]
+
+    def _touch(self, model: JobModel) -> None:
+        """The lifecycle is about to change ``model``: remember what it was, for a rollback."""
+        unit = self._unit
+        if unit is None or id(model) in unit.touched:
+            return
+        unit.touched.add(id(model))
+        was = (model.state, model.active_runs, model.disable_pending)
+
+        def restore() -> None:
+            model.state, model.active_runs, model.disable_pending = was
+
+        unit.undo.append(restore)
 
     # -- results ------------------------------------------------------------------------------
     def post_result(self, ticket: Ticket, result: JobResult) -> None:
@@ -571,7 +839,13 @@ class Scheduler:
         Not while the runner is starting runs (a burst): recording them would compete with the
         starts for the GIL, and the starts matter more. The runner wakes the loop when it is
         done; in a long burst results are held at most ``MAX_RESULT_HOLD_SECONDS`` (the
-        daemon's loop wakes every second for housekeeping). At shutdown everything is recorded."""
+        daemon's loop wakes every second for housekeeping). At shutdown everything is recorded.
+
+        While the store is failing, results are kept in memory (their log lines are written at
+        once) and recorded when it is back."""
+        if self.outage is not None:
+            self._drain_results()
+            return 0
         if not self.stopping and self.runner.starting():
             now = self.clock.monotonic()
             if self._held_since is None:
@@ -581,24 +855,49 @@ class Scheduler:
         self._held_since = None
         count = 0
         while True:
-            items: list[tuple[Ticket, JobResult]] = []
-            while len(items) < DISPATCH_CHUNK:
-                try:
-                    items.append(self._results.get_nowait())
-                except queue.Empty:
-                    break
+            items = self._take_results(DISPATCH_CHUNK)
             if not items:
                 return count
-            with self._batched():
-                self.store.finish_runs([(ticket.run_id, result.finish_fields()) for ticket, result in items])
-                for ticket, result in items:
-                    self._complete(ticket, result)
+            try:
+                with self._batched():
+                    self.store.finish_runs([(ticket.run_id, result.finish_fields()) for ticket, result, _ in items])
+                    for ticket, result, logged in items:
+                        self._complete(ticket, result, logged=logged)
+            except StoreError as exc:
+                self._unrecorded.extendleft(reversed(items))
+                self.store_failed(exc)
+                return count
             count += len(items)
 
-    def _complete(self, ticket: Ticket, result: JobResult) -> None:
+    def _take_results(self, limit: int) -> list[tuple[Ticket, JobResult, bool]]:
+        items: list[tuple[Ticket, JobResult, bool]] = []
+        while self._unrecorded and len(items) < limit:
+            items.append(self._unrecorded.popleft())
+        while len(items) < limit:
+            try:
+                ticket, result = self._results.get_nowait()
+            except queue.Empty:
+                break
+            items.append((ticket, result, False))
+        return items
+
+    def _drain_results(self) -> None:
+        """Keep every result that came back for later, writing its log line now."""
+        while True:
+            try:
+                ticket, result = self._results.get_nowait()
+            except queue.Empty:
+                return
+            self.logger.job_completion(result, trigger=ticket.trigger.value)
+            self._unrecorded.append((ticket, result, True))
+
+    def _complete(self, ticket: Ticket, result: JobResult, *, logged: bool = False) -> None:
         """What a finished run changes (the run itself is recorded already)."""
-        self.logger.job_completion(result, trigger=ticket.trigger.value)
-        _, model = self.in_flight.pop(ticket.run_id)
+        if not logged:
+            self._later(functools.partial(self.logger.job_completion, result, trigger=ticket.trigger.value))
+        item = self.in_flight.pop(ticket.run_id)
+        self._on_rollback(functools.partial(self.in_flight.__setitem__, ticket.run_id, item))
+        model = item[1]
         self.lifecycle.finish(model, result.status, run_id=ticket.run_id, reason=result.message)
         entry = self.jobs.get(ticket.job.name)
         if entry is None:  # its file was deleted while it ran: leave no state behind
@@ -612,34 +911,133 @@ class Scheduler:
         if not result.success and ticket.attempt < entry.config.retries and entry.config.enabled:
             due = self.clock.now() + timedelta(seconds=entry.config.retry_delay_seconds)
             retry = Start(Trigger.RETRY, scheduled_for=ticket.scheduled_for, attempt=ticket.attempt + 1)
-            self._seq += 1
-            heapq.heappush(self._retries, (due.timestamp(), self._seq, entry.config.name, retry))
+            self._later(functools.partial(self._push_retry, due.timestamp(), entry.config.name, retry))
         while entry.waiting and (not model.active_runs or entry.config.overlap is Overlap.ALLOW):
             if model.job_state is JobState.DISABLED:
+                waiting = list(entry.waiting)
                 entry.waiting.clear()
+                self._on_rollback(functools.partial(entry.waiting.extend, waiting))
                 break
-            self._start(entry, entry.waiting.popleft())
+            start = entry.waiting.popleft()
+            self._on_rollback(functools.partial(entry.waiting.appendleft, start))
+            self._start(entry, start)
+
+    def _push_retry(self, due: float, name: str, retry: Start) -> None:
+        self._seq += 1
+        heapq.heappush(self._retries, (due, self._seq, name, retry))
+
+    # -- the store's outages ----------------------------------------------------------------
+    def store_failed(self, exc: StoreError) -> None:
+        """The store failed: claim nothing until it is back, try it again with back-off. The
+        outage is logged once, when it starts, and once when it ends."""
+        mono = self.clock.monotonic()
+        if self.outage is not None:
+            self.outage.attempts += 1
+            self.outage.next_probe = mono + min(PROBE_FIRST_SECONDS * 2 ** self.outage.attempts, PROBE_MAX_SECONDS)
+            return
+        self.outage = Outage(since=self.clock.now(), reason=str(exc), next_probe=mono + PROBE_FIRST_SECONDS)
+        self.logger.error(
+            f"store unavailable: {exc}; claiming no fires until it is back (trying again every "
+            f"{PROBE_FIRST_SECONDS:g}-{PROBE_MAX_SECONDS:g} s); {len(self.in_flight)} run(s) in progress go on "
+            "and their results are recorded when it is back",
+            component="store",
+        )
+
+    def guarded(self, step: Callable[[], object]) -> None:
+        """Run a housekeeping step unless the store is failing; a store error starts an outage."""
+        if self.outage is not None:
+            return
+        try:
+            step()
+        except StoreError as exc:
+            self.store_failed(exc)
+
+    def probe_seconds(self) -> float | None:
+        """Seconds until the store should be tried again (None: it is not failing)."""
+        if self.outage is None:
+            return None
+        return max(self.outage.next_probe - self.clock.monotonic(), 0.0)
+
+    def probe_store(self, *, force: bool = False) -> bool:
+        """While the store is failing, try it when it is time (a heartbeat: a write, as claims
+        are); True once it works. Then the results kept meanwhile are recorded, runs whose
+        claim committed while the daemon saw an error are started, and the fires that came due
+        meanwhile run late or follow their ``catch_up`` (see :meth:`_late_fires`)."""
+        outage = self.outage
+        if outage is None:
+            return True
+        if not force and self.clock.monotonic() < outage.next_probe:
+            return False
+        try:
+            self.heartbeat()
+            self._adopt_orphans()
+        except StoreError as exc:
+            self.store_failed(exc)
+            return False
+        now = self.clock.now()
+        self.outage = None
+        self._late_reason = f"the store was unavailable from {outage.since.isoformat()} to {now.isoformat()}"
+        self.logger.info(
+            f"store available again after {(now - outage.since).total_seconds():.1f} s "
+            f"({outage.attempts} failed attempt(s)); recording {len(self._unrecorded) + self._results.qsize()} "
+            "result(s) kept meanwhile; fires that came due meanwhile run late, older ones follow catch_up",
+            component="store",
+        )
+        return True
+
+    def _adopt_orphans(self) -> None:
+        """Runs this node claimed in a transaction that committed although the daemon saw an
+        error (a connection lost at commit) exist in the store but not here: start them now,
+        or close them when their job is gone."""
+        for run in self.store.list_runs(status=RunStatus.RUNNING):
+            if run.node != self.node or run.id in self.in_flight:
+                continue
+            entry = self.jobs.get(run.job)
+            start = Start(run.trigger, scheduled_for=run.scheduled_for, attempt=run.attempt, user=run.user)
+            model = entry.model if entry is not None else None
+            free = model is not None and entry is not None and model.enabled and (
+                not model.active_runs or entry.config.overlap is Overlap.ALLOW)
+            if free and entry is not None:
+                self.logger.info(f"run {run.id} of job {run.job!r} was claimed as the store failed; starting it now",
+                                 component="store")
+                with self._batched():
+                    self._begin(entry, start, run)
+            else:
+                self.store.finish_run(
+                    run.id, outcome=Outcome.NOT_STARTED, ended_at=self.clock.now(), exit_code=None,
+                    duration_seconds=0.0,
+                    message="not started: the store failed as the run was claimed, and the job could not start it then",
+                )
 
     # -- housekeeping -------------------------------------------------------------------------
     def poll_triggers(self) -> int:
-        """Take manual trigger requests from the store and run them under the overlap policy."""
+        """Take manual trigger requests from the store and run them under the overlap policy.
+        Requests taken but not served when the store failed are served first next time."""
         if self.stopping:
             return 0
-        requests = self.store.claim_trigger_requests(node=self.node, at=self.clock.now())
-        for request in requests:
-            start = Start(Trigger.MANUAL, user=request.user, request_id=request.id)
-            entry = self.jobs.get(request.job)
-            if entry is None:
-                run = self.store.claim_run(
-                    request.job, trigger=Trigger.MANUAL, node=self.node, started_at=self.clock.now(),
-                    status=RunStatus.SKIPPED, user=request.user,
-                    message=f"no valid job named {request.job!r} is loaded on {self.node}",
-                )
-                if run is not None:
-                    self.store.resolve_trigger_request(request.id, run.id)
-                continue
-            self._fire(entry, start)
+        requests = self._requests_backlog + self.store.claim_trigger_requests(node=self.node, at=self.clock.now())
+        self._requests_backlog = []
+        for i, request in enumerate(requests):
+            try:
+                with self._batched():
+                    self._serve(request)
+            except StoreError:
+                self._requests_backlog = requests[i:]
+                raise
         return len(requests)
+
+    def _serve(self, request: TriggerRequest) -> None:
+        entry = self.jobs.get(request.job)
+        if entry is not None:
+            self._fire(entry, Start(Trigger.MANUAL, user=request.user, request_id=request.id))
+            return
+        run = self.store.claim_run(
+            request.job, trigger=Trigger.MANUAL, node=self.node, started_at=self.clock.now(),
+            status=RunStatus.SKIPPED, user=request.user,
+            message=f"no valid job named {request.job!r} is loaded on {self.node}",
+        )
+        if run is not None:
+            self.store.resolve_trigger_request(request.id, run.id)
 
     def heartbeat(self) -> None:
         self.store.heartbeat(self.node, pid=os.getpid(), host=self.node.split(":")[0], at=self.clock.now())
@@ -660,17 +1058,20 @@ class Scheduler:
 
     # -- shutdown ------------------------------------------------------------------------------
     def shutdown(self, *, grace_seconds: float, kill_now: threading.Event | None = None) -> None:
-        """Stop firing; let running jobs finish within the grace period; then kill and record them."""
+        """Stop firing; let running jobs finish within the grace period; then kill and record
+        them. Results the store cannot take by the end are kept in the logs folder for the next
+        start (:data:`SPOOL_FILE`)."""
         self.stopping = True
         deadline = self.clock.monotonic() + grace_seconds
-        while self.in_flight:
+        while self._running():
+            self.probe_store()
             self.apply_results()
             remaining = deadline - self.clock.monotonic()
-            if not self.in_flight or remaining <= 0 or (kill_now is not None and kill_now.is_set()):
+            if not self._running() or remaining <= 0 or (kill_now is not None and kill_now.is_set()):
                 break
             self.clock.wait(self.wake, min(remaining, 0.5))
             self.wake.clear()
-        if self.in_flight:
+        if self._running():
             reason = (
                 "killed at daemon shutdown: a second signal asked to stop at once"
                 if kill_now is not None and kill_now.is_set()
@@ -678,16 +1079,39 @@ class Scheduler:
             )
             self.runner.terminate_all(reason=reason)
             bound = self.clock.monotonic() + 60
-            while self.in_flight and self.clock.monotonic() < bound:
+            while self._running() and self.clock.monotonic() < bound:
+                self.probe_store()
                 self.apply_results()
-                if self.in_flight:
+                if self._running():
                     self.clock.wait(self.wake, 0.5)
                     self.wake.clear()
         self.runner.close()
+        self.probe_store(force=True)
         self.apply_results()
+        if self.outage is not None:
+            self._spool()
         self._watcher.close()
-        self.store.remove_node(self.node)
+        try:
+            self.store.remove_node(self.node)
+        except StoreError as exc:
+            self.logger.error(f"cannot remove this node from the store at shutdown: {exc}", component="store")
 
+    def _running(self) -> int:
+        """Runs whose process has not ended yet (in flight, their result not back)."""
+        return len(self.in_flight) - len(self._unrecorded) - self._results.qsize()
+
+
+def _newest_fires(config: JobConfig, after: datetime, until: datetime) -> tuple[list[datetime], int]:
+    """The newest ``MAX_CATCH_UP`` fires ``f`` of ``config`` with ``after < f <= until``, oldest
+    first, and how many there are (counted up to ``MAX_FIRES_SCANNED``)."""
+    newest: deque[datetime] = deque(maxlen=MAX_CATCH_UP)
+    count = 0
+    for fire in cron.iter_fires(config.schedule, config.timezone, after):
+        if fire.at > until or count >= MAX_FIRES_SCANNED:
+            break
+        newest.append(fire.at)
+        count += 1
+    return list(newest), count
 
 
 def _local_process_alive(node: str, host: str) -> bool:

@@ -49,6 +49,12 @@ class FakeClock:
             self._mono += (when - self._now).total_seconds()
             self._now = when
 
+    def step(self, **kwargs: float) -> datetime:
+        """The wall clock is stepped (by hand, by NTP): the monotonic clock does not move."""
+        with self._lock:
+            self._now += timedelta(**kwargs)
+            return self._now
+
     def wait(self, event: threading.Event, timeout: float | None) -> bool:
         if event.is_set():
             return True

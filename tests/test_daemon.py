@@ -197,31 +197,3 @@ def test_a_local_run_of_a_live_process_is_not_taken_for_lost(start_daemon, tmp_p
     assert running.store.get_run(gone.id).status is RunStatus.LOST
     running.stop()
     store.close()
-
-
-class _NothingDue:
-    def next_due(self) -> None:
-        return None
-
-
-def test_housekeeping_jobs_due_before_the_next_tick_wait_for_it(tmp_path: Path) -> None:
-    """An idle daemon wakes once a second: a heartbeat due 0.4 s before the tick waits for the
-    tick, but nothing waits longer than one tick, and the tick itself is never delayed."""
-    import schedule as schedule_lib
-
-    daemon = Daemon(tmp_path / "jobs", tmp_path / "logs", "sqlite://")
-    housekeeping = schedule_lib.Scheduler()
-    tick = housekeeping.every(1).seconds.do(lambda: None)
-    beat = housekeeping.every(5).seconds.do(lambda: None)
-    now = datetime.now()
-    tick.next_run, beat.next_run = now + timedelta(seconds=0.9), now + timedelta(seconds=0.5)
-    sleep = daemon._sleep_seconds(_NothingDue(), housekeeping, tick)  # type: ignore[arg-type]
-    assert 0.8 < sleep <= 0.9, f"the heartbeat did not wait for the tick: sleep {sleep}"
-
-    tick.next_run, beat.next_run = now + timedelta(seconds=0.3), now + timedelta(seconds=0.6)
-    sleep = daemon._sleep_seconds(_NothingDue(), housekeeping, tick)  # type: ignore[arg-type]
-    assert 0.2 < sleep <= 0.3, f"the tick was delayed: sleep {sleep}"
-
-    tick.next_run, beat.next_run = now + timedelta(seconds=3), now + timedelta(seconds=0.5)
-    sleep = daemon._sleep_seconds(_NothingDue(), housekeeping, tick)  # type: ignore[arg-type]
-    assert 0.4 < sleep <= 0.5, f"a job waited more than one tick: sleep {sleep}"

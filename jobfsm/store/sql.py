@@ -110,7 +110,12 @@ from sqlalchemy.exc import (
 from sqlalchemy.pool import StaticPool
 
 from jobfsm.clock import utc
-from jobfsm.errors import RunNotFoundError, StoreError, TriggerRequestNotFoundError
+from jobfsm.errors import (
+    RunNotFoundError,
+    StoreError,
+    StoreUnavailableError,
+    TriggerRequestNotFoundError,
+)
 from jobfsm.model import JobState, Outcome, RunStatus, Trigger
 from jobfsm.store.abc import (
     WARM_UP_AT,
@@ -412,7 +417,7 @@ class SqlStore(Store):
             raise
         except (SQLAlchemyError, OSError) as exc:
             self._engine.dispose()
-            raise StoreError(f"{self._failure}: {_reason(exc)}; {self._hint(exc)}") from exc
+            raise StoreUnavailableError(f"{self._failure}: {_reason(exc)}; {self._hint(exc)}") from exc
         self._failure = f"the store {self.url!r} failed"
         dialect_insert = _insert_for(self._engine.dialect.name)
         # A fire claimed by someone else inserts nothing and returns no row: no error, so a claim
@@ -547,12 +552,14 @@ class SqlStore(Store):
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
+        """Every failure of the database (a driver error, an exhausted pool, a dropped
+        connection) becomes :class:`StoreUnavailableError`, which the daemon rides out."""
         try:
             yield
         except IntegrityError:
             raise
-        except DBAPIError as exc:
-            raise StoreError(f"{self._failure}: {_reason(exc)}; {self._hint(exc)}") from exc
+        except (DBAPIError, SQLAlchemyError) as exc:
+            raise StoreUnavailableError(f"{self._failure}: {_reason(exc)}; {self._hint(exc)}") from exc
 
     def warm_up(self) -> None:
         """Run a fire's statements once in a transaction that is rolled back: SQLAlchemy
