@@ -44,9 +44,13 @@ Design decisions:
   cause wins: a run that already timed out stays ``TIMED_OUT``), send SIGTERM to the group,
   wait for the leader on an event for the grace period, then SIGKILL the group, and wait for
   the executing thread to finish its bookkeeping. ``terminate_all`` signals every run first
-  and shares one grace period, so shutdown takes one grace, not one per run. A run whose
-  ``Popen`` is in progress at that very moment is registered just after and is not
-  signalled; the daemon stops starting runs before it terminates them.
+  and shares one grace period. A run whose ``Popen`` is in progress at that very moment is
+  registered just after and is not signalled; the daemon stops starting runs before it
+  terminates them.
+- **signal_all** is the daemon's shutdown: it signals every group and returns at once, so the
+  caller keeps the clock (SIGTERM at one moment, SIGKILL at another, or at once on a second
+  signal) and keeps listening for signals meanwhile. A later call's reason replaces an
+  earlier one's: it says how the run was finally ended.
 """
 
 from __future__ import annotations
@@ -157,13 +161,16 @@ class _Run:
     def pgid(self) -> int:
         return self.proc.pid  # start_new_session: the leader's pid is the group's id
 
-    def decide(self, cause: Outcome, reason: str, grace: float) -> None:
+    def decide(self, cause: Outcome, reason: str, grace: float, *, final: bool = False) -> None:
+        """The first cause wins; ``final``: a later kill of the same cause says how the run was
+        finally ended (its reason replaces the earlier one), and its grace may only shorten."""
         with self.lock:
-            if self.cause is None:
+            if self.cause is None or (final and self.cause is cause):
                 self.cause = cause
                 self.reason = reason
-            if self.term_deadline is None:
-                self.term_deadline = time.monotonic() + grace
+            deadline = time.monotonic() + grace
+            if self.term_deadline is None or (final and deadline < self.term_deadline):
+                self.term_deadline = deadline
 
     def signal_group(self, sig: int) -> None:
         if self.done.is_set():  # the group is gone; its id may belong to someone else now
@@ -237,12 +244,27 @@ class JobExecutor:
         return True
 
     def terminate_all(self, *, reason: str) -> None:
-        """Stop every run, all sharing one grace period (used at shutdown)."""
+        """Stop every run, all sharing one grace period, and wait until they are recorded."""
         with self._lock:
             runs = list(self._runs.values())
         if runs:
             log.info("terminating %d running job(s): %s", len(runs), reason)
             self._terminate(runs, reason)
+
+    def signal_all(self, sig: int, *, reason: str, grace_seconds: float = 0.0) -> int:
+        """Send ``sig`` to every run's process group now and return at once; how many runs.
+
+        Each run ends as KILLED with ``reason`` (a run that timed out stays TIMED_OUT); a later
+        call's reason replaces an earlier one's. What a run's command leaves in its group when
+        it ends gets SIGKILL ``grace_seconds`` after this; the command itself is the caller's to
+        SIGKILL (another call), which is what lets a daemon kill at once on a second signal.
+        """
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            run.decide(Outcome.KILLED, reason, grace_seconds, final=True)
+            run.signal_group(sig)
+        return len(runs)
 
     def execute(
         self, job: JobConfig, run_id: int, *, scheduled_for: datetime | None = None
@@ -1006,3 +1028,4 @@ def _signal_name(sig: int) -> str:
         return f"{signal.Signals(sig).name} ({sig})"
     except ValueError:
         return str(sig)
+

@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import Enum
 from pathlib import Path
 
 from jobfsm import cron
@@ -660,34 +661,88 @@ class Scheduler:
 
     # -- shutdown ------------------------------------------------------------------------------
     def shutdown(self, *, grace_seconds: float, kill_now: threading.Event | None = None) -> None:
-        """Stop firing; let running jobs finish within the grace period; then kill and record them."""
+        """Stop firing; let running jobs finish within the grace period, record them, close.
+
+        The grace period includes killing what is left, so that it bounds the whole stop:
+        what still runs ``SHUTDOWN_SIGTERM_SECONDS`` before its end (at most half-way) gets
+        SIGTERM to its process group, what is still there at its end SIGKILL, and a second
+        signal (``kill_now``) means SIGKILL at once, whenever it comes. Then at most
+        ``SHUTDOWN_BOOKKEEPING_SECONDS`` go to recording the killed runs. The loop keeps the
+        clock and waits on ``wake``, which results and signals both set.
+        """
         self.stopping = True
-        deadline = self.clock.monotonic() + grace_seconds
-        while self.in_flight:
+        grace = max(grace_seconds, 0.0)
+        step = min(SHUTDOWN_SIGTERM_SECONDS, grace / 2)
+        start = self.clock.monotonic()
+        term_at, kill_at = start + grace - step, start + grace
+        phase, give_up_at, kill_again_at = _Stopping.WAITING, kill_at, kill_at
+        kill_reason = ""
+        while True:
             self.apply_results()
-            remaining = deadline - self.clock.monotonic()
-            if not self.in_flight or remaining <= 0 or (kill_now is not None and kill_now.is_set()):
+            if not self.in_flight:
                 break
-            self.clock.wait(self.wake, min(remaining, 0.5))
+            now = self.clock.monotonic()
+            if phase is not _Stopping.KILLED and ((kill_now is not None and kill_now.is_set()) or now >= kill_at):
+                kill_reason = _kill_reason(grace, step, second_signal=now < kill_at)
+                phase, give_up_at, kill_again_at = _Stopping.KILLED, now + SHUTDOWN_BOOKKEEPING_SECONDS, now
+                self.logger.info(f"shutdown: SIGKILL to the process groups of {len(self.in_flight)} run(s) "
+                                 f"({'a second signal' if now < kill_at else 'end of the grace period'})")
+            elif phase is _Stopping.WAITING and now >= term_at:
+                phase = _Stopping.TERMINATED
+                self.logger.info(f"shutdown: SIGTERM to the process groups of {len(self.in_flight)} run(s), "
+                                 f"SIGKILL in {kill_at - now:.3g} s")
+                self.runner.terminate_all(reason=_term_reason(grace, step), grace_seconds=kill_at - now)
+            if phase is _Stopping.KILLED:
+                if now >= give_up_at:
+                    for ticket, _model in self.in_flight.values():
+                        self.logger.error(
+                            f"run {ticket.run_id} of job {ticket.job.name!r} did not end within "
+                            f"{SHUTDOWN_BOOKKEEPING_SECONDS:g} s of SIGKILL; it stays running in the store, "
+                            "and the next start ends what is left of it and marks it lost"
+                        )
+                    break
+                if now >= kill_again_at:  # again, for a run whose start was under way the first time
+                    self.runner.kill_all(reason=kill_reason)
+                    kill_again_at = now + 0.5
+            until = {_Stopping.WAITING: term_at, _Stopping.TERMINATED: kill_at}.get(phase, kill_again_at)
+            # Results and signals set wake; the second's cap is only a safety net.
+            self.clock.wait(self.wake, max(0.0, min(until, give_up_at, now + 1.0) - now))
             self.wake.clear()
-        if self.in_flight:
-            reason = (
-                "killed at daemon shutdown: a second signal asked to stop at once"
-                if kill_now is not None and kill_now.is_set()
-                else f"killed at daemon shutdown after the {grace_seconds:g} s grace period"
-            )
-            self.runner.terminate_all(reason=reason)
-            bound = self.clock.monotonic() + 60
-            while self.in_flight and self.clock.monotonic() < bound:
-                self.apply_results()
-                if self.in_flight:
-                    self.clock.wait(self.wake, 0.5)
-                    self.wake.clear()
         self.runner.close()
         self.apply_results()
         self._watcher.close()
         self.store.remove_node(self.node)
 
+
+SHUTDOWN_SIGTERM_SECONDS = 5.0
+"""At shutdown, what still runs this long before the end of the grace period (at most half-way
+through it) gets SIGTERM; SIGKILL comes at its end. The grace bounds the whole stop."""
+SHUTDOWN_BOOKKEEPING_SECONDS = 2.0
+"""After SIGKILL, how long shutdown waits at most for the runs to be reaped and recorded (it
+takes milliseconds unless a process is stuck in the kernel, where SIGKILL cannot reach it)."""
+
+
+class _Stopping(Enum):
+    """Where a shutdown is."""
+
+    WAITING = "waiting"
+    """Runs may finish by themselves."""
+    TERMINATED = "terminated"
+    """SIGTERM sent to what was still running."""
+    KILLED = "killed"
+    """SIGKILL sent; only their recording is waited for."""
+
+
+def _term_reason(grace: float, step: float) -> str:
+    return f"killed at daemon shutdown after the {grace:g} s grace period (SIGTERM {step:.3g} s before its end)"
+
+
+def _kill_reason(grace: float, step: float, *, second_signal: bool) -> str:
+    if second_signal:
+        return "killed at daemon shutdown: a second signal asked to stop at once (SIGKILL)"
+    if step <= 0:
+        return f"killed at daemon shutdown after the {grace:g} s grace period (SIGKILL)"
+    return f"killed at daemon shutdown after the {grace:g} s grace period (SIGTERM {step:.3g} s before its end, then SIGKILL)"
 
 
 def _local_process_alive(node: str, host: str) -> bool:

@@ -619,6 +619,33 @@ def test_terminate_all_shares_one_grace_period(workdir: Path, spawn: Spawn) -> N
         assert group_gone(pgid)
 
 
+def test_signal_all_returns_at_once_and_the_last_reason_says_how_the_run_ended(workdir: Path) -> None:
+    """The daemon's shutdown keeps the clock: SIGTERM now, SIGKILL when it decides."""
+    executor = JobExecutor(workdir / "logs-signal-all", kill_grace_seconds=GRACE)
+    job = make_job("trap '' TERM; echo $$; sleep 300", workdir)
+    results: list[JobResult] = []
+    delivered = threading.Event()
+
+    def on_done(result: JobResult) -> None:
+        results.append(result)
+        delivered.set()
+
+    try:
+        assert executor.launch(job, 57, on_done=on_done) is None
+        pgid = wait_pid(executor, job, 57)
+        started = time.monotonic()
+        assert executor.signal_all(signal.SIGTERM, reason="asked to stop", grace_seconds=60) == 1
+        assert time.monotonic() - started < 0.5, "signal_all waited"
+        assert executor.running() == [57]  # it ignores SIGTERM: still there
+        assert executor.signal_all(signal.SIGKILL, reason="killed at once") == 1
+        assert delivered.wait(10), "no result after SIGKILL"
+    finally:
+        executor.close()
+    [result] = results
+    assert (result.status, result.signal, result.message) == (Outcome.KILLED, signal.SIGKILL, "killed at once")
+    assert group_gone(pgid)
+
+
 # -- concurrency and times ---------------------------------------------------------------
 
 
