@@ -42,7 +42,7 @@ from pathlib import Path
 from jobfsm import cron
 from jobfsm.clock import Clock
 from jobfsm.errors import InvalidTransitionError, JobsDirectoryError
-from jobfsm.executor import JobExecutor, JobResult
+from jobfsm.executor import JobExecutor, JobResult, RunTag, end_run_processes
 from jobfsm.joblog import JobLogger
 from jobfsm.lifecycle import JobModel, Lifecycle
 from jobfsm.loader import validate_file
@@ -146,7 +146,12 @@ class Scheduler:
     def reap_lost(self, now: datetime | None = None, *, found: str = "") -> int:
         """Mark lost the runs of every node that is dead: no recent heartbeat, or (on this
         host) its process is gone — a daemon killed with -9 and restarted at once must not
-        wait for its old heartbeat to age. Runs at start-up and in housekeeping."""
+        wait for its old heartbeat to age. Runs at start-up and in housekeeping.
+
+        A run of a node of this host (named ``host:pid``, the default) is not called lost while
+        its processes go on unseen: they are ended first (:func:`_end_lost_processes`), and
+        its message says so. A node of another host ran its processes there, out of reach.
+        """
         now = now or self.clock.now()
         host = self.node.split(":")[0]
         live = {
@@ -160,15 +165,16 @@ class Scheduler:
         for node in sorted({r.node for r in running} - live):
             if _local_process_alive(node, host):
                 continue  # a `jobfsm run` or admin page running a job here, without a daemon
-
+            pid = _local_pid(node, host)  # gone, by the line above
+            note = "" if pid is None else _end_lost_processes([r for r in running if r.node == node], pid)
             lost = self.store.mark_lost(
                 at=now,
                 node=node,
                 message=f"daemon {node} stopped while the run was going; "
-                f"found {found or 'by housekeeping'} at {now.isoformat()} by {self.node}",
+                f"found {found or 'by housekeeping'} at {now.isoformat()} by {self.node}{note}",
             )
             for run in lost:
-                self.logger.error(f"run {run.id} of job {run.job!r} was lost: its daemon {node} stopped")
+                self.logger.error(f"run {run.id} of job {run.job!r} was lost: its daemon {node} stopped{note}")
             count += len(lost)
         return count
 
@@ -720,6 +726,9 @@ through it) gets SIGTERM; SIGKILL comes at its end. The grace bounds the whole s
 SHUTDOWN_BOOKKEEPING_SECONDS = 2.0
 """After SIGKILL, how long shutdown waits at most for the runs to be reaped and recorded (it
 takes milliseconds unless a process is stuck in the kernel, where SIGKILL cannot reach it)."""
+LOST_KILL_GRACE_SECONDS = 2.0
+"""The processes of a lost run get this long between SIGTERM and SIGKILL (nobody waits for
+their output any more; the loop waits for this)."""
 
 
 class _Stopping(Enum):
@@ -745,10 +754,45 @@ def _kill_reason(grace: float, step: float, *, second_signal: bool) -> str:
     return f"killed at daemon shutdown after the {grace:g} s grace period (SIGTERM {step:.3g} s before its end, then SIGKILL)"
 
 
+def _end_lost_processes(runs: list[RunRecord], node_pid: int) -> str:
+    """End the processes of these runs of a dead process ``node_pid`` of this host; say how
+    it went, for their messages (one for all: the store marks a node's runs lost at once).
+
+    Found in /proc by the environment every run gets, not by a process group id kept in the
+    store: no store write per run on the hot path and no schema change, a pid reused since
+    cannot be taken for the run's, and processes that left the group (``setsid``) are found
+    too. The loop waits for it (the grace at most, when something ignores SIGTERM, and a few
+    seconds for SIGKILL): it is rare, and the runs must not be called lost before it is done.
+    """
+    tags = {run.id: RunTag(run.job, run.id, node_pid) for run in runs}
+    ends = end_run_processes(tags.values(), grace_seconds=LOST_KILL_GRACE_SECONDS)
+    if ends is None:
+        return "; its processes on this host could not be looked for (no /proc or no pidfds here)"
+    notes = []
+    for run in runs:
+        end = ends[tags[run.id]]
+        if not end.ended and not end.left:
+            note = "no process of it was left on this host"
+        else:
+            note = f"its {end.ended} process(es) on this host were ended"
+            if end.killed:
+                note += f" ({end.killed} by SIGKILL, {LOST_KILL_GRACE_SECONDS:g} s after SIGTERM)"
+            if end.left:
+                note += f"; {end.left} still there after SIGKILL"
+        notes.append(note if len(runs) == 1 else f"run {run.id}: {note}")
+    return "; " + "; ".join(notes)
+
+
+def _local_pid(node: str, host: str) -> int | None:
+    """The pid in ``node`` if it names a process of this host (``host:pid``, the default)."""
+    node_host, _, pid = node.rpartition(":")
+    return int(pid) if node_host == host and pid.isdigit() else None
+
+
 def _local_process_alive(node: str, host: str) -> bool:
     """Is ``node`` (named ``host:pid``, the default) a live process on this host?"""
-    node_host, _, pid = node.rpartition(":")
-    return node_host == host and pid.isdigit() and _pid_alive(int(pid))
+    pid = _local_pid(node, host)
+    return pid is not None and _pid_alive(pid)
 
 
 def _pid_alive(pid: int) -> bool:
