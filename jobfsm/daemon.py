@@ -2,7 +2,9 @@
 
 - **Signal handlers only set flags** and wake the loop (they run between bytecodes of the
   main thread; doing real work there is unsafe). The first SIGTERM/SIGINT stops new fires and
-  lets running jobs finish within ``grace_seconds``; a second one kills them at once.
+  lets running jobs finish within ``grace_seconds``, which includes killing what is left
+  (SIGTERM, then SIGKILL at its end: see ``Scheduler.shutdown``); a second one kills them at
+  once: the loop, waiting in the shutdown, is woken by the handler to do it.
 - **The loop sleeps until whichever is due first**: the scheduler's next fire or retry, the
   next housekeeping job, or a finished run (the reaper sets the scheduler's ``wake`` event).
 - **Housekeeping runs on a monotonic timetable** (:mod:`jobfsm.timetable`): every second one

@@ -44,9 +44,17 @@ Design decisions:
   cause wins: a run that already timed out stays ``TIMED_OUT``), send SIGTERM to the group,
   wait for the leader on an event for the grace period, then SIGKILL the group, and wait for
   the executing thread to finish its bookkeeping. ``terminate_all`` signals every run first
-  and shares one grace period, so shutdown takes one grace, not one per run. A run whose
-  ``Popen`` is in progress at that very moment is registered just after and is not
-  signalled; the daemon stops starting runs before it terminates them.
+  and shares one grace period. A run whose ``Popen`` is in progress at that very moment is
+  registered just after and is not signalled; the daemon stops starting runs before it
+  terminates them.
+- **signal_all** is the daemon's shutdown: it signals every group and returns at once, so the
+  caller keeps the clock (SIGTERM at one moment, SIGKILL at another, or at once on a second
+  signal) and keeps listening for signals meanwhile. A later call's reason replaces an
+  earlier one's: it says how the run was finally ended.
+- **Every run's environment names it** (``JOBFSM_JOB``, ``JOBFSM_RUN_ID``, and
+  ``JOBFSM_NODE_PID``, the pid of the jobfsm process that started it), inherited by whatever
+  it starts. :func:`end_run_processes` finds a lost run's processes by it in ``/proc``, after
+  the process that started them died (see ``Scheduler.reap_lost``).
 """
 
 from __future__ import annotations
@@ -62,7 +70,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -79,6 +87,8 @@ OMITTED_MARKER = "\n[... {n} bytes omitted ...]\n"
 
 _TERMINATE_BOOKKEEPING_SECONDS = 30.0
 """How long terminate() waits, after SIGKILL, for the executing thread to record the run."""
+_KILLED_WAIT_SECONDS = 1.0
+"""How long end_run_processes() waits for SIGKILLed processes to be gone before it counts them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,13 +167,16 @@ class _Run:
     def pgid(self) -> int:
         return self.proc.pid  # start_new_session: the leader's pid is the group's id
 
-    def decide(self, cause: Outcome, reason: str, grace: float) -> None:
+    def decide(self, cause: Outcome, reason: str, grace: float, *, final: bool = False) -> None:
+        """The first cause wins; ``final``: a later kill of the same cause says how the run was
+        finally ended (its reason replaces the earlier one), and its grace may only shorten."""
         with self.lock:
-            if self.cause is None:
+            if self.cause is None or (final and self.cause is cause):
                 self.cause = cause
                 self.reason = reason
-            if self.term_deadline is None:
-                self.term_deadline = time.monotonic() + grace
+            deadline = time.monotonic() + grace
+            if self.term_deadline is None or (final and deadline < self.term_deadline):
+                self.term_deadline = deadline
 
     def signal_group(self, sig: int) -> None:
         if self.done.is_set():  # the group is gone; its id may belong to someone else now
@@ -204,6 +217,9 @@ class JobExecutor:
             self._base_envb = dict(os.environb)
         else:
             self._base_envb = {os.fsencode(k): os.fsencode(v) for k, v in self._base_env.items()}
+        # Names the process that starts the runs in their environment: once it is gone, its
+        # runs' processes can be told from any other's (end_run_processes).
+        self._node_pid = str(os.getpid()).encode()
         self._runs_dir = os.path.join(self.log_dir, "runs")
         self._lock = threading.Lock()
         self._runs: dict[int, _Run] = {}
@@ -237,12 +253,27 @@ class JobExecutor:
         return True
 
     def terminate_all(self, *, reason: str) -> None:
-        """Stop every run, all sharing one grace period (used at shutdown)."""
+        """Stop every run, all sharing one grace period, and wait until they are recorded."""
         with self._lock:
             runs = list(self._runs.values())
         if runs:
             log.info("terminating %d running job(s): %s", len(runs), reason)
             self._terminate(runs, reason)
+
+    def signal_all(self, sig: int, *, reason: str, grace_seconds: float = 0.0) -> int:
+        """Send ``sig`` to every run's process group now and return at once; how many runs.
+
+        Each run ends as KILLED with ``reason`` (a run that timed out stays TIMED_OUT); a later
+        call's reason replaces an earlier one's. What a run's command leaves in its group when
+        it ends gets SIGKILL ``grace_seconds`` after this; the command itself is the caller's to
+        SIGKILL (another call), which is what lets a daemon kill at once on a second signal.
+        """
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            run.decide(Outcome.KILLED, reason, grace_seconds, final=True)
+            run.signal_group(sig)
+        return len(runs)
 
     def execute(
         self, job: JobConfig, run_id: int, *, scheduled_for: datetime | None = None
@@ -593,6 +624,7 @@ class JobExecutor:
             env[os.fsencode(key)] = os.fsencode(value)
         env[b"JOBFSM_JOB"] = os.fsencode(job.name)
         env[b"JOBFSM_RUN_ID"] = str(run_id).encode()
+        env[b"JOBFSM_NODE_PID"] = self._node_pid
         env[b"JOBFSM_SCHEDULED_FOR"] = (
             utc(scheduled_for).isoformat().encode() if scheduled_for else b""
         )
@@ -1006,3 +1038,157 @@ def _signal_name(sig: int) -> str:
         return f"{signal.Signals(sig).name} ({sig})"
     except ValueError:
         return str(sig)
+
+
+# -- the processes of lost runs ------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RunTag:
+    """What every process of a run carries in its environment (see ``JobExecutor._env``)."""
+
+    job: str
+    run_id: int
+    node_pid: int
+    """The pid of the jobfsm process (daemon, or ``jobfsm run``) that started the run."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessesEnded:
+    """What :func:`end_run_processes` did to the processes of one run."""
+
+    ended: int = 0
+    """Processes that are gone now (on SIGTERM or SIGKILL)."""
+    killed: int = 0
+    """How many of all of them had to be sent SIGKILL."""
+    left: int = 0
+    """Processes still there a second after SIGKILL (stuck in the kernel), or not ours to signal."""
+
+
+def end_run_processes(
+    tags: Collection[RunTag], *, grace_seconds: float
+) -> dict[RunTag, ProcessesEnded] | None:
+    """End every process on this host whose environment names one of ``tags``: SIGTERM,
+    ``grace_seconds`` for them to go, then SIGKILL to what is left (and to what they started
+    meanwhile). None if this system cannot tell (no ``/proc`` or no pidfds); nothing is signalled then.
+
+    Only for runs whose starting process is gone: a live daemon's runs carry its pid, and are
+    never looked at. A process is signalled through a pidfd opened *before* its environment
+    was read and checked to be still alive *after*, so a pid reused by another process in
+    between is never signalled. Whatever group or session a process is in, its environment
+    is inherited (``setsid`` does not shed it); a process started with a cleared environment
+    (``env -i``) is not found.
+    """
+    wanted = set(tags)
+    if not wanted:
+        return {}
+    if not os.path.isdir("/proc") or not _pidfds_work():
+        return None
+    found: dict[int, tuple[RunTag, int]] = {}
+    killed: set[int] = set()
+    try:
+        _find_tagged(wanted, found)
+        for _tag, fd in found.values():
+            _pidfd_signal(fd, signal.SIGTERM)
+        _wait_pidfds([fd for _tag, fd in found.values()], grace_seconds)
+        for _round in range(3):  # they may have started others before they went
+            _find_tagged(wanted, found)
+            alive = [pid for pid, (_tag, fd) in found.items() if not _pidfd_exited(fd)]
+            if not alive:
+                break
+            for pid in alive:
+                _pidfd_signal(found[pid][1], signal.SIGKILL)
+                killed.add(pid)
+            _wait_pidfds([found[pid][1] for pid in alive], _KILLED_WAIT_SECONDS)
+        ends = dict.fromkeys(wanted, ProcessesEnded())
+        for pid, (tag, fd) in found.items():
+            gone, was = _pidfd_exited(fd), ends[tag]
+            ends[tag] = ProcessesEnded(was.ended + gone, was.killed + (pid in killed), was.left + (not gone))
+    finally:
+        for _tag, fd in found.values():
+            os.close(fd)
+    return ends
+
+
+def _find_tagged(wanted: set[RunTag], found: dict[int, tuple[RunTag, int]]) -> None:
+    """Add to ``found`` (pid -> (tag, pidfd)) the live processes named by one of ``wanted``."""
+    me = os.getpid()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.isdigit() or (pid := int(entry)) == me or pid in found:
+            continue
+        if _run_tag(pid) not in wanted:  # a cheap look first: most processes are not runs
+            continue
+        fd = _pidfd_open(pid)
+        if fd is None:  # gone meanwhile
+            continue
+        # Read again now that the pidfd holds the process, and check it still lives: then what
+        # was read is that process's, not a newcomer's that took over a freed pid.
+        tag = _run_tag(pid)
+        if tag in wanted and not _pidfd_exited(fd):
+            assert tag is not None
+            found[pid] = (tag, fd)
+        else:
+            os.close(fd)
+
+
+def _run_tag(pid: int) -> RunTag | None:
+    """The run named by the environment a process was started with, if any."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            environ = f.read()
+    except OSError:  # gone, or another user's (and then not ours to signal either)
+        return None
+    if b"JOBFSM_NODE_PID=" not in environ:
+        return None
+    values: dict[bytes, bytes] = {}
+    for item in environ.split(b"\0"):
+        if item.startswith(b"JOBFSM_"):
+            key, _, value = item.partition(b"=")
+            values.setdefault(key, value)  # the first one, as getenv() sees it
+    try:
+        return RunTag(
+            os.fsdecode(values[b"JOBFSM_JOB"]), int(values[b"JOBFSM_RUN_ID"]), int(values[b"JOBFSM_NODE_PID"])
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def _pidfds_work() -> bool:
+    fd = _pidfd_open(os.getpid())
+    if fd is None or not hasattr(signal, "pidfd_send_signal"):
+        return False
+    os.close(fd)
+    return True
+
+
+def _pidfd_signal(fd: int, sig: int) -> None:
+    try:
+        signal.pidfd_send_signal(fd, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        log.warning("not allowed to signal a process of a lost run with %s", _signal_name(sig))
+
+
+def _pidfd_exited(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _wait_pidfds(fds: list[int], timeout: float) -> None:
+    """Until every one of these processes has exited, or ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    poller = select.poll()
+    pending = set(fds)
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    while pending:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        for fd, _event in poller.poll(_poll_ms(remaining)):
+            poller.unregister(fd)
+            pending.discard(fd)

@@ -12,6 +12,7 @@ reaper thread waits for all of them (see :meth:`JobExecutor.launch`).
 from __future__ import annotations
 
 import functools
+import signal
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -52,7 +53,15 @@ class Runner(Protocol):
         """Inside :meth:`burst`: handle the runs that have ended, on this thread, now."""
         ...
 
-    def terminate_all(self, *, reason: str) -> None: ...
+    def terminate_all(self, *, reason: str, grace_seconds: float = 0.0) -> None:
+        """SIGTERM to every run's process group, and no more starts; returns at once. What a
+        run's command leaves in its group gets SIGKILL ``grace_seconds`` later; the commands
+        themselves are the caller's to :meth:`kill_all` (it keeps the clock)."""
+        ...
+
+    def kill_all(self, *, reason: str) -> None:
+        """SIGKILL to every run's process group now, and no more starts; returns at once."""
+        ...
 
     def close(self) -> None: ...
 
@@ -148,16 +157,24 @@ class ProcessRunner:
             self._on_idle()
         return ticket
 
-    def terminate_all(self, *, reason: str) -> None:
+    def terminate_all(self, *, reason: str, grace_seconds: float = 0.0) -> None:
         """Waiting tickets end as not started (they must not start as runs are killed), then
-        every run is terminated."""
+        every run gets SIGTERM; returns at once (see :meth:`Runner.terminate_all`)."""
+        self._cancel_waiting(reason)
+        self.executor.signal_all(signal.SIGTERM, reason=reason, grace_seconds=grace_seconds)
+
+    def kill_all(self, *, reason: str) -> None:
+        """As :meth:`terminate_all`, with SIGKILL."""
+        self._cancel_waiting(reason)
+        self.executor.signal_all(signal.SIGKILL, reason=reason)
+
+    def _cancel_waiting(self, reason: str) -> None:
         with self._lock:
             self._closed = True
             waiting, self._waiting = list(self._waiting), deque()
         for ticket in waiting:
             self._on_done(ticket, self.executor.not_started(
                 ticket.job, ticket.run_id, f"{reason}, before its turn came (all workers were busy)"))
-        self.executor.terminate_all(reason=reason)
 
     def close(self) -> None:
         with self._lock:

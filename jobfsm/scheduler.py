@@ -38,12 +38,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import Enum
 from pathlib import Path
 
 from jobfsm import cron
 from jobfsm.clock import Clock
 from jobfsm.errors import InvalidTransitionError, JobsDirectoryError, StoreError
-from jobfsm.executor import JobExecutor, JobResult
+from jobfsm.executor import JobExecutor, JobResult, RunTag, end_run_processes
 from jobfsm.joblog import JobLogger
 from jobfsm.lifecycle import JobModel, Lifecycle
 from jobfsm.loader import validate_file
@@ -261,7 +262,12 @@ class Scheduler:
     def reap_lost(self, now: datetime | None = None, *, found: str = "") -> int:
         """Mark lost the runs of every node that is dead: no recent heartbeat, or (on this
         host) its process is gone — a daemon killed with -9 and restarted at once must not
-        wait for its old heartbeat to age. Runs at start-up and in housekeeping."""
+        wait for its old heartbeat to age. Runs at start-up and in housekeeping.
+
+        A run of a node of this host (named ``host:pid``, the default) is not called lost while
+        its processes go on unseen: they are ended first (:func:`_end_lost_processes`), and
+        its message says so. A node of another host ran its processes there, out of reach.
+        """
         now = now or self.clock.now()
         host = self.node.split(":")[0]
         live = {
@@ -275,15 +281,16 @@ class Scheduler:
         for node in sorted({r.node for r in running} - live):
             if _local_process_alive(node, host):
                 continue  # a `jobfsm run` or admin page running a job here, without a daemon
-
+            pid = _local_pid(node, host)  # gone, by the line above
+            note = "" if pid is None else _end_lost_processes([r for r in running if r.node == node], pid)
             lost = self.store.mark_lost(
                 at=now,
                 node=node,
                 message=f"daemon {node} stopped while the run was going; "
-                f"found {found or 'by housekeeping'} at {now.isoformat()} by {self.node}",
+                f"found {found or 'by housekeeping'} at {now.isoformat()} by {self.node}{note}",
             )
             for run in lost:
-                self.logger.error(f"run {run.id} of job {run.job!r} was lost: its daemon {node} stopped")
+                self.logger.error(f"run {run.id} of job {run.job!r} was lost: its daemon {node} stopped{note}")
             count += len(lost)
         return count
 
@@ -1058,33 +1065,56 @@ class Scheduler:
 
     # -- shutdown ------------------------------------------------------------------------------
     def shutdown(self, *, grace_seconds: float, kill_now: threading.Event | None = None) -> None:
-        """Stop firing; let running jobs finish within the grace period; then kill and record
-        them. Results the store cannot take by the end are kept in the logs folder for the next
-        start (:data:`SPOOL_FILE`)."""
+        """Stop firing; let running jobs finish within the grace period, record them, close.
+        Results the store cannot take by the end are kept in the logs folder for the next
+        start (:data:`SPOOL_FILE`).
+
+        The grace period includes killing what is left, so that it bounds the whole stop:
+        what still runs ``SHUTDOWN_SIGTERM_SECONDS`` before its end (at most half-way) gets
+        SIGTERM to its process group, what is still there at its end SIGKILL, and a second
+        signal (``kill_now``) means SIGKILL at once, whenever it comes. Then at most
+        ``SHUTDOWN_BOOKKEEPING_SECONDS`` go to recording the killed runs. The loop keeps the
+        clock and waits on ``wake``, which results and signals both set.
+        """
         self.stopping = True
-        deadline = self.clock.monotonic() + grace_seconds
-        while self._running():
+        grace = max(grace_seconds, 0.0)
+        step = min(SHUTDOWN_SIGTERM_SECONDS, grace / 2)
+        start = self.clock.monotonic()
+        term_at, kill_at = start + grace - step, start + grace
+        phase, give_up_at, kill_again_at = _Stopping.WAITING, kill_at, kill_at
+        kill_reason = ""
+        while True:
             self.probe_store()
             self.apply_results()
-            remaining = deadline - self.clock.monotonic()
-            if not self._running() or remaining <= 0 or (kill_now is not None and kill_now.is_set()):
+            if not self._running():
                 break
-            self.clock.wait(self.wake, min(remaining, 0.5))
+            now = self.clock.monotonic()
+            if phase is not _Stopping.KILLED and ((kill_now is not None and kill_now.is_set()) or now >= kill_at):
+                kill_reason = _kill_reason(grace, step, second_signal=now < kill_at)
+                phase, give_up_at, kill_again_at = _Stopping.KILLED, now + SHUTDOWN_BOOKKEEPING_SECONDS, now
+                self.logger.info(f"shutdown: SIGKILL to the process groups of {len(self.in_flight)} run(s) "
+                                 f"({'a second signal' if now < kill_at else 'end of the grace period'})")
+            elif phase is _Stopping.WAITING and now >= term_at:
+                phase = _Stopping.TERMINATED
+                self.logger.info(f"shutdown: SIGTERM to the process groups of {len(self.in_flight)} run(s), "
+                                 f"SIGKILL in {kill_at - now:.3g} s")
+                self.runner.terminate_all(reason=_term_reason(grace, step), grace_seconds=kill_at - now)
+            if phase is _Stopping.KILLED:
+                if now >= give_up_at:
+                    for ticket, _model in self.in_flight.values():
+                        self.logger.error(
+                            f"run {ticket.run_id} of job {ticket.job.name!r} did not end within "
+                            f"{SHUTDOWN_BOOKKEEPING_SECONDS:g} s of SIGKILL; it stays running in the store, "
+                            "and the next start ends what is left of it and marks it lost"
+                        )
+                    break
+                if now >= kill_again_at:  # again, for a run whose start was under way the first time
+                    self.runner.kill_all(reason=kill_reason)
+                    kill_again_at = now + 0.5
+            until = {_Stopping.WAITING: term_at, _Stopping.TERMINATED: kill_at}.get(phase, kill_again_at)
+            # Results and signals set wake; the second's cap is only a safety net.
+            self.clock.wait(self.wake, max(0.0, min(until, give_up_at, now + 1.0) - now))
             self.wake.clear()
-        if self._running():
-            reason = (
-                "killed at daemon shutdown: a second signal asked to stop at once"
-                if kill_now is not None and kill_now.is_set()
-                else f"killed at daemon shutdown after the {grace_seconds:g} s grace period"
-            )
-            self.runner.terminate_all(reason=reason)
-            bound = self.clock.monotonic() + 60
-            while self._running() and self.clock.monotonic() < bound:
-                self.probe_store()
-                self.apply_results()
-                if self._running():
-                    self.clock.wait(self.wake, 0.5)
-                    self.wake.clear()
         self.runner.close()
         self.probe_store(force=True)
         self.apply_results()
@@ -1113,11 +1143,79 @@ def _newest_fires(config: JobConfig, after: datetime, until: datetime) -> tuple[
         count += 1
     return list(newest), count
 
+SHUTDOWN_SIGTERM_SECONDS = 5.0
+"""At shutdown, what still runs this long before the end of the grace period (at most half-way
+through it) gets SIGTERM; SIGKILL comes at its end. The grace bounds the whole stop."""
+SHUTDOWN_BOOKKEEPING_SECONDS = 2.0
+"""After SIGKILL, how long shutdown waits at most for the runs to be reaped and recorded (it
+takes milliseconds unless a process is stuck in the kernel, where SIGKILL cannot reach it)."""
+LOST_KILL_GRACE_SECONDS = 2.0
+"""The processes of a lost run get this long between SIGTERM and SIGKILL (nobody waits for
+their output any more; the loop waits for this)."""
+
+
+class _Stopping(Enum):
+    """Where a shutdown is."""
+
+    WAITING = "waiting"
+    """Runs may finish by themselves."""
+    TERMINATED = "terminated"
+    """SIGTERM sent to what was still running."""
+    KILLED = "killed"
+    """SIGKILL sent; only their recording is waited for."""
+
+
+def _term_reason(grace: float, step: float) -> str:
+    return f"killed at daemon shutdown after the {grace:g} s grace period (SIGTERM {step:.3g} s before its end)"
+
+
+def _kill_reason(grace: float, step: float, *, second_signal: bool) -> str:
+    if second_signal:
+        return "killed at daemon shutdown: a second signal asked to stop at once (SIGKILL)"
+    if step <= 0:
+        return f"killed at daemon shutdown after the {grace:g} s grace period (SIGKILL)"
+    return f"killed at daemon shutdown after the {grace:g} s grace period (SIGTERM {step:.3g} s before its end, then SIGKILL)"
+
+
+def _end_lost_processes(runs: list[RunRecord], node_pid: int) -> str:
+    """End the processes of these runs of a dead process ``node_pid`` of this host; say how
+    it went, for their messages (one for all: the store marks a node's runs lost at once).
+
+    Found in /proc by the environment every run gets, not by a process group id kept in the
+    store: no store write per run on the hot path and no schema change, a pid reused since
+    cannot be taken for the run's, and processes that left the group (``setsid``) are found
+    too. The loop waits for it (the grace at most, when something ignores SIGTERM, and a few
+    seconds for SIGKILL): it is rare, and the runs must not be called lost before it is done.
+    """
+    tags = {run.id: RunTag(run.job, run.id, node_pid) for run in runs}
+    ends = end_run_processes(tags.values(), grace_seconds=LOST_KILL_GRACE_SECONDS)
+    if ends is None:
+        return "; its processes on this host could not be looked for (no /proc or no pidfds here)"
+    notes = []
+    for run in runs:
+        end = ends[tags[run.id]]
+        if not end.ended and not end.left:
+            note = "no process of it was left on this host"
+        else:
+            note = f"its {end.ended} process(es) on this host were ended"
+            if end.killed:
+                note += f" ({end.killed} by SIGKILL, {LOST_KILL_GRACE_SECONDS:g} s after SIGTERM)"
+            if end.left:
+                note += f"; {end.left} still there after SIGKILL"
+        notes.append(note if len(runs) == 1 else f"run {run.id}: {note}")
+    return "; " + "; ".join(notes)
+
+
+def _local_pid(node: str, host: str) -> int | None:
+    """The pid in ``node`` if it names a process of this host (``host:pid``, the default)."""
+    node_host, _, pid = node.rpartition(":")
+    return int(pid) if node_host == host and pid.isdigit() else None
+
 
 def _local_process_alive(node: str, host: str) -> bool:
     """Is ``node`` (named ``host:pid``, the default) a live process on this host?"""
-    node_host, _, pid = node.rpartition(":")
-    return node_host == host and pid.isdigit() and _pid_alive(int(pid))
+    pid = _local_pid(node, host)
+    return pid is not None and _pid_alive(pid)
 
 
 def _pid_alive(pid: int) -> bool:

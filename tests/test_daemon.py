@@ -117,6 +117,19 @@ def test_runs_past_the_grace_period_are_killed_and_recorded(start_daemon, jobs_d
     assert running.store.get_state("stuck") is JobState.FAILED
 
 
+def test_a_second_stop_request_kills_at_once_and_records_the_run(start_daemon, jobs_dir: Path) -> None:
+    write(jobs_dir, "stubborn", schedule="0 0 1 1 *", command="trap '' TERM; sleep 300 & sleep 300")
+    running = start_daemon(grace_seconds=60)
+    run_id = trigger(running.store, "stubborn")
+    running.daemon.request_stop()
+    running.daemon.request_stop()  # as a second SIGTERM would
+    running.thread.join(3)  # the SIGTERM->SIGKILL step alone is 5 s
+    assert not running.thread.is_alive(), "the second request did not kill the jobs at once"
+    run = running.store.get_run(run_id)
+    assert run.status is RunStatus.FAILED
+    assert run.message == "killed at daemon shutdown: a second signal asked to stop at once (SIGKILL)"
+
+
 def test_retention_flags_prune_old_runs_and_their_output_at_start_up(start_daemon, jobs_dir: Path) -> None:
     write(jobs_dir, "chatty", schedule="0 0 1 1 *", command="echo out; echo err >&2")
     running = start_daemon()

@@ -11,6 +11,7 @@ import itertools
 import os
 import signal
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -22,7 +23,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobfsm.executor import OMITTED_MARKER, JobExecutor, JobResult, read_tail
+from jobfsm.executor import (
+    OMITTED_MARKER,
+    JobExecutor,
+    JobResult,
+    ProcessesEnded,
+    RunTag,
+    end_run_processes,
+    read_tail,
+)
 from jobfsm.model import Command, JobConfig, Outcome
 from tests.conftest import wait_for
 
@@ -473,7 +482,7 @@ def test_environment_is_base_then_job_then_jobfsm_variables(workdir: Path) -> No
     executor = JobExecutor(workdir / "logs-env", base_env=base)
     job = make_job(
         ("/usr/bin/env",), workdir, name="envjob",
-        env={"B": "job", "C": "job with spaces", "JOBFSM_JOB": "forged"},
+        env={"B": "job", "C": "job with spaces", "JOBFSM_JOB": "forged", "JOBFSM_NODE_PID": "1"},
     )
     when = datetime(2026, 3, 29, 2, 30, tzinfo=timezone(timedelta(hours=2)))
     env = parse_env(executor.execute(job, 31, scheduled_for=when).stdout)
@@ -482,6 +491,7 @@ def test_environment_is_base_then_job_then_jobfsm_variables(workdir: Path) -> No
     assert env["C"] == "job with spaces"
     assert env["JOBFSM_JOB"] == "envjob"
     assert env["JOBFSM_RUN_ID"] == "31"
+    assert env["JOBFSM_NODE_PID"] == str(os.getpid())  # who started it: the lost-run reaper's proof
     assert env["JOBFSM_SCHEDULED_FOR"] == "2026-03-29T00:30:00+00:00"
     assert "HOME" not in env or "HOME" in base  # nothing leaks from the daemon's own env
     manual = parse_env(executor.execute(job, 32).stdout)
@@ -617,6 +627,60 @@ def test_terminate_all_shares_one_grace_period(workdir: Path, spawn: Spawn) -> N
     assert executor.running() == []
     for pgid in pgids:
         assert group_gone(pgid)
+
+
+def test_signal_all_returns_at_once_and_the_last_reason_says_how_the_run_ended(workdir: Path) -> None:
+    """The daemon's shutdown keeps the clock: SIGTERM now, SIGKILL when it decides."""
+    executor = JobExecutor(workdir / "logs-signal-all", kill_grace_seconds=GRACE)
+    job = make_job("trap '' TERM; echo $$; sleep 300", workdir)
+    results: list[JobResult] = []
+    delivered = threading.Event()
+
+    def on_done(result: JobResult) -> None:
+        results.append(result)
+        delivered.set()
+
+    try:
+        assert executor.launch(job, 57, on_done=on_done) is None
+        pgid = wait_pid(executor, job, 57)
+        started = time.monotonic()
+        assert executor.signal_all(signal.SIGTERM, reason="asked to stop", grace_seconds=60) == 1
+        assert time.monotonic() - started < 0.5, "signal_all waited"
+        assert executor.running() == [57]  # it ignores SIGTERM: still there
+        assert executor.signal_all(signal.SIGKILL, reason="killed at once") == 1
+        assert delivered.wait(10), "no result after SIGKILL"
+    finally:
+        executor.close()
+    [result] = results
+    assert (result.status, result.signal, result.message) == (Outcome.KILLED, signal.SIGKILL, "killed at once")
+    assert group_gone(pgid)
+
+
+def test_end_run_processes_ends_what_names_the_run_and_nothing_else(workdir: Path) -> None:
+    """A lost run's processes are found by their environment, whatever their group or session."""
+    gone_pid = 999_999_999  # above any pid_max: the process that started the run is gone
+    ready = workdir / "stubborn-ready"
+
+    def tagged(run_id: int, node_pid: int, command: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "JOBFSM_JOB": "lost", "JOBFSM_RUN_ID": str(run_id), "JOBFSM_NODE_PID": str(node_pid)}
+        return subprocess.Popen(["/bin/sh", "-c", command], env=env, start_new_session=True)
+
+    ours = [tagged(7, gone_pid, "exec sleep 300"), tagged(7, gone_pid, f"trap '' TERM; touch {ready}; exec sleep 300")]
+    others = [tagged(8, gone_pid, "exec sleep 300"), tagged(7, os.getpid(), "exec sleep 300")]
+    try:
+        wait_for(ready.exists, 10, "the stubborn one to ignore SIGTERM")
+        tag = RunTag("lost", 7, gone_pid)
+        ends = end_run_processes([tag], grace_seconds=GRACE)
+        assert ends == {tag: ProcessesEnded(ended=2, killed=1, left=0)}
+        assert [p.wait(10) for p in ours] == [-signal.SIGTERM, -signal.SIGKILL]
+        assert [p.poll() for p in others] == [None, None], "a process of another run was signalled"
+        assert end_run_processes([RunTag("lost", 9, gone_pid)], grace_seconds=GRACE) == {
+            RunTag("lost", 9, gone_pid): ProcessesEnded()
+        }
+    finally:
+        for proc in ours + others:
+            proc.kill()
+            proc.wait(10)
 
 
 # -- concurrency and times ---------------------------------------------------------------

@@ -36,7 +36,10 @@ class BusyRunner:
     def starting(self) -> bool:
         return self.busy
 
-    def terminate_all(self, *, reason: str) -> None:
+    def terminate_all(self, *, reason: str, grace_seconds: float = 0.0) -> None:
+        pass
+
+    def kill_all(self, *, reason: str) -> None:
         pass
 
     def close(self) -> None:

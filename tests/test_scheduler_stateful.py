@@ -64,7 +64,10 @@ class FakeRunner:
         assert self.scheduler is not None
         self.scheduler.post_result(ticket, result)
 
-    def terminate_all(self, *, reason: str) -> None:
+    def terminate_all(self, *, reason: str, grace_seconds: float = 0.0) -> None:
+        self.kill_all(reason=reason)
+
+    def kill_all(self, *, reason: str) -> None:
         assert self.scheduler is not None
         for run_id in list(self.running):
             self.finish(run_id, Outcome.KILLED, self.scheduler.clock.now())
