@@ -528,9 +528,9 @@ class Scheduler:
                     after[id(entry)] = now
                 if not first_started and not late:  # the first run of a burst starts before the rest is sorted out
                     first_started = True
+                    handled.append((entry, after[id(entry)]))
                     with self._batched():
                         self._fire_many([(entry, starts[0])])
-                    handled.append((entry, after[id(entry)]))
                     continue
                 work.extend((entry, start) for start in starts)
                 skips.extend(late)

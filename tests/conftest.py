@@ -6,7 +6,9 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -125,3 +127,27 @@ def postgres_url() -> str:
     if not url:
         pytest.skip("JOBFSM_TEST_POSTGRES is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)")
     return url
+
+
+@contextmanager
+def pg_schema(server: str, *, application_name: str | None = None) -> Iterator[str]:
+    """``server`` with its ``search_path`` set to a fresh schema, dropped on the way out (and,
+    when given, an ``application_name`` by which a test can find its own connections)."""
+    from sqlalchemy import create_engine, text
+
+    from jobfsm.store.sql import normalize_url
+
+    schema = f"jobfsm_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalize_url(server))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in server else "?"
+    url = f"{server}{sep}options=-csearch_path%3D{schema}"
+    if application_name:
+        url += f"&application_name={application_name}"
+    try:
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

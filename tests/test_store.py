@@ -16,7 +16,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, replace
@@ -47,6 +46,7 @@ from jobfsm.store import AuditEntry, Claim, RunRecord, Store, open_store
 from jobfsm.store.abc import WARM_UP_AT, WARM_UP_JOB
 from jobfsm.store.memory import MemoryStore
 from jobfsm.store.sql import METADATA, MIGRATIONS, SqlStore, mask_url, normalize_url
+from tests.conftest import pg_schema
 
 PG_URL = os.environ.get("JOBFSM_TEST_POSTGRES")
 PG_SKIP_REASON = "set JOBFSM_TEST_POSTGRES to a PostgreSQL URL to run the PostgreSQL store tests"
@@ -66,24 +66,8 @@ def pg_url() -> Iterator[str]:
     """A PostgreSQL URL whose ``search_path`` is a fresh schema, dropped after the test."""
     if not PG_URL:
         pytest.skip(PG_SKIP_REASON)
-    with _pg_schema(PG_URL) as url:
+    with pg_schema(PG_URL) as url:
         yield url
-
-
-@contextmanager
-def _pg_schema(server: str) -> Iterator[str]:
-    """``server`` with its ``search_path`` set to a fresh schema, dropped on the way out."""
-    schema = f"jobfsm_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalize_url(server))
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in server else "?"
-    try:
-        yield f"{server}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 BACKENDS = [
@@ -701,7 +685,7 @@ def _two_stores(backend: str, tmp_path: Path) -> Iterator[list[Store]]:
         else:
             if not PG_URL:
                 pytest.skip(PG_SKIP_REASON)
-            urls = [stack.enter_context(_pg_schema(PG_URL)) for _ in range(2)]
+            urls = [stack.enter_context(pg_schema(PG_URL)) for _ in range(2)]
         stores: list[Store] = [SqlStore(url) for url in urls]
         for s in stores:
             stack.callback(s.close)
