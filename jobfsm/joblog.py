@@ -110,6 +110,7 @@ class _LogFile:
         self._lock = threading.Lock()
         self._flush_each_line = True
         self._closed = False
+        self._failing = False
         self._size = 0
         self._file: IO[bytes] | None = self._open()  # raises OSError now: the write test
 
@@ -136,6 +137,9 @@ class _LogFile:
                 self._size += len(data)
                 if self._flush_each_line:
                     self._file.flush()
+                if self._failing:
+                    self._failing = False
+                    self._say(f"jobfsm: the log {str(self.path)!r} can be written again")
             except OSError as exc:
                 self._report(exc)
 
@@ -178,11 +182,20 @@ class _LogFile:
                     self._report(exc)
 
     def _report(self, exc: OSError) -> None:
-        # As logging.Handler.handleError did: a full disk costs log lines, not the daemon.
+        # As logging.Handler.handleError did: a full disk costs log lines, not the daemon. Said
+        # once per streak of failures, not once per line (a full disk would flood stderr).
+        if self._failing:
+            return
+        self._failing = True
+        self._say(f"jobfsm: cannot write the log {str(self.path)!r}: {exc}; lines are lost until it "
+                  "can be written again (said once)")
+
+    @staticmethod
+    def _say(message: str) -> None:
         stream = sys.stderr  # None in a process started without one
         if stream is not None:
             with contextlib.suppress(OSError, ValueError):
-                stream.write(f"jobfsm: cannot write the log {str(self.path)!r}: {exc}\n")
+                stream.write(message + "\n")
 
 
 class JobLogger:

@@ -20,6 +20,7 @@ from jobfsm.errors import JobfsmError, LogDirectoryError
 from jobfsm.executor import JobExecutor, JobResult
 from jobfsm.joblog import JOBS_LOG, MAIN_LOG, JobLogger, escape
 from jobfsm.model import JobConfig, Outcome
+from tests.conftest import fill
 
 LINE = re.compile(
     r"^(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00) "
@@ -580,3 +581,19 @@ def test_the_cached_date_and_time_of_a_past_second_is_not_reused(tmp_path: Path)
         logger.info("now")
     (line,) = records(tmp_path / MAIN_LOG)
     assert line["time"] >= datetime.fromtimestamp(second, UTC).isoformat(timespec="milliseconds")
+
+
+def test_a_full_disk_is_reported_once_and_its_end_once(small_disk: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The logs folder on a real tmpfs that fills up: lines are lost, the daemon is not, and
+    stderr says so once (not once per line), then once more when writing works again."""
+    logger = JobLogger(small_disk)
+    filler = fill(small_disk)
+    for i in range(200):
+        logger.info(f"line {i} " + "x" * 200)
+    said = capsys.readouterr().err
+    assert said.count("cannot write the log") == 1, said
+    filler.unlink()
+    logger.info("back")
+    assert capsys.readouterr().err.count("can be written again") == 1
+    logger.close()
+    assert "back" in (small_disk / "scheduler_main.log").read_text()

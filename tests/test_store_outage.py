@@ -27,7 +27,7 @@ from jobfsm.model import Outcome, RunStatus, Trigger
 from jobfsm.scheduler import SPOOL_FILE
 from jobfsm.store import RunRecord, open_store
 from jobfsm.store.sql import normalize_url
-from tests.conftest import pg_schema, wait_for
+from tests.conftest import fill, pg_schema, wait_for
 from tests.scheduler_support import MINUTE, Rig
 
 # -- the faults ------------------------------------------------------------------------------
@@ -213,33 +213,6 @@ def test_a_claim_that_committed_as_the_store_failed_is_started_when_it_is_back(
 
 
 # -- a full disk ---------------------------------------------------------------------------------
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 8 MiB tmpfs (mounting needs root; elsewhere the test skips)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    filler = disk / "filler"
-    with open(filler, "wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
-        except OSError:
-            pass
-    return filler
-
 
 def test_a_full_disk_under_the_store_loses_nothing(tmp_path: Path, small_disk: Path) -> None:
     rig = Rig(tmp_path, f"sqlite:///{small_disk / 'jobfsm.db'}", 30)
