@@ -410,7 +410,7 @@ def test_status_says_the_jobs_folder_is_missing_or_not_a_folder(tmp_path: Path) 
     assert code == 1 and out == ""
     assert one_line(err) == f"jobfsm status: error: jobs folder '{tmp_path / 'nope'}' does not exist; create it or pass --jobs DIR"
     afile = tmp_path / "passwd"
-    afile.write_text("root:x:0:0::/root:/bin/sh\n")
+    afile.write_text("a file, not a folder\n")
     code, _, err = cli("status", "--jobs", str(afile), "--logs", str(tmp_path / "logs"), "--format", "json")
     assert code == 1 and one_line(err) == f"jobfsm status: error: jobs folder '{afile}' is not a folder; pass --jobs DIR"
     code, _, err = cli("status", "--jobs", str(tmp_path / ("a" * 5000)), "--logs", str(tmp_path / "logs"))
