@@ -48,7 +48,9 @@ How a next fire is found
     coming fold), maps every wall time, and returns the smallest instant strictly after
     ``after``; it stops once first occurrences, which only grow with the wall time, pass it.
     :func:`iter_fires` and :func:`fires_between` are repeated :func:`next_fire`, so the three
-    always agree.
+    always agree. Fire times are computed between :data:`EARLIEST` and :data:`LATEST` (a day
+    inside what ``datetime`` represents, so no step can overflow); a question outside them, or
+    a schedule whose next fire lies beyond them, raises :class:`FireTimeRangeError`.
 
 Why not croniter's own parser and iterator
     croniter (a dependency, and the reference the tests check this module against) reads
@@ -76,7 +78,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jobfsm.errors import CronError
+from jobfsm.errors import CronError, FireTimeRangeError
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +111,12 @@ _ONE_DAY = timedelta(days=1)
 _NEAR = timedelta(hours=3)  # longer than any DST shift
 _FAR = 2 * _NEAR
 _SEARCH_YEARS = 400
+EARLIEST = datetime(1, 1, 3, tzinfo=UTC)
+"""The earliest instant fires are computed after: two days of margin, for UTC offsets and the
+six hours the DST search reads around a time."""
+LATEST = datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+"""The latest instant fires are computed after (and the last year a fire may fall in, ending a
+year early: local times of 9999 plus the offset would leave what ``datetime`` represents)."""
 _CACHE_SIZE = 32768
 
 
@@ -185,6 +193,8 @@ class _Spec:
     def _next_day(self, day: date) -> date:
         limit = day.year + _SEARCH_YEARS
         while True:
+            if day.year > LATEST.year:
+                raise _out_of_range(self.expression)
             if day.month not in self.months:
                 year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
                 if year > limit:
@@ -497,16 +507,37 @@ def _fires_at(spec: _Spec, tz: tzinfo, wall: datetime) -> list[tuple[datetime, F
     ]
 
 
+def _out_of_range(expression: str | None = None) -> FireTimeRangeError:
+    span = f"{EARLIEST.date().isoformat()} to {LATEST.date().isoformat()} (UTC)"
+    if expression is not None:
+        return FireTimeRangeError(
+            f"cron expression {expression!r} has no later fire within the times jobfsm computes, {span}"
+        )
+    return FireTimeRangeError(f"the time is outside the times jobfsm computes fires for, {span}")
+
+
+_EARLIEST_NAIVE, _LATEST_NAIVE = EARLIEST.replace(tzinfo=None), LATEST.replace(tzinfo=None)
+
+
 def _aware_utc(when: datetime, what: str) -> datetime:
-    """``when`` as a naive UTC datetime; naive input is refused (it has no instant)."""
+    """``when`` as a naive UTC datetime; naive input is refused (it has no instant), and so is
+    one outside :data:`EARLIEST` .. :data:`LATEST` (:class:`FireTimeRangeError`)."""
     offset = when.utcoffset()
     if offset is None:
         raise ValueError(f"{what} must be a timezone-aware datetime, not naive {when!r}")
-    return when.replace(tzinfo=None) - offset
+    try:
+        instant = when.replace(tzinfo=None) - offset
+    except OverflowError:
+        raise _out_of_range() from None
+    if not _EARLIEST_NAIVE <= instant <= _LATEST_NAIVE:
+        raise _out_of_range()
+    return instant
 
 
 def _next(spec: _Spec, tz: tzinfo, after: datetime) -> tuple[datetime, Fire]:
     """The first fire strictly after ``after`` (naive UTC), with its instant (naive UTC)."""
+    if after > _LATEST_NAIVE:  # iterating on from a fire late in the last year
+        raise _out_of_range(spec.expression)
     guess = tz.utcoffset(after)  # ``after`` read as a wall time: close to its real offset
     assert guess is not None
     wall = after + guess

@@ -31,18 +31,30 @@ class CronError(JobfsmError, ValueError):
         self.field = field
 
 
+class FireTimeRangeError(CronError):
+    """A fire time outside the years jobfsm computes (1 to 9998): a schedule that fires only
+    beyond them, or a question asked after (or before) them."""
+
+
 class ValidationError(JobfsmError, ValueError):
-    """A job definition failed validation; ``problems`` holds every one of them."""
+    """A job definition failed validation; ``problems`` holds every one of them.
+
+    The message lists at most :data:`~jobfsm.problems.MAX_PROBLEMS_PER_FILE` of them (a
+    document of 10,000 unknown keys must not make a message of 10,000 parts)."""
 
     def __init__(self, problems: Sequence[Problem], subject: str = "job") -> None:
+        from jobfsm.problems import cap_problems
+
         self.problems = list(problems)
-        lines = "; ".join(f"{p.json_path}: {p.message}" for p in self.problems)
+        lines = "; ".join(f"{p.json_path}: {p.message}" for p in cap_problems(self.problems))
         super().__init__(f"{subject} is invalid: {lines}")
 
 
 class JobNotFoundError(JobfsmError, LookupError):
     def __init__(self, name: str) -> None:
-        super().__init__(f"no job named {name!r} was found; `jobfsm status` lists the jobs")
+        from jobfsm.problems import quote
+
+        super().__init__(f"no job named {quote(name, 64)} was found; `jobfsm status` lists the jobs")
         self.name = name
 
 

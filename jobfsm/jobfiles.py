@@ -50,10 +50,16 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from jobfsm.errors import ConcurrentModificationError, JobNotFoundError, ValidationError
-from jobfsm.loader import decode_text, parse_document
+from jobfsm.errors import (
+    ConcurrentModificationError,
+    JobNotFoundError,
+    JobsDirectoryError,
+    ValidationError,
+)
+from jobfsm.limits import MAX_FILE_BYTES
+from jobfsm.loader import decode_text, parse_document, read_job_bytes
 from jobfsm.model import JobConfig
-from jobfsm.problems import Problem
+from jobfsm.problems import Problem, quote
 
 __all__ = [
     "CANONICAL_ORDER",
@@ -87,7 +93,7 @@ def check_name(name: object, *, path: str = "<job>") -> str:
     """``name`` if it is a valid job name, else :class:`ValidationError` at ``$.name``."""
     if isinstance(name, str) and NAME_PATTERN.fullmatch(name):
         return name
-    shown = repr(name) if isinstance(name, str) and name else "an empty name"
+    shown = quote(name) if isinstance(name, str) and name else "an empty name"
     raise ValidationError(
         [
             Problem(
@@ -109,7 +115,8 @@ class JobFile:
     raw: bytes
     version: str
     text: str | None
-    """The decoded text; None when the bytes are not UTF-8 (or carry a BOM)."""
+    """The decoded text; None when the bytes are not UTF-8 (or carry a BOM), or were not read
+    (not a regular file, too big: then ``raw`` is empty)."""
     document: Any
     """The parsed JSON (any type); None when it does not parse."""
     problem: Problem | None
@@ -350,7 +357,10 @@ class JobFiles:
         return str(path)
 
     def names(self) -> list[str]:
-        """Stems of the ``*.json`` files in the folder, sorted (including invalid names)."""
+        """Stems of the ``*.json`` files in the folder, sorted (including invalid names); none
+        when the folder does not exist yet. Regular files only, as for the loader (a link to
+        a regular file counts). :class:`JobsDirectoryError` when the path is not a folder or
+        cannot be read."""
         try:
             with os.scandir(self.directory) as entries:
                 return sorted(
@@ -360,6 +370,8 @@ class JobFiles:
                 )
         except FileNotFoundError:
             return []
+        except OSError as exc:
+            raise JobsDirectoryError(self.directory, exc) from exc
 
     def exists(self, name: str) -> bool:
         return self.path_for(name).is_file()
@@ -369,13 +381,16 @@ class JobFiles:
         return self.read_path(self.path_for(name), name)
 
     def read_path(self, path: Path, name: str) -> JobFile:
+        shown = self.display(path)
         try:
-            raw = path.read_bytes()
+            raw, problem = read_job_bytes(path, shown)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise JobNotFoundError(name) from None
-        shown = self.display(path)
-        text, problem = decode_text(raw, shown)
-        document = None
+        except OSError as exc:  # no permission, a name too long: the file is there but unusable
+            raw, problem = b"", Problem(shown, "$", f"cannot read file: {exc.strerror or exc}")
+        text = document = None
+        if problem is None:
+            text, problem = decode_text(raw, shown)
         if text is not None:
             document, problem = parse_document(text, shown)
         return JobFile(name, path, raw, version_of(raw), text, document, problem)
@@ -398,9 +413,17 @@ class JobFiles:
 
     def write(self, name: str, text: str) -> str:
         """Write ``text`` as ``<name>.json`` atomically; returns the new version. Call it while
-        holding :meth:`locked`, after your checks."""
+        holding :meth:`locked`, after your checks. A text over the loader's size limit is a
+        :class:`ValidationError`: the daemon would refuse to read the file it made."""
+        path = self.path_for(name)
         data = text.encode("utf-8")
-        write_atomic(self.path_for(name), data)
+        if len(data) > MAX_FILE_BYTES:
+            raise ValidationError([Problem(
+                str(path), "$",
+                f"the job file would be {len(data):,} bytes; a job file may be at most "
+                f"{MAX_FILE_BYTES:,} bytes (1 MiB)",
+            )])
+        write_atomic(path, data)
         return version_of(data)
 
     def remove(self, name: str) -> None:

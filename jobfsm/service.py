@@ -68,10 +68,18 @@ from jobfsm.errors import (
     RunNotFoundError,
     ValidationError,
 )
-from jobfsm.jobfiles import JobFile, JobFiles, apply_changes, check_name, render_document
+from jobfsm.jobfiles import (
+    NAME_PATTERN,
+    JobFile,
+    JobFiles,
+    apply_changes,
+    check_name,
+    render_document,
+)
+from jobfsm.limits import nesting_message
 from jobfsm.loader import validate_document
 from jobfsm.model import JobConfig, JobState, Outcome, Overlap, RunStatus, Trigger
-from jobfsm.problems import Problem
+from jobfsm.problems import Problem, quote
 from jobfsm.store.abc import HEARTBEAT_MAX_AGE_SECONDS, AuditEntry, RunRecord, Store
 
 if TYPE_CHECKING:
@@ -327,7 +335,7 @@ class JobManagementService:
             path = self._display(name if isinstance(name, str) else None, doc)
             report = validate_document(doc, path, stem=name if isinstance(name, str) else None)
             if report.errors:
-                raise ValidationError(report.errors, subject=f"job {name!r}")
+                raise ValidationError(report.errors, subject=f"job {quote(name)}")
             assert isinstance(name, str) and report.config is not None
             check_name(name, path=path)
             with self.files.locked():
@@ -521,7 +529,7 @@ class JobManagementService:
             new = _keep_masked_secrets(old, new)
             if new.get("name", name) != name:
                 raise ValidationError(
-                    [Problem(path, "$.name", f"cannot rename job {name!r} to {new.get('name')!r}; "
+                    [Problem(path, "$.name", f"cannot rename job {name!r} to {quote(new.get('name'))}; "
                              "create a job with the new name and delete this one")]
                 )
             report = validate_document(new, path, stem=name)
@@ -721,7 +729,8 @@ class JobManagementService:
                 with contextlib.suppress(JobfsmError):
                     next_run = next_fire(config.schedule, config.timezone, now)
             config = dc_replace(config, env=mask_env(config.env))
-        last = self.store.list_runs(jf.name, limit=1)
+        # A file name that is no job name (one that is not even UTF-8) has no runs to look up.
+        last = self.store.list_runs(jf.name, limit=1) if NAME_PATTERN.fullmatch(jf.name) else []
         return JobView(
             name=jf.name,
             config=config,
@@ -753,6 +762,8 @@ class JobManagementService:
     def _display(self, name: str | None, doc: Any) -> str:
         if name is None and isinstance(doc, dict) and isinstance(doc.get("name"), str):
             name = doc["name"]
+        if name and not NAME_PATTERN.fullmatch(name):  # every problem repeats it: keep it short
+            name = name[:60] + "…" if len(name) > 60 else name
         return str(self.jobs_directory / f"{name or '<new job>'}.json")
 
     def _raise_invalid(self, doc: Any, name: str | None) -> None:
@@ -769,7 +780,7 @@ def _run_status(status: RunStatus | str | None) -> RunStatus | None:
     except ValueError:
         choices = ", ".join(repr(s.value) for s in RunStatus)
         raise ValidationError(
-            [Problem("<query>", "$.status", f"{status!r} is not one of {choices}")],
+            [Problem("<query>", "$.status", f"{quote(status)} is not one of {choices}")],
             subject="filter",
         ) from None
 
@@ -779,6 +790,8 @@ def _plain(value: Any) -> Any:
     not JSON becomes a ValidationError."""
     try:
         return json.loads(json.dumps(value))
+    except RecursionError:  # nested far deeper than the loader's limit: json recursed out
+        raise ValidationError([Problem("<job>", "$", nesting_message())]) from None
     except (TypeError, ValueError) as exc:
         raise ValidationError([Problem("<job>", "$", f"not JSON data: {exc}")]) from None
 

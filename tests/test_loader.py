@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from jobfsm.loader import ConfigLoader, JobsDirectoryError, validate_document
 from jobfsm.model import REQUIRED_FIELDS, JobConfig
 from jobfsm.problems import Severity
-from jobfsm.schema import job_schema, quick_valid, validator
+from jobfsm.schema import compile_check, job_schema, property_schema, quick_valid, validator
 from tests.conftest import job_doc
 from tests.strategies import job_documents, names
 
@@ -205,10 +205,36 @@ def test_loaded_config_carries_the_file_values(write_job, jobs_dir: Path) -> Non
     )
 
 
+def _nested(levels: int) -> object:
+    value: object = "x"
+    for _ in range(levels):
+        value = [value] if levels % 2 else {"A": value}
+    return value
+
+
+# What the operating system refuses (NUL, lone surrogates, too long) and what only looks like
+# a value of the right type (integral floats, bools, huge ints), at and around every limit.
+_hostile_text = st.text(alphabet=st.sampled_from("a/_ é\x00\ud800\udc80\udfff\U0001f600"), max_size=8)
+_hostile_values = st.one_of(
+    _hostile_text,
+    st.sampled_from([
+        "x" * 131_071, "x" * 131_072, "é" * 40_000, "/" + "d" * 4094, "/" + "d" * 4095, "/" + "é" * 2100,
+        "d" * 1000, "d" * 1001, "s" * 255, "s" * 256, "/tmp\x00", "UTC\ud800", "skip\x00",
+        10**30, -(10**30), 60.0, 3600.0, 1e300, -0.0, float("inf"), True, False, 0, 604_801,
+    ]),
+    st.lists(st.one_of(_hostile_text, st.integers(0, 3), st.none()), max_size=4),
+    st.lists(_hostile_text, min_size=1, max_size=3).map(lambda rest: ["/bin/x", *rest]),
+    st.dictionaries(
+        st.sampled_from(["A", "B_1", "_", "\ud800", "1x", "a b", "A\x00"]),
+        st.one_of(_hostile_text, st.integers(0, 3), st.sampled_from(["x" * 131_072])), max_size=3,
+    ),
+    st.integers(1, 40).map(_nested),
+)
 _odd_values = st.one_of(
     st.none(), st.booleans(), st.integers(-3, 100_000), st.floats(allow_nan=False),
     st.text(max_size=12), st.lists(st.integers(0, 3), max_size=2),
     st.dictionaries(st.text(max_size=3), st.one_of(st.text(max_size=3), st.integers()), max_size=2),
+    _hostile_values,
 )
 
 
@@ -220,3 +246,21 @@ def test_quick_validation_agrees_with_the_schema(document: dict, key: str, value
     if quick_valid(mutated):
         assert validator().is_valid(mutated), f"the fast path accepted what the schema rejects: {mutated!r}"
     assert quick_valid(document) and validator().is_valid(document)
+
+
+# The compiled checks behind the fast path: never True where jsonschema says no.
+@given(key=st.sampled_from(sorted(job_schema()["properties"])), value=_odd_values)
+def test_compiled_checks_never_accept_what_the_schema_rejects(key: str, value: object) -> None:
+    from jsonschema import Draft202012Validator
+
+    check = compile_check(property_schema(key))
+    assert check is not None, f"{key}: the schema grew a keyword the fast path does not compile"
+    if check(value):
+        assert Draft202012Validator(property_schema(key)).is_valid(value), (key, value)
+
+
+def test_compiled_checks_accept_the_example_jobs() -> None:
+    for path in sorted((Path(__file__).resolve().parent.parent / "jobs").glob("*.json")):
+        for key, value in json.loads(path.read_text()).items():
+            check = compile_check(property_schema(key))
+            assert check is not None and check(value), (path.name, key, value)

@@ -3,13 +3,15 @@
 ``users add`` reads the password from a prompt (twice, not echoed) when standard input is a
 terminal, else one line from standard input (for scripts: ``printf '%s\\n' "$PW" | jobfsm users
 add ops --role admin``). ``admin`` refuses to start while there is no account, and says how to
-add one: there is no default account and no default password.
+add one: there is no default account and no default password. Without the ``admin`` extra
+installed, ``admin`` says which module is missing and how to install it (exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import importlib.util
 import logging
 import os
 import sys
@@ -17,9 +19,31 @@ from pathlib import Path
 from typing import TextIO
 
 from jobfsm.admin.accounts import AccountError, Accounts
+from jobfsm.cli.parser import UsageError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+ADMIN_EXTRA_MODULES = ("fastapi", "gradio", "uvicorn", "itsdangerous")
+"""What ``pip install 'jobfsm[admin]'`` brings (pyproject.toml), checked before serving."""
+
+
+def _missing_extra(name: str | None) -> UsageError:
+    return UsageError(
+        f"jobfsm admin: error: the admin page needs the 'admin' extra (module {name!r} is not "
+        "installed); install it with: pip install 'jobfsm[admin]'"
+    )
+
+
+def _require_admin_extra() -> None:
+    """Raise the one-line usage error when a module of the extra cannot be found (found, not
+    imported: Gradio takes seconds to import, and the account check comes next)."""
+    for name in ADMIN_EXTRA_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise _missing_extra(name)
 
 
 def users_file(args: argparse.Namespace) -> Path:
@@ -59,6 +83,7 @@ def cmd_users(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_admin(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    _require_admin_extra()
     path = users_file(args)
     accounts = Accounts(path)
     try:
@@ -76,17 +101,23 @@ def cmd_admin(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from jobfsm.admin.app import build_app, serve
+    try:
+        from jobfsm.admin.app import build_app, serve
+    except ModuleNotFoundError as exc:  # a dependency of the extra's modules is missing
+        raise _missing_extra(exc.name) from None
     from jobfsm.service import JobManagementService
     from jobfsm.store import open_store
 
     store = open_store(str(args.store))
     service = JobManagementService(args.jobs, args.logs, store)
     try:
-        app = build_app(
-            service, accounts, secret_file=Path(args.logs) / "admin-secret",
-            secure_cookies=args.secure_cookies,
-        )
+        try:
+            app = build_app(
+                service, accounts, secret_file=Path(args.logs) / "admin-secret",
+                secure_cookies=args.secure_cookies,
+            )
+        except ModuleNotFoundError as exc:  # Gradio is imported here, on first use
+            raise _missing_extra(exc.name) from None
         out.write(f"jobfsm admin on http://{args.host}:{args.port}/ (accounts: {path})\n")
         out.flush()
         serve(app, args.host, args.port)

@@ -16,13 +16,17 @@ import contextlib
 import getpass
 import json
 import os
+import re
+import stat
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from jobfsm.cli.parser import UsageError
+from jobfsm.cli.parser import PATH_QUOTE_CHARS, UsageError, parse_time
 from jobfsm.errors import ValidationError
+from jobfsm.problems import quote
 
 if TYPE_CHECKING:
     from jobfsm.service import JobManagementService
@@ -58,17 +62,11 @@ def _user(args: argparse.Namespace) -> str:
 
 
 def _time(value: str | None, option: str, command: str) -> datetime | None:
-    """An ISO 8601 option value, aware UTC (a naive time is taken as UTC)."""
+    """An ISO 8601 option value, aware UTC (a naive time is taken as UTC), within the bounds of
+    :func:`~jobfsm.cli.parser.parse_time`."""
     if value is None:
         return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise UsageError(
-            f"jobfsm {command}: error: {option} {value!r} is not an ISO 8601 time "
-            "(e.g. 2026-03-29, 2026-03-29T14:00 or 2026-03-29T14:00+02:00)"
-        ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return parse_time(value, option, command).astimezone(UTC)
 
 
 def _when(dt: datetime | None) -> str:
@@ -94,8 +92,15 @@ def _table(out: TextIO, headers: list[str], rows: list[list[str]]) -> None:
         out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _json(out: TextIO, data: Any) -> None:
-    out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """One JSON document, readable (no ``\\u`` escapes for accented letters). A lone surrogate
+    (a file name that is not UTF-8 holds one) cannot be written as UTF-8, so it alone is
+    written as its escape: the JSON still reads back to the same string."""
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    out.write(_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
 
 
 def _one_line(text: str) -> str:
@@ -106,7 +111,25 @@ def _one_line(text: str) -> str:
 # -- status / history / logs ---------------------------------------------------------------
 
 
+def _jobs_folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot be listed as the jobs folder, or None."""
+    shown = quote(str(folder), PATH_QUOTE_CHARS)
+    try:
+        info = os.stat(folder)
+    except FileNotFoundError:
+        return f"jobs folder {shown} does not exist; create it or pass --jobs DIR"
+    except OSError as exc:
+        return f"cannot read jobs folder {shown}: {exc.strerror or exc}"
+    if not stat.S_ISDIR(info.st_mode):
+        return f"jobs folder {shown} is not a folder; pass --jobs DIR"
+    return None
+
+
 def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    unusable = _jobs_folder_problem(args.jobs)
+    if unusable:  # "no jobs" would hide a typo in --jobs
+        err.write(f"jobfsm status: error: {unusable}\n")
+        return 1
     with _service(args) as service:
         views = service.list_jobs()
     if args.format == "json":
@@ -262,22 +285,26 @@ def _problems(err: TextIO, exc: ValidationError) -> int:
 
 
 def cmd_create(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from jobfsm.loader import decode_text, parse_document
+    from jobfsm.loader import decode_text, parse_document, read_job_bytes, read_job_stream
 
     shown = "<stdin>" if args.file == "-" else args.file
     if args.file == "-":
         stream = sys.stdin
-        raw = stream.buffer.read() if hasattr(stream, "buffer") else stream.read().encode("utf-8")
+        if hasattr(stream, "buffer"):
+            raw, problem = read_job_stream(stream.buffer, shown)
+        else:  # a text stream (tests): bounded the same way, then encoded
+            raw, problem = read_job_stream(stream, shown)
+            raw = cast("str", raw).encode("utf-8", "surrogateescape")
     else:
         try:
-            with open(args.file, "rb") as f:
-                raw = f.read()
+            raw, problem = read_job_bytes(args.file, shown)
         except OSError as exc:
             raise UsageError(
                 f"jobfsm create: error: cannot read {args.file!r}: {exc.strerror or exc}"
             ) from None
-    text, problem = decode_text(raw, shown)
-    document = None
+    text = document = None
+    if problem is None:
+        text, problem = decode_text(raw, shown)
     if text is not None:
         document, problem = parse_document(text, shown)
     if problem is not None:

@@ -4,16 +4,44 @@ Global options (``--jobs``, ``--logs``, ``--store``, ``--format``) are accepted 
 after the command: the top-level parser and every sub-parser declare them, the sub-parsers with
 ``argparse.SUPPRESS`` defaults so they do not override a value given before the command.
 Each command names its handler as ``"module:function"``, imported only when it runs.
+
+Numbers and times are bounded here, so a hostile value is one line and exit 2 instead of a
+gigabyte of output or an ``OverflowError`` deep in the store (the bounds are in the README's
+command table and in each option's ``--help``).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from jobfsm import __version__
 from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
+
+MAX_NEXT = 1000
+"""``jobfsm next -n``: fire times listed at most."""
+MAX_LIMIT = 10_000
+"""``--limit`` of ``history`` and ``audit``: records at most (each run carries its output tails)."""
+MAX_LOGS_LIMIT = 100
+"""``logs --limit``: runs at most (each run's output is read, up to 2 MiB a stream)."""
+MAX_RUN_ID = 2**63 - 1
+"""Run ids are 64-bit integers in the store."""
+MAX_KEEP_RUNS = 1_000_000_000
+MAX_KEEP_DAYS = 36_500
+"""``start --keep-days``: a hundred years (more would move the cut-off before year 1)."""
+MAX_GRACE_SECONDS = 86_400
+MAX_WORKERS = 4096
+PATH_QUOTE_CHARS = 4096
+"""A path given on the command line is quoted whole up to PATH_MAX, shortened beyond."""
+EARLIEST_TIME = datetime(1, 1, 3, tzinfo=UTC)
+LATEST_TIME = datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+"""Time options are taken between these (the same bounds as :mod:`jobfsm.cron`'s fire times,
+a margin inside what Python's ``datetime`` represents)."""
 
 
 class UsageError(Exception):
@@ -22,7 +50,75 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
+        # "argument -n: must be ..." from a bounded type reads better as "-n must be ..."
+        message = re.sub(r"^argument ([^:]+): (must|cannot) ", r"\1 \2 ", message)
         raise UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + f"… ({len(text):,} characters)"
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer from ``low`` to ``high``, else a one-line usage error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text) if len(text.strip()) <= 40 else None  # int() refuses 4,300 digits
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, not {_shown(text)}") from None
+        if value is not None and value < low:
+            raise argparse.ArgumentTypeError(
+                "cannot be negative" if low == 0 else f"must be at least {low:,}"
+            )
+        if value is None or value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:,}, not {_shown(text)}")
+        return value
+
+    return parse
+
+
+def real_number(low: float, high: float) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number from ``low`` to ``high`` (nan and inf refused)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, not {_shown(text)}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, not {_shown(text)}")
+        if value < low:
+            raise argparse.ArgumentTypeError("cannot be negative" if low == 0 else f"must be at least {low:g}")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:,g}, not {_shown(text)}")
+        return value
+
+    return parse
+
+
+def parse_time(value: str, option: str, command: str, zone: tzinfo = UTC) -> datetime:
+    """An ISO 8601 option value as an aware time (no offset: in ``zone``), between
+    :data:`EARLIEST_TIME` and :data:`LATEST_TIME`; else a :class:`UsageError`."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(
+            f"jobfsm {command}: error: {option} {_shown(value)} is not an ISO 8601 time "
+            "(e.g. 2026-03-29, 2026-03-29T14:00 or 2026-03-29T14:00+02:00)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    try:
+        inside = EARLIEST_TIME <= parsed <= LATEST_TIME
+    except OverflowError:  # its UTC offset takes it past year 1 or 9999
+        inside = False
+    if not inside:
+        raise UsageError(
+            f"jobfsm {command}: error: {option} {_shown(value)} is out of range: times go from "
+            f"{EARLIEST_TIME.date().isoformat()} to {LATEST_TIME.date().isoformat()} (UTC)"
+        )
+    return parsed
 
 
 def _globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -73,30 +169,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("next", "jobfsm.cli.schedule:cmd_next", "show the next fire times of a job or expression")
     p.add_argument("target", metavar="NAME|EXPR", help="a job name, or a cron expression in quotes")
-    p.add_argument("-n", type=int, default=5, metavar="N", help="how many fire times (default 5)")
+    p.add_argument(
+        "-n", type=whole_number(1, MAX_NEXT), default=5, metavar="N",
+        help=f"how many fire times (default 5, at most {MAX_NEXT:,})",
+    )
     p.add_argument("--tz", metavar="TZ", help="time zone (default: the job's, else UTC)")
     p.add_argument(
-        "--after", metavar="ISO-TIME", help="start after this time (default now; no offset = in --tz)"
+        "--after", metavar="ISO-TIME",
+        help="start after this time (default now; no offset = in --tz; years 1 to 9998)",
     )
     _format(p, "json")
 
     command("schema", "jobfsm.cli.schedule:cmd_schema", "print the job file JSON Schema")
 
     p = command("start", "jobfsm.cli.daemon:cmd_start", "run the scheduler daemon in the foreground")
-    p.add_argument("--max-workers", type=int, default=None, metavar="N", help="runs at once (default 32)")
     p.add_argument(
-        "--grace-seconds", type=float, default=30.0, metavar="S",
-        help="at shutdown, how long running jobs may finish before they are killed (default 30)",
+        "--max-workers", type=whole_number(1, MAX_WORKERS), default=None, metavar="N",
+        help=f"runs at once (default 32, at most {MAX_WORKERS:,})",
+    )
+    p.add_argument(
+        "--grace-seconds", type=real_number(0, MAX_GRACE_SECONDS), default=30.0, metavar="S",
+        help="at shutdown, how long running jobs may finish before they are killed "
+        f"(default 30, at most {MAX_GRACE_SECONDS:,})",
     )
     p.add_argument("--node", metavar="NAME", help="this daemon's name in the store (default host:pid)")
     p.add_argument(
-        "--keep-runs", type=int, default=DEFAULT_KEEP_RUNS, metavar="N",
-        help=f"retention: keep at least the last N runs of every job (default {DEFAULT_KEEP_RUNS:,})",
+        "--keep-runs", type=whole_number(0, MAX_KEEP_RUNS), default=DEFAULT_KEEP_RUNS, metavar="N",
+        help=f"retention: keep at least the last N runs of every job (default {DEFAULT_KEEP_RUNS:,}, "
+        f"at most {MAX_KEEP_RUNS:,})",
     )
     p.add_argument(
-        "--keep-days", type=float, default=DEFAULT_KEEP_DAYS, metavar="D",
-        help=f"retention: and every run of the last D days (default {DEFAULT_KEEP_DAYS:g}); older runs "
-        "beyond the last N are deleted with their output files, hourly and at start-up",
+        "--keep-days", type=real_number(0, MAX_KEEP_DAYS), default=DEFAULT_KEEP_DAYS, metavar="D",
+        help=f"retention: and every run of the last D days (default {DEFAULT_KEEP_DAYS:g}, at most "
+        f"{MAX_KEEP_DAYS:,}); older runs beyond the last N are deleted with their output files, "
+        "hourly and at start-up",
     )
 
     p = command("status", "jobfsm.cli.jobs:cmd_status", "every job: state, schedule, last and next run")
@@ -105,17 +211,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("history", "jobfsm.cli.jobs:cmd_history", "past runs of a job, newest first")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--status", choices=("running", "succeeded", "failed", "skipped", "lost"))
-    p.add_argument("--since", metavar="ISO-TIME")
-    p.add_argument("--until", metavar="ISO-TIME")
-    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (default 20)")
+    p.add_argument("--since", metavar="ISO-TIME", help="runs started at or after (no offset = UTC)")
+    p.add_argument("--until", metavar="ISO-TIME", help="runs started at or before (no offset = UTC)")
+    p.add_argument(
+        "--limit", type=whole_number(1, MAX_LIMIT), default=20, metavar="N",
+        help=f"at most N runs (default 20, at most {MAX_LIMIT:,})",
+    )
     _format(p, "json")
 
     p = command("logs", "jobfsm.cli.jobs:cmd_logs", "the output of a job's runs")
     p.add_argument("name", metavar="NAME")
-    p.add_argument("--run", type=int, metavar="ID", help="only this run")
+    p.add_argument("--run", type=whole_number(1, MAX_RUN_ID), metavar="ID", help="only this run")
     p.add_argument("--grep", metavar="TEXT", help="only lines containing TEXT")
     p.add_argument("--status", choices=("running", "succeeded", "failed", "skipped", "lost"))
-    p.add_argument("--limit", type=int, default=5, metavar="N", help="the newest N runs (default 5)")
+    p.add_argument(
+        "--limit", type=whole_number(1, MAX_LOGS_LIMIT), default=5, metavar="N",
+        help=f"the newest N runs (default 5, at most {MAX_LOGS_LIMIT:,})",
+    )
     _format(p, "json")
 
     p = command("run", "jobfsm.cli.jobs:cmd_run", "run a job now, wait, print the result")
@@ -140,13 +252,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("audit", "jobfsm.cli.jobs:cmd_audit", "who did what")
     p.add_argument("--user", dest="audit_user", metavar="USER")
     p.add_argument("--job", metavar="NAME")
-    p.add_argument("--since", metavar="ISO-TIME")
-    p.add_argument("--limit", type=int, default=50, metavar="N")
+    p.add_argument("--since", metavar="ISO-TIME", help="entries at or after (no offset = UTC)")
+    p.add_argument(
+        "--limit", type=whole_number(1, MAX_LIMIT), default=50, metavar="N",
+        help=f"at most N entries (default 50, at most {MAX_LIMIT:,})",
+    )
     _format(p, "json")
 
     p = command("admin", "jobfsm.cli.admin:cmd_admin", "serve the admin page")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--port", type=whole_number(0, 65535), default=7860, help="port (default 7860)")
     p.add_argument("--users-file", metavar="FILE", help="accounts file (default <logs>/users.json)")
     p.add_argument(
         "--secure-cookies", action="store_true",
@@ -172,5 +287,3 @@ def resolve_globals(args: argparse.Namespace) -> None:
         setattr(args, name, Path(value))
     store = getattr(args, "store", None) or os.environ.get("JOBFSM_STORE")
     args.store = store or f"sqlite:///{args.logs / 'jobfsm.db'}"
-    if getattr(args, "n", 1) is not None and getattr(args, "n", 1) < 1:
-        raise UsageError("jobfsm: error: -n must be at least 1 (see 'jobfsm --help')")

@@ -8,8 +8,12 @@ from datetime import datetime
 from typing import TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jobfsm.cli.parser import UsageError
-from jobfsm.errors import CronError, JobNotFoundError, ValidationError
+from jobfsm.cli.parser import parse_time
+from jobfsm.errors import CronError, FireTimeRangeError, JobNotFoundError, ValidationError
+from jobfsm.problems import quote
+
+MAX_EXPRESSION_CHARS = 255
+"""As the schema's ``maxLength`` of ``schedule``."""
 
 
 def _looks_like_expression(target: str) -> bool:
@@ -17,8 +21,11 @@ def _looks_like_expression(target: str) -> bool:
 
 
 def _job_schedule(args: argparse.Namespace) -> tuple[str, str]:
+    from jobfsm.jobfiles import NAME_PATTERN
     from jobfsm.loader import validate_file
 
+    if not NAME_PATTERN.fullmatch(args.target):  # never a path: '../x', a name too long to open
+        raise JobNotFoundError(args.target)
     path = args.jobs / f"{args.target}.json"
     if not path.is_file():
         raise JobNotFoundError(args.target)
@@ -33,14 +40,7 @@ def _after(args: argparse.Namespace, zone: ZoneInfo) -> datetime:
 
     if args.after is None:
         return SystemClock().now()
-    try:
-        after = datetime.fromisoformat(args.after)
-    except ValueError:
-        raise UsageError(
-            f"jobfsm next: error: --after {args.after!r} is not an ISO 8601 time "
-            "(e.g. 2026-03-29T00:00 or 2026-03-29T00:00+02:00)"
-        ) from None
-    return after if after.tzinfo else after.replace(tzinfo=zone)
+    return parse_time(args.after, "--after", "next", zone)
 
 
 def cmd_next(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -53,8 +53,12 @@ def cmd_next(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     zone_name = args.tz or zone_name
     try:
         zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        err.write(f"jobfsm next: unknown time zone {zone_name!r}; use an IANA name such as 'Europe/Berlin'\n")
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ('Europe'), a long name
+        err.write(f"jobfsm next: unknown time zone {quote(zone_name)}; use an IANA name such as 'Europe/Berlin'\n")
+        return 1
+    if len(expression) > MAX_EXPRESSION_CHARS:
+        err.write(f"jobfsm next: {quote(expression)}: a cron expression is at most {MAX_EXPRESSION_CHARS} "
+                  "characters (five short fields, or a macro such as '@daily')\n")
         return 1
     try:
         cron.validate_expression(expression)
@@ -63,10 +67,14 @@ def cmd_next(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return 1
     after = _after(args, zone)
     fires = []
-    for fire in cron.iter_fires(expression, zone, after):
-        fires.append(fire)
-        if len(fires) == args.n:
-            break
+    ended: FireTimeRangeError | None = None
+    try:
+        for fire in cron.iter_fires(expression, zone, after):
+            fires.append(fire)
+            if len(fires) == args.n:
+                break
+    except FireTimeRangeError as exc:  # the schedule ran past the last year computed: say so, keep what came
+        ended = exc
     description = cron.describe(expression)
     if args.format == "json":
         doc = {
@@ -78,13 +86,15 @@ def cmd_next(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         }
         json.dump(doc, out, indent=2)
         out.write("\n")
-        return 0
-    out.write(f"{expression}  ({zone_name})\n{description}\n")
-    for fire in fires:
-        line = f"  {fire.at.isoformat()}  {fire.at:%a}"
-        if fire.note:
-            line += f"  ← {fire.note}"
-        out.write(line + "\n")
+    else:
+        out.write(f"{expression}  ({zone_name})\n{description}\n")
+        for fire in fires:
+            line = f"  {fire.at.isoformat()}  {fire.at:%a}"
+            if fire.note:
+                line += f"  ← {fire.note}"
+            out.write(line + "\n")
+    if ended is not None:
+        err.write(f"jobfsm next: {len(fires)} of {args.n} fire time{'s' if args.n != 1 else ''}: {ended}\n")
     return 0
 
 
