@@ -86,12 +86,22 @@ def test_corrupt_file_is_reported_with_a_fix(accounts: Accounts) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(password=st.text(max_size=40), other=st.text(max_size=40))
+@given(password=st.text(st.characters(exclude_characters="\0", exclude_categories=("Cs",)), max_size=40), other=st.text(max_size=40))
 def test_hash_accepts_only_its_password(password: str, other: str) -> None:
     # Low cost parameters for speed; they are stored with the hash, as real ones are.
     record = hash_password(password, n=2**4, r=8, p=1)
     assert check_password(password, record)
     assert check_password(other, record) is (other == password)
+
+
+def test_a_password_padded_with_nul_never_matches(accounts: Accounts) -> None:
+    """scrypt, like HMAC, pads its key with NULs: "pw", "pw\0" and "pw\0\0" would hash alike."""
+    accounts.add("ana", "secret", "admin")
+    assert accounts.verify("ana", "secret") is not None
+    assert accounts.verify("ana", "secret\0") is None and accounts.verify("ana", "secret\0\0") is None
+    assert accounts.verify("ana", "\ud800") is None  # a lone surrogate, as a form may send it
+    with pytest.raises(AccountError, match="NUL"):
+        accounts.add("bob", "pw\0", "viewer")
 
 
 # -- the CLI ---------------------------------------------------------------------------------

@@ -89,8 +89,20 @@ def check_password(password: str, record: dict[str, Any]) -> bool:
         n, r, p = int(record["n"]), int(record["r"]), int(record["p"])
     except (KeyError, TypeError, ValueError):
         return False
+    if not _storable(password):
+        # scrypt pads its key with NULs as HMAC does, so "pw" and "pw\0" would hash alike; a
+        # lone surrogate cannot be encoded at all. add() refuses both, so none may match.
+        return False
     actual = _scrypt(password, salt, n, r, p, length=len(expected))
     return hmac.compare_digest(actual, expected)
+
+
+def _storable(password: str) -> bool:
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\0" not in password
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, *, length: int = KEY_BYTES) -> bytes:
@@ -184,6 +196,9 @@ class Accounts:
             )
         if not password:
             raise AccountError(f"refusing an empty password for {username!r}; give a password")
+        if not _storable(password):
+            raise AccountError(
+                f"refusing a password with a NUL character or an unpaired surrogate for {username!r}; choose another")
         try:
             role = Role(role)
         except ValueError:
