@@ -1,4 +1,4 @@
-"""Benchmark of jobfsm.executor against bare subprocess calls; prints a markdown table.
+"""Benchmark of jobfsm.runs.executor against bare subprocess calls; prints a markdown table.
 
     python bench/bench_executor.py [--iterations 400] [--runs 200] [--dir FOLDER]
 
@@ -26,8 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jobfsm.executor import JobExecutor
 from jobfsm.model import JobConfig, Outcome
+from jobfsm.runs.executor import JobExecutor
 
 
 def job(command: str | tuple[str, ...], cwd: Path, name: str = "bench") -> JobConfig:

@@ -62,7 +62,7 @@ from jobfsm.clock import utc
 from jobfsm.errors import LogDirectoryError
 
 if TYPE_CHECKING:
-    from jobfsm.executor import JobResult
+    from jobfsm.runs.executor import JobResult
 
 MAIN_LOG = "scheduler_main.log"
 JOBS_LOG = "scheduler_jobs.log"

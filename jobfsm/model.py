@@ -1,8 +1,8 @@
 """The job model: closed sets as Enums and the validated, frozen :class:`JobConfig`.
 
 ``JobConfig`` is what a job file means once it has passed the schema and the checks a
-schema cannot express (see :mod:`jobfsm.loader`). ``from_dict`` does not validate: build
-configs from untrusted input through the loader or :func:`jobfsm.loader.validate_document`.
+schema cannot express (see :mod:`jobfsm.config.loader`). ``from_dict`` does not validate: build
+configs from untrusted input through the loader or :func:`jobfsm.config.loader.validate_document`.
 """
 
 from __future__ import annotations

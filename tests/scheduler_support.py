@@ -10,11 +10,11 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jobfsm.executor import JobResult
+from jobfsm.daemon.scheduler import Scheduler
 from jobfsm.joblog import JobLogger
 from jobfsm.model import Outcome, RunStatus
-from jobfsm.runner import Ticket
-from jobfsm.scheduler import Scheduler
+from jobfsm.runs.executor import JobResult
+from jobfsm.runs.runner import Ticket
 from jobfsm.store import RunRecord, open_store
 from tests.conftest import FakeClock
 

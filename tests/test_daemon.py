@@ -7,7 +7,6 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
 from io import StringIO
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jobfsm.clock import SystemClock
-from jobfsm.daemon import Daemon
+from jobfsm.daemon.process import Daemon
 from jobfsm.model import JobState, RunStatus, Trigger
 from jobfsm.store.sql import SqlStore
 from tests.conftest import job_doc, wait_for

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from jobfsm.daemon.scheduler import SHUTDOWN_BOOKKEEPING_SECONDS
 from jobfsm.model import JobState, Outcome, RunStatus
-from jobfsm.scheduler import SHUTDOWN_BOOKKEEPING_SECONDS
 from jobfsm.store.sql import SqlStore
 from tests.conftest import job_doc, wait_for
 from tests.test_daemon import trigger

@@ -1,4 +1,4 @@
-"""Tests of jobfsm.executor with real processes and real files (no mocks).
+"""Tests of jobfsm.runs.executor with real processes and real files (no mocks).
 
 Waiting on processes that are not our children (grandchildren, leftovers) is done by polling
 ``os.killpg(pgid, 0)`` with a deadline: orphans are reaped by PID 1, which may take a moment.
@@ -23,7 +23,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobfsm.executor import (
+from jobfsm.model import Command, JobConfig, Outcome
+from jobfsm.runs.executor import (
     OMITTED_MARKER,
     JobExecutor,
     JobResult,
@@ -32,7 +33,6 @@ from jobfsm.executor import (
     end_run_processes,
     read_tail,
 )
-from jobfsm.model import Command, JobConfig, Outcome
 from tests.conftest import wait_for
 
 GRACE = 0.5

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from jobfsm.cli import run
+from jobfsm.config.limits import MAX_ARGUMENT_BYTES, MAX_FILE_BYTES, MAX_NESTING
+from jobfsm.config.loader import validate_document, validate_file
 from jobfsm.errors import ValidationError
-from jobfsm.limits import MAX_ARGUMENT_BYTES, MAX_FILE_BYTES, MAX_NESTING
-from jobfsm.loader import validate_document, validate_file
 from jobfsm.problems import MAX_PROBLEMS_PER_FILE
 from jobfsm.service import JobManagementService
 from jobfsm.store.memory import MemoryStore
@@ -247,7 +247,7 @@ def test_a_link_to_dev_zero_is_refused_without_reading(zero: Path, tmp_path: Pat
     proc = jobfsm("create", str(zero), *globals_for(tmp_path), cwd=tmp_path)
     assert proc.returncode == 1 and "is a character device" in one_line(proc.stderr)
     loader = subprocess.run(
-        [sys.executable, "-c", "import sys; from jobfsm.loader import validate_file; "
+        [sys.executable, "-c", "import sys; from jobfsm.config.loader import validate_file; "
          "print(validate_file(sys.argv[1]).problems[0].message)", str(zero)],
         capture_output=True, text=True, timeout=30, preexec_fn=_limit_memory, check=False, env=_env(),
     )
@@ -292,7 +292,7 @@ def test_standard_input_is_read_up_to_the_limit_only(tmp_path: Path) -> None:
 
 _PEAK_RSS = """
 import sys
-from jobfsm.loader import validate_file
+from jobfsm.config.loader import validate_file
 report = validate_file(sys.argv[1])
 # VmHWM belongs to this process's own address space, which exec made new (ru_maxrss would
 # carry the high-water mark of the pytest process this one was forked from).

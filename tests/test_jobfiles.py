@@ -15,8 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobfsm.errors import ConcurrentModificationError, JobNotFoundError, ValidationError
-from jobfsm.jobfiles import (
+from jobfsm.config.jobfiles import (
     LOCK_FILE,
     JobFiles,
     apply_changes,
@@ -25,7 +24,8 @@ from jobfsm.jobfiles import (
     version_of,
     write_atomic,
 )
-from jobfsm.loader import validate_document
+from jobfsm.config.loader import validate_document
+from jobfsm.errors import ConcurrentModificationError, JobNotFoundError, ValidationError
 from tests.strategies import job_documents
 
 STYLES = {
@@ -162,7 +162,7 @@ def test_folder_lock_excludes_another_process(jobs_dir: Path, tmp_path: Path) ->
     held = tmp_path / "held"
     script = (
         "import sys, time, pathlib\n"
-        "from jobfsm.jobfiles import JobFiles\n"
+        "from jobfsm.config.jobfiles import JobFiles\n"
         "with JobFiles(sys.argv[1]).locked():\n"
         "    pathlib.Path(sys.argv[2]).touch()\n"
         "    time.sleep(0.5)\n"

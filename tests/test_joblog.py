@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobfsm.errors import JobfsmError, LogDirectoryError
-from jobfsm.executor import JobExecutor, JobResult
 from jobfsm.joblog import JOBS_LOG, MAIN_LOG, JobLogger, escape
 from jobfsm.model import JobConfig, Outcome
+from jobfsm.runs.executor import JobExecutor, JobResult
 from tests.conftest import fill
 
 LINE = re.compile(

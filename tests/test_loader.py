@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobfsm.loader import ConfigLoader, JobsDirectoryError, validate_document
+from jobfsm.config.loader import ConfigLoader, JobsDirectoryError, validate_document
+from jobfsm.config.schema import compile_check, job_schema, property_schema, quick_valid, validator
 from jobfsm.model import REQUIRED_FIELDS, JobConfig
 from jobfsm.problems import Severity
-from jobfsm.schema import compile_check, job_schema, property_schema, quick_valid, validator
 from tests.conftest import job_doc
 from tests.strategies import job_documents, names
 
@@ -156,7 +156,7 @@ def test_duplicate_keys_are_an_error(write_job, jobs_dir: Path) -> None:
 
 
 def test_duplicate_names_across_files(tmp_path: Path) -> None:
-    from jobfsm.loader import collect, validate_file
+    from jobfsm.config.loader import collect, validate_file
 
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 
+from jobfsm.config.schema import job_schema, validator
 from jobfsm.model import REQUIRED_FIELDS, CatchUp, JobConfig, Overlap
-from jobfsm.schema import job_schema, validator
 from tests.conftest import job_doc
 from tests.strategies import job_configs, job_documents
 
@@ -64,7 +64,7 @@ def test_every_property_documents_itself_for_the_editor() -> None:
 
 def test_packaged_schema_is_identical_to_the_published_one() -> None:
     assert (ROOT / "schemas" / "job.schema.json").read_bytes() == (
-        ROOT / "jobfsm" / "job.schema.json"
+        ROOT / "jobfsm" / "config" / "job.schema.json"
     ).read_bytes()
 
 

@@ -7,9 +7,9 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jobfsm.executor import JobExecutor, JobResult
 from jobfsm.model import JobConfig, Outcome, Trigger
-from jobfsm.runner import ProcessRunner, Ticket
+from jobfsm.runs.executor import JobExecutor, JobResult
+from jobfsm.runs.runner import ProcessRunner, Ticket
 from tests.conftest import wait_for
 
 

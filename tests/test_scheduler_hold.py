@@ -8,11 +8,11 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from pathlib import Path
 
-from jobfsm.executor import JobResult
+from jobfsm.daemon.scheduler import MAX_RESULT_HOLD_SECONDS, Scheduler
 from jobfsm.joblog import JobLogger
 from jobfsm.model import Outcome, RunStatus
-from jobfsm.runner import Ticket
-from jobfsm.scheduler import MAX_RESULT_HOLD_SECONDS, Scheduler
+from jobfsm.runs.executor import JobResult
+from jobfsm.runs.runner import Ticket
 from jobfsm.store import open_store
 from tests.conftest import FakeClock
 

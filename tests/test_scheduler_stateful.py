@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from jobfsm import cron
-from jobfsm.executor import JobResult
+from jobfsm.daemon.scheduler import MAX_CATCH_UP, Scheduler
 from jobfsm.joblog import JobLogger
 from jobfsm.model import JobState, Outcome, RunStatus, Trigger
-from jobfsm.runner import Ticket
-from jobfsm.scheduler import MAX_CATCH_UP, Scheduler
+from jobfsm.runs.executor import JobResult
+from jobfsm.runs.runner import Ticket
 from jobfsm.store.sql import SqlStore
 from tests.conftest import FakeClock
 

@@ -14,6 +14,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
+from jobfsm.config.loader import validate_file
 from jobfsm.errors import (
     ConcurrentModificationError,
     InvalidTransitionError,
@@ -21,7 +22,6 @@ from jobfsm.errors import (
     JobNotFoundError,
     ValidationError,
 )
-from jobfsm.loader import validate_file
 from jobfsm.model import RunStatus
 from jobfsm.service import JobManagementService
 from jobfsm.store import open_store

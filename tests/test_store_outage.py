@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from jobfsm.daemon.scheduler import SPOOL_FILE
 from jobfsm.model import Outcome, RunStatus, Trigger
-from jobfsm.scheduler import SPOOL_FILE
 from jobfsm.store import RunRecord, open_store
 from jobfsm.store.sql import normalize_url
 from tests.conftest import fill, pg_schema, wait_for

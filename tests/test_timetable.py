@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobfsm.timetable import Timetable
+from jobfsm.daemon.timetable import Timetable
 from tests.conftest import FakeClock
 
 

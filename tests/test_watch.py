@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jobfsm.watch import DirectoryWatcher
+from jobfsm.config.watch import DirectoryWatcher
 
 
 @pytest.fixture

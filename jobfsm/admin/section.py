@@ -42,10 +42,10 @@ from jobfsm.admin import views
 from jobfsm.admin.handlers import ActionResult, JobsHandlers, RoleOf
 from jobfsm.audit import MASK
 from jobfsm.clock import Clock
+from jobfsm.config.schema import property_schema
 from jobfsm.errors import JobNotFoundError
 from jobfsm.lifecycle import render_mermaid
 from jobfsm.model import JobState, RunStatus
-from jobfsm.schema import property_schema
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import TextIO
 
 def cmd_start(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """The option values were bounded by the parser (:mod:`jobfsm.cli.parser`)."""
-    from jobfsm.daemon import run_daemon
+    from jobfsm.daemon.process import run_daemon
 
     return run_daemon(
         args.jobs, args.logs, args.store, max_workers=args.max_workers,

@@ -285,7 +285,7 @@ def _problems(err: TextIO, exc: ValidationError) -> int:
 
 
 def cmd_create(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from jobfsm.loader import decode_text, parse_document, read_job_bytes, read_job_stream
+    from jobfsm.config.loader import decode_text, parse_document, read_job_bytes, read_job_stream
 
     shown = "<stdin>" if args.file == "-" else args.file
     if args.file == "-":

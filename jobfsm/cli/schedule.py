@@ -21,8 +21,8 @@ def _looks_like_expression(target: str) -> bool:
 
 
 def _job_schedule(args: argparse.Namespace) -> tuple[str, str]:
-    from jobfsm.jobfiles import NAME_PATTERN
-    from jobfsm.loader import validate_file
+    from jobfsm.config.jobfiles import NAME_PATTERN
+    from jobfsm.config.loader import validate_file
 
     if not NAME_PATTERN.fullmatch(args.target):  # never a path: '../x', a name too long to open
         raise JobNotFoundError(args.target)
@@ -99,7 +99,7 @@ def cmd_next(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_schema(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from jobfsm.schema import schema_text
+    from jobfsm.config.schema import schema_text
 
     out.write(schema_text())
     return 0

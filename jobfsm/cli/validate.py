@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from jobfsm.cli.parser import PATH_QUOTE_CHARS, UsageError
-from jobfsm.loader import FileReport, collect, job_files, validate_file
+from jobfsm.config.loader import FileReport, collect, job_files, validate_file
 from jobfsm.problems import Problem, one_line, quote, shown_path
 
 

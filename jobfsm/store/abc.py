@@ -233,7 +233,7 @@ class Store(ABC):
 
     def finish_runs(self, finishes: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """:meth:`finish_run` ``(run_id, **fields)`` for each pair, in order; ``fields`` are
-        exactly its keyword arguments (:meth:`jobfsm.executor.JobResult.finish_fields`).
+        exactly its keyword arguments (:meth:`jobfsm.runs.executor.JobResult.finish_fields`).
 
         Logs the same warning as :meth:`finish_run` for each run that was not ``running``
         (a run finished twice in one call warns the second time). An unknown id raises

@@ -4,7 +4,7 @@ job must fit for its command to start at all (a job that passes CI and fails eve
 worse than one that fails CI).
 
 - **Size.** A job file is read only when it is a regular file of at most
-  :data:`MAX_FILE_BYTES` (:func:`jobfsm.loader.read_job_bytes`).
+  :data:`MAX_FILE_BYTES` (:func:`jobfsm.config.loader.read_job_bytes`).
 - **Nesting.** At most :data:`MAX_NESTING` levels of arrays and objects, checked on the text
   before it is parsed (Python's JSON parser and ``repr`` recurse, and give up with
   ``RecursionError`` at about a thousand levels) and on documents handed to the service.

@@ -50,14 +50,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from jobfsm.config.limits import MAX_FILE_BYTES
+from jobfsm.config.loader import decode_text, parse_document, read_job_bytes
 from jobfsm.errors import (
     ConcurrentModificationError,
     JobNotFoundError,
     JobsDirectoryError,
     ValidationError,
 )
-from jobfsm.limits import MAX_FILE_BYTES
-from jobfsm.loader import decode_text, parse_document, read_job_bytes
 from jobfsm.model import JobConfig
 from jobfsm.problems import Problem, quote
 

@@ -1,6 +1,6 @@
 """The scheduler core: which job fires when, what a fire does, and what a finished run changes.
 
-It knows nothing of signals, threads or the housekeeping timetable (that is :mod:`jobfsm.daemon`),
+It knows nothing of signals, threads or the housekeeping timetable (that is :mod:`jobfsm.daemon.process`),
 and it takes its clock, store, runner and logger from its caller, so a test can drive it through
 months of fires in milliseconds (``tests/test_scheduler_stateful.py``).
 
@@ -9,8 +9,8 @@ months of fires in milliseconds (``tests/test_scheduler_stateful.py``).
   gets a new *generation*; stale heap entries are dropped when they surface.
 - **Dispatch first, compute later.** :meth:`dispatch_due` starts every due run before it computes
   any next fire, so computing next fires never delays a start.
-- **One thread owns every transition.** Runs go to a :class:`~jobfsm.runner.Runner` (in
-  production a :class:`~jobfsm.runner.ProcessRunner`: bounded, one reaper thread); results come
+- **One thread owns every transition.** Runs go to a :class:`~jobfsm.runs.runner.Runner` (in
+  production a :class:`~jobfsm.runs.runner.ProcessRunner`: bounded, one reaper thread); results come
   back through :meth:`post_result`, which sets :attr:`wake`; only the loop thread, in
   :meth:`apply_results`, touches the lifecycle, the store and the job entries.
 - **Each fire once.** A fire is claimed in the store under (job, scheduled_for, attempt) before it
@@ -43,17 +43,17 @@ from pathlib import Path
 
 from jobfsm import cron
 from jobfsm.clock import Clock
+from jobfsm.config.loader import validate_file
+from jobfsm.config.watch import DirectoryWatcher
 from jobfsm.errors import InvalidTransitionError, JobsDirectoryError, StoreError
-from jobfsm.executor import JobExecutor, JobResult, RunTag, end_run_processes
 from jobfsm.joblog import JobLogger
 from jobfsm.lifecycle import JobModel, Lifecycle
-from jobfsm.loader import validate_file
 from jobfsm.model import CatchUp, JobConfig, JobState, Outcome, Overlap, RunStatus, Trigger
 from jobfsm.problems import Problem
-from jobfsm.runner import ProcessRunner, Runner, Ticket
+from jobfsm.runs.executor import JobExecutor, JobResult, RunTag, end_run_processes
+from jobfsm.runs.runner import ProcessRunner, Runner, Ticket
 from jobfsm.store import Claim, RunRecord, Store, TriggerRequest
 from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS, HEARTBEAT_MAX_AGE_SECONDS
-from jobfsm.watch import DirectoryWatcher
 
 log = logging.getLogger(__name__)
 

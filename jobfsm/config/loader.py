@@ -8,7 +8,7 @@ sorted by path) → cron syntax, time zone, file name, what the operating system
 to start, duplicates. A missing working directory is a *warning*: it is a fact of the host
 that runs the job, and ``jobfsm validate`` usually runs in CI, elsewhere (DESIGN.md §1).
 A file reports at most :data:`~jobfsm.problems.MAX_PROBLEMS_PER_FILE` problems, and values
-are quoted shortened (:func:`~jobfsm.problems.quote`); the bounds are in :mod:`jobfsm.limits`.
+are quoted shortened (:func:`~jobfsm.problems.quote`); the bounds are in :mod:`jobfsm.config.limits`.
 """
 
 from __future__ import annotations
@@ -25,17 +25,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jobfsm.errors import JobsDirectoryError
-from jobfsm.limits import (
+from jobfsm.config.limits import (
     MAX_FILE_BYTES,
     exec_problems,
     nested_too_deeply,
     nesting_message,
     text_nesting_offset,
 )
+from jobfsm.config.schema import VALUE_CACHE_SIZE, job_schema, quick_valid, validator
+from jobfsm.errors import JobsDirectoryError
 from jobfsm.model import JobConfig
 from jobfsm.problems import QUOTE_CHARS, Problem, Severity, cap_problems, quote, sort_problems
-from jobfsm.schema import VALUE_CACHE_SIZE, job_schema, quick_valid, validator
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -116,7 +116,7 @@ def _too_big(size: int, shown: str) -> Problem:
 
 def read_job_bytes(path: Path | str, shown: str) -> tuple[bytes, Problem | None]:
     """The bytes of a job file, or ``(b"", problem)`` when it is not a regular file (a FIFO, a
-    device, a link to one) or is bigger than :data:`~jobfsm.limits.MAX_FILE_BYTES`.
+    device, a link to one) or is bigger than :data:`~jobfsm.config.limits.MAX_FILE_BYTES`.
 
     Raises :class:`OSError` when it cannot be opened or read (missing, no permission; a folder
     raises :class:`IsADirectoryError`). Opened non-blocking, so a FIFO cannot hang the reader,
@@ -194,7 +194,7 @@ def _line_column(text: str, offset: int) -> tuple[int, int]:
 
 def parse_document(text: str, path: str) -> tuple[Any, Problem | None]:
     """JSON with duplicate keys refused (the last one silently winning hides mistakes), and
-    nesting deeper than :data:`~jobfsm.limits.MAX_NESTING` refused before parsing (Python's
+    nesting deeper than :data:`~jobfsm.config.limits.MAX_NESTING` refused before parsing (Python's
     parser recurses, and ends in ``RecursionError`` at about a thousand levels)."""
     deep = text_nesting_offset(text)
     if deep is not None:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from jobfsm.executor import JobExecutor, JobResult
 from jobfsm.model import JobConfig, Trigger
+from jobfsm.runs.executor import JobExecutor, JobResult
 
 
 @dataclass(frozen=True, slots=True)

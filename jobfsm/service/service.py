@@ -11,7 +11,7 @@ trigger requests and audit entries live in the store. :class:`JobView` joins the
 ``state`` follows the file where the store lags behind (a job whose file says disabled shows
 ``disabled`` at once, even before a daemon reloaded it), except while it is running.
 
-**Writes** go through :mod:`jobfsm.jobfiles`: a folder lock around read-check-write (also against
+**Writes** go through :mod:`jobfsm.config.jobfiles`: a folder lock around read-check-write (also against
 other processes), a version check (``ConcurrentModificationError`` for a stale version), an
 atomic rename, and minimal text edits so git diffs stay small.
 
@@ -21,7 +21,7 @@ daemon picks up and runs under the job's overlap policy; enable/disable only edi
 daemon notices within two seconds and applies the transition itself, without a user, so it
 audits nothing). With none, the service does what the daemon would: it applies the lifecycle
 transition on the store's state, and a trigger runs the job here, in a background thread,
-through the same :class:`~jobfsm.executor.JobExecutor`, :class:`~jobfsm.lifecycle.Lifecycle` and
+through the same :class:`~jobfsm.runs.executor.JobExecutor`, :class:`~jobfsm.lifecycle.Lifecycle` and
 :class:`~jobfsm.joblog.JobLogger` calls the daemon makes, recorded the same way. The service
 never heartbeats: it is not a daemon and must not make another service think one is alive.
 Locally, ``overlap: skip`` and ``queue`` both record a ``skipped`` run when the job is already
@@ -58,6 +58,16 @@ from typing import TYPE_CHECKING, Any
 
 from jobfsm.audit import MASK, AuditLog, is_secret_key, mask_env
 from jobfsm.clock import Clock, SystemClock, utc
+from jobfsm.config.jobfiles import (
+    NAME_PATTERN,
+    JobFile,
+    JobFiles,
+    apply_changes,
+    check_name,
+    render_document,
+)
+from jobfsm.config.limits import nesting_message
+from jobfsm.config.loader import validate_document
 from jobfsm.errors import (
     ConcurrentModificationError,
     InvalidTransitionError,
@@ -68,24 +78,14 @@ from jobfsm.errors import (
     RunNotFoundError,
     ValidationError,
 )
-from jobfsm.jobfiles import (
-    NAME_PATTERN,
-    JobFile,
-    JobFiles,
-    apply_changes,
-    check_name,
-    render_document,
-)
-from jobfsm.limits import nesting_message
-from jobfsm.loader import validate_document
 from jobfsm.model import JobConfig, JobState, Outcome, Overlap, RunStatus, Trigger
 from jobfsm.problems import Problem, quote
 from jobfsm.store.abc import HEARTBEAT_MAX_AGE_SECONDS, AuditEntry, RunRecord, Store
 
 if TYPE_CHECKING:
-    from jobfsm.executor import JobExecutor
     from jobfsm.joblog import JobLogger
     from jobfsm.lifecycle import AuditEvent, JobModel, Lifecycle
+    from jobfsm.runs.executor import JobExecutor
 
 __all__ = [
     "JobManagementService",
@@ -682,7 +682,7 @@ class JobManagementService:
     def _job_executor(self) -> JobExecutor:
         with self._lock:
             if self._executor is None:
-                from jobfsm.executor import JobExecutor
+                from jobfsm.runs.executor import JobExecutor
 
                 self._executor = JobExecutor(self.log_directory, clock=self.clock)
             return self._executor
@@ -824,7 +824,7 @@ def _read_output(path: str | None, tail: str) -> str:
         if size <= LOG_READ_LIMIT:
             with open(path, "rb") as f:
                 return f.read().decode("utf-8", errors="replace")
-        from jobfsm.executor import read_tail
+        from jobfsm.runs.executor import read_tail
 
         return read_tail(Path(path), LOG_READ_LIMIT // 2)
     except OSError:

@@ -7,7 +7,7 @@
   once: the loop, waiting in the shutdown, is woken by the handler to do it.
 - **The loop sleeps until whichever is due first**: the scheduler's next fire or retry, the
   next housekeeping job, or a finished run (the reaper sets the scheduler's ``wake`` event).
-- **Housekeeping runs on a monotonic timetable** (:mod:`jobfsm.timetable`): every second one
+- **Housekeeping runs on a monotonic timetable** (:mod:`jobfsm.daemon.timetable`): every second one
   tick reloads job files and polls manual trigger requests (a read; a write only when one
   waits), heartbeat every five seconds, mark lost the runs of dead nodes every ten seconds,
   prune old runs every hour. A step due less than a tick before the next tick waits for it: an
@@ -36,13 +36,13 @@ from typing import TextIO
 
 from jobfsm import __version__
 from jobfsm.clock import Clock, SystemClock
+from jobfsm.daemon.scheduler import PROBE_FIRST_SECONDS, PROBE_MAX_SECONDS, Scheduler
+from jobfsm.daemon.timetable import Timetable
 from jobfsm.errors import JobfsmError, StoreError, StoreUnavailableError
-from jobfsm.executor import JobExecutor
 from jobfsm.joblog import JobLogger
-from jobfsm.scheduler import PROBE_FIRST_SECONDS, PROBE_MAX_SECONDS, Scheduler
+from jobfsm.runs.executor import JobExecutor
 from jobfsm.store import Store, open_store
 from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
-from jobfsm.timetable import Timetable
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ SCHEMA_RESOURCE = "job.schema.json"
 
 @cache
 def schema_text() -> str:
-    return resources.files("jobfsm").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
+    return resources.files("jobfsm.config").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
 
 
 @cache

@@ -1,0 +1,1 @@
+"""The daemon: the scheduler core, its policies and timetable, and the process around them."""

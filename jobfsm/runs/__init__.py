@@ -1,0 +1,1 @@
+"""Running jobs: spawning processes, waiting for them, their output, their process groups."""

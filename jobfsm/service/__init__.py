@@ -1,0 +1,13 @@
+"""The management service: the one API the CLI and the admin page adapt."""
+
+from __future__ import annotations
+
+from jobfsm.service.service import (
+    JobManagementService,
+    JobView,
+    LogEntry,
+    RunWaitTimeoutError,
+    TriggerTimeoutError,
+)
+
+__all__ = ["JobManagementService", "JobView", "LogEntry", "RunWaitTimeoutError", "TriggerTimeoutError"]
