@@ -41,7 +41,7 @@ class _RegisteredJob(JobModel):
 
 def _drive(n: int, *, register: bool) -> list[JobModel]:
     """Create, (register,) start and succeed ``n`` jobs on a fresh Lifecycle."""
-    lc = Lifecycle(_NullStore(), None, clock=_FixedClock())  # type: ignore[arg-type]
+    lc = Lifecycle(_NullStore(), clock=_FixedClock())  # type: ignore[arg-type]
     jobs = []
     for i in range(n):
         job: JobModel

@@ -60,6 +60,14 @@ from typing import IO, TYPE_CHECKING
 
 from jobfsm.clock import utc
 from jobfsm.errors import LogDirectoryError
+from jobfsm.lifecycle.events import (
+    Event,
+    RunFinished,
+    RunLost,
+    RunSkipped,
+    RunStarted,
+    StateChanged,
+)
 
 if TYPE_CHECKING:
     from jobfsm.runs.executor import JobResult
@@ -341,6 +349,20 @@ class JobLogger:
             self._jobs, "INFO", f"job:{job}", "state %s -> %s: event=%s user=%s",
             escape(source), escape(dest), escape(event), escape(user),
         )
+
+    def on_event(self, event: Event) -> None:
+        """The job log as a listener of the lifecycle's events: one line each."""
+        if isinstance(event, StateChanged):
+            self.state_change(event.job, event=event.event, source=event.source, dest=event.dest, user=event.user)
+        elif isinstance(event, RunStarted):
+            self.job_start(event.job, event.run_id, trigger=event.trigger.value,
+                           scheduled_for=event.scheduled_for, command=event.command)
+        elif isinstance(event, RunFinished):
+            self.job_completion(event.result, trigger=event.trigger.value)
+        elif isinstance(event, RunSkipped):
+            self.job_skipped(event.job, event.run_id, reason=event.reason)
+        elif isinstance(event, RunLost):
+            self.error(f"run {event.run.id} of job {event.run.job!r} was lost: {event.run.message}")
 
     def close(self) -> None:
         """Flush and close both files; idempotent, and later calls to this logger write nothing."""

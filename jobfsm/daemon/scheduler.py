@@ -47,7 +47,15 @@ from jobfsm.config.loader import validate_file
 from jobfsm.config.watch import DirectoryWatcher
 from jobfsm.errors import InvalidTransitionError, JobsDirectoryError, StoreError
 from jobfsm.joblog import JobLogger
-from jobfsm.lifecycle import JobModel, Lifecycle
+from jobfsm.lifecycle import (
+    Announcer,
+    JobModel,
+    Lifecycle,
+    RunFinished,
+    RunLost,
+    RunSkipped,
+    RunStarted,
+)
 from jobfsm.model import CatchUp, JobConfig, JobState, Outcome, Overlap, RunStatus, Trigger
 from jobfsm.problems import Problem
 from jobfsm.runs.executor import JobExecutor, JobResult, RunTag, end_run_processes
@@ -127,20 +135,6 @@ class _Unit:
         self.undo: list[Callable[[], None]] = []
 
 
-class _StateLog:
-    """The lifecycle's log lines, written once the store transaction around them commits."""
-
-    __slots__ = ("_scheduler",)
-
-    def __init__(self, scheduler: Scheduler) -> None:
-        self._scheduler = scheduler
-
-    def state_change(self, job: str, *, event: str, source: str, dest: str, user: str | None = None) -> None:
-        self._scheduler._later(functools.partial(
-            self._scheduler.logger.state_change, job, event=event, source=source, dest=dest, user=user,
-        ))
-
-
 class Scheduler:
     def __init__(
         self,
@@ -155,6 +149,7 @@ class Scheduler:
         max_workers: int = 32,
         keep_runs: int = DEFAULT_KEEP_RUNS,
         keep_days: float = DEFAULT_KEEP_DAYS,
+        events: Announcer | None = None,
     ) -> None:
         self.jobs_dir = Path(jobs_dir)
         self.store = store
@@ -163,7 +158,10 @@ class Scheduler:
         self.node = node
         self.keep_runs = keep_runs
         self.keep_days = keep_days
-        self.lifecycle = Lifecycle(store, _StateLog(self), clock=clock, before_event=self._touch)
+        self.events = events if events is not None else Announcer()
+        """What happens to runs and states is announced here; the job log listens, others may."""
+        self.events.subscribe(logger.on_event)
+        self.lifecycle = Lifecycle(store, clock=clock, announce=self.events.announce, before_event=self._touch)
         self.wake = threading.Event()
         self._results: queue.SimpleQueue[tuple[Ticket, JobResult]] = queue.SimpleQueue()
         if runner is None:
@@ -290,7 +288,7 @@ class Scheduler:
                 f"found {found or 'by housekeeping'} at {now.isoformat()} by {self.node}{note}",
             )
             for run in lost:
-                self.logger.error(f"run {run.id} of job {run.job!r} was lost: its daemon {node} stopped{note}")
+                self.events.announce(RunLost(run, node))
             count += len(lost)
         return count
 
@@ -689,7 +687,7 @@ class Scheduler:
         ])
         for (entry, _, reason), run in zip(skips, runs, strict=True):
             if run is not None:
-                self._later(functools.partial(self.logger.job_skipped, entry.config.name, run.id, reason=reason))
+                self.events.announce(RunSkipped(entry.config.name, run.id, reason))
 
     @staticmethod
     def _plain_start(entry: JobEntry, start: Start) -> bool:
@@ -730,7 +728,7 @@ class Scheduler:
         )
         if run is None:
             return None  # another node claimed this fire
-        self._later(functools.partial(self.logger.job_skipped, entry.config.name, run.id, reason=reason))
+        self.events.announce(RunSkipped(entry.config.name, run.id, reason))
         if start.request_id is not None:
             self.store.resolve_trigger_request(start.request_id, run.id)
         return run
@@ -771,10 +769,7 @@ class Scheduler:
         ticket = Ticket(run.id, config, start.trigger, start.scheduled_for, start.attempt)
         self.in_flight[run.id] = (ticket, model)
         self._on_rollback(functools.partial(self.in_flight.pop, run.id, None))
-        self._later(functools.partial(
-            self.logger.job_start, config.name, run.id, trigger=start.trigger.value,
-            scheduled_for=start.scheduled_for, command=config.command_text,
-        ))
+        self.events.announce(RunStarted(config.name, run.id, start.trigger, start.scheduled_for, config.command_text))
         if self._unit is not None:
             self._unit.tickets.append(ticket)
         else:
@@ -791,7 +786,8 @@ class Scheduler:
             return
         unit = self._unit = _Unit()
         try:
-            with self.logger.buffered():  # one flush of the logs for the whole batch
+            # One flush of the logs for the whole batch; its events wait for the commit.
+            with self.logger.buffered(), self.events.held():
                 try:
                     with self.store.batch():
                         yield
@@ -895,13 +891,13 @@ class Scheduler:
                 ticket, result = self._results.get_nowait()
             except queue.Empty:
                 return
-            self.logger.job_completion(result, trigger=ticket.trigger.value)
+            self.events.announce(RunFinished(result, ticket.trigger))
             self._unrecorded.append((ticket, result, True))
 
     def _complete(self, ticket: Ticket, result: JobResult, *, logged: bool = False) -> None:
         """What a finished run changes (the run itself is recorded already)."""
         if not logged:
-            self._later(functools.partial(self.logger.job_completion, result, trigger=ticket.trigger.value))
+            self.events.announce(RunFinished(result, ticket.trigger))
         item = self.in_flight.pop(ticket.run_id)
         self._on_rollback(functools.partial(self.in_flight.__setitem__, ticket.run_id, item))
         model = item[1]

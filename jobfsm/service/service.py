@@ -84,7 +84,7 @@ from jobfsm.store.abc import HEARTBEAT_MAX_AGE_SECONDS, AuditEntry, RunRecord, S
 
 if TYPE_CHECKING:
     from jobfsm.joblog import JobLogger
-    from jobfsm.lifecycle import AuditEvent, JobModel, Lifecycle
+    from jobfsm.lifecycle import Event, JobModel, Lifecycle
     from jobfsm.runs.executor import JobExecutor
 
 __all__ = [
@@ -489,21 +489,23 @@ class JobManagementService:
             AuditEntry(self.clock.now(), ctx.user, ctx.action, ctx.job, outcome, ctx.details)
         )
 
-    def _on_transition(self, event: AuditEvent) -> None:
-        """The lifecycle's audit callback: the one entry of the request that caused it."""
+    def _on_transition(self, event: Event) -> None:
+        """A state change a person caused is audited: the one entry of the request behind it."""
+        from jobfsm.lifecycle import StateChanged
+
+        if not isinstance(event, StateChanged) or event.user is None:
+            return
         ctx: _AuditContext | None = getattr(self._local, "ctx", None)
         if ctx is None or ctx.recorded:
             if ctx is None:
                 self.audit.record(
-                    AuditEntry(event.time, event.user, event.action, event.job, event.outcome,
+                    AuditEntry(event.at, event.user, event.event, event.job, "allowed",
                                {"source": event.source, "dest": event.dest})
                 )
             return
-        ctx.details.update(transition=event.action, source=event.source, dest=event.dest)
+        ctx.details.update(transition=event.event, source=event.source, dest=event.dest)
         ctx.recorded = True
-        self.audit.record(
-            AuditEntry(event.time, ctx.user, ctx.action, ctx.job, event.outcome, ctx.details)
-        )
+        self.audit.record(AuditEntry(event.at, ctx.user, ctx.action, ctx.job, "allowed", ctx.details))
 
     # -- editing ---------------------------------------------------------------------------
     def _edit(
@@ -664,11 +666,12 @@ class JobManagementService:
 
     def _machine(self) -> Lifecycle:
         if self._lifecycle is None:
-            from jobfsm.lifecycle import Lifecycle
+            from jobfsm.lifecycle import Announcer, Lifecycle
 
-            self._lifecycle = Lifecycle(
-                self.store, self._job_logger(), clock=self.clock, audit=self._on_transition
-            )
+            events = Announcer()
+            events.subscribe(self._job_logger().on_event)
+            events.subscribe(self._on_transition)
+            self._lifecycle = Lifecycle(self.store, clock=self.clock, announce=events.announce)
         return self._lifecycle
 
     def _job_logger(self) -> JobLogger:

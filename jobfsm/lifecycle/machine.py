@@ -1,4 +1,4 @@
-"""The job lifecycle (DESIGN.md §2): one ``transitions`` machine driving every job.
+"""The job lifecycle: one ``transitions`` machine driving every job.
 
 States are the values of :class:`jobfsm.model.JobState`::
 
@@ -20,8 +20,7 @@ the model through ``getattr``/``setattr`` of the ``state`` attribute (``Machine.
 string (``Machine.resolve_callable``; it falls back to importing a dotted path). So a job is a
 plain slotted object of ~150 bytes, and the callbacks the table names are methods of
 :class:`JobModel`. ``tests/test_lifecycle.py`` checks that every name in the table resolves.
-(STYLE.md habit 4 says a model cannot be slotted: that holds for registered models only, which
-get attributes set on them.)
+(A registered model cannot be slotted: transitions sets attributes on it.)
 
 **Where the logic lives.** The table holds the whole decision: which source states an event
 accepts, and the guards that choose between transitions (``_allows_overlap``,
@@ -31,8 +30,8 @@ place, the two machine-level hooks of :class:`Lifecycle`:
 
 - ``before_state_change`` -> :meth:`Lifecycle._persist`: ``store.set_state`` *before* the model
   changes (write-ahead), so a store that raises leaves model and store agreeing on the old state;
-- ``after_state_change`` -> :meth:`Lifecycle._record`: the job log line, and the audit event when
-  a person caused it (``user=`` given).
+- ``after_state_change`` -> :meth:`Lifecycle._record`: announces :class:`StateChanged`; the job
+  log writes its line, the service audits it when a person caused it (``user=`` given).
 
 **What is persisted.** The store holds the state only, so only transitions that change it are
 persisted. Internal transitions (``dest=None``: a second concurrent run with ``overlap: allow``,
@@ -49,8 +48,9 @@ marked the run lost.
 state) and a ``False`` result (every guard failed) never leave this module. Who audits a refused
 request a person made is the caller's business (the service audits ``denied``/``failed``).
 
-**Threads.** The Lifecycle takes no lock: one thread (the daemon's loop) owns every transition
-(STYLE.md habit 7). transitions' plain ``Machine`` is not safe to drive from several threads.
+**Threads.** The Lifecycle takes no lock: one thread (the daemon's loop, or the service's
+local-run thread) owns every transition. transitions' plain ``Machine`` is not safe to drive from
+several threads.
 Note that transitions logs every executed callback at INFO on the ``transitions`` logger; the
 daemon's logging set-up should raise that logger to WARNING.
 """
@@ -59,27 +59,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from transitions import EventData, Machine, MachineError
 
 from jobfsm.clock import Clock
 from jobfsm.errors import InvalidTransitionError
+from jobfsm.lifecycle.events import Event, StateChanged
 from jobfsm.model import JobState, Outcome, Overlap, Trigger
 from jobfsm.store.abc import Store
 
-__all__ = [
-    "CALLBACK_KEYS",
-    "EVENTS",
-    "TRANSITIONS",
-    "AuditEvent",
-    "JobLoggerLike",
-    "JobModel",
-    "Lifecycle",
-    "render_mermaid",
-]
+__all__ = ["CALLBACK_KEYS", "EVENTS", "TRANSITIONS", "JobModel", "Lifecycle", "render_mermaid"]
 
 log = logging.getLogger(__name__)
 
@@ -199,30 +189,9 @@ class JobModel:
         self.disable_pending = False
 
 
-class JobLoggerLike(Protocol):
-    """What the lifecycle needs of :class:`jobfsm.joblog.JobLogger`."""
-
-    def state_change(
-        self, job: str, *, event: str, source: str, dest: str, user: str | None = None
-    ) -> None: ...
-
-
-@dataclass(frozen=True)
-class AuditEvent:
-    """A transition a person caused. ``action`` is the event name (``enable``, ``disable``,
-    ``start``); ``outcome`` is always ``allowed`` (refusals raise and are audited by the caller)."""
-
-    user: str
-    action: str
-    job: str
-    outcome: str
-    source: str
-    dest: str
-    time: datetime
-
-
 class Lifecycle:
-    """Owns the shared Machine and the side effects: persist, log, audit — in one place.
+    """Owns the shared Machine and its side effects in one place: persist the state, announce
+    the change (the job log and the audit trail listen).
 
     Not locked: call it from the one thread that owns transitions.
     """
@@ -230,19 +199,18 @@ class Lifecycle:
     def __init__(
         self,
         store: Store,
-        logger: JobLoggerLike | None,
         *,
         clock: Clock,
-        audit: Callable[[AuditEvent], None] | None = None,
+        announce: Callable[[Event], None] | None = None,
         before_event: Callable[[JobModel], None] | None = None,
     ) -> None:
-        """``before_event(job)`` is called before every event is tried on ``job`` (the
-        scheduler keeps what the model was, to restore it if the store transaction around
-        the change rolls back)."""
+        """``announce(event)`` hears every applied event (:class:`StateChanged`);
+        ``before_event(job)`` is called before every event is tried on ``job`` (the scheduler
+        keeps what the model was, to restore it if the store transaction around the change
+        rolls back)."""
         self._store = store
-        self._logger = logger
         self._clock = clock
-        self._audit = audit
+        self._announce = announce
         self._before_event = before_event
         self.machine = Machine(
             model=None,
@@ -356,20 +324,8 @@ class Lifecycle:
                 job.name, name, source, dest, user, job.active_runs,
                 {k: v for k, v in event.kwargs.items() if k != "user" and v not in (None, "")},
             )
-        if self._logger is not None:
-            self._logger.state_change(job.name, event=name, source=source, dest=dest, user=user)
-        if user is not None and self._audit is not None:
-            self._audit(
-                AuditEvent(
-                    user=user,
-                    action=name,
-                    job=job.name,
-                    outcome="allowed",
-                    source=source,
-                    dest=dest,
-                    time=self._clock.now(),
-                )
-            )
+        if self._announce is not None:
+            self._announce(StateChanged(job.name, name, source, dest, user, self._clock.now()))
 
     # -- picture ---------------------------------------------------------------------------
     def diagram(self, highlight: JobState | None = None) -> str:
