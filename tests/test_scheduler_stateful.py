@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from jobfsm import cron
-from jobfsm.daemon.scheduler import MAX_CATCH_UP, Scheduler
+from jobfsm.daemon.policy import MAX_CATCH_UP
+from jobfsm.daemon.scheduler import Scheduler
 from jobfsm.joblog import JobLogger
 from jobfsm.model import JobState, Outcome, RunStatus, Trigger
 from jobfsm.runs.executor import JobResult

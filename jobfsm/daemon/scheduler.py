@@ -45,6 +45,8 @@ from jobfsm import cron
 from jobfsm.clock import Clock
 from jobfsm.config.loader import validate_file
 from jobfsm.config.watch import DirectoryWatcher
+from jobfsm.daemon import policy
+from jobfsm.daemon.policy import Start, Verdict
 from jobfsm.errors import InvalidTransitionError, JobsDirectoryError, StoreError
 from jobfsm.joblog import JobLogger
 from jobfsm.lifecycle import (
@@ -56,7 +58,7 @@ from jobfsm.lifecycle import (
     RunSkipped,
     RunStarted,
 )
-from jobfsm.model import CatchUp, JobConfig, JobState, Outcome, Overlap, RunStatus, Trigger
+from jobfsm.model import CatchUp, JobConfig, JobState, Outcome, RunStatus, Trigger
 from jobfsm.problems import Problem
 from jobfsm.runs.executor import JobExecutor, JobResult, RunTag, end_run_processes
 from jobfsm.runs.runner import ProcessRunner, Runner, Ticket
@@ -65,16 +67,12 @@ from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS, HEARTBEAT_MAX
 
 log = logging.getLogger(__name__)
 
-MAX_CATCH_UP = 100
-"""At most this many missed fires of one job are caught up (``catch_up: all``) or recorded."""
 MAX_RESULT_HOLD_SECONDS = 3.0
 """Finished runs wait at most about this long while a burst of runs is being started."""
 DISPATCH_CHUNK = 256
 """At most this many fires (or results) are recorded in one store transaction."""
 SKIP_CHUNK = 1000
 """Skipped fires (a late loop, a store outage, a clock step) are recorded this many at a time."""
-MAX_FIRES_SCANNED = 200_000
-"""A late job's missed fires are counted up to this many (a year of a job every few minutes)."""
 CLOCK_JUMP_SECONDS = 2.0
 """A wall clock that moved this much more or less than the monotonic clock was stepped."""
 PROBE_FIRST_SECONDS = 0.25
@@ -83,19 +81,15 @@ PROBE_MAX_SECONDS = 5.0
 SPOOL_FILE = "unrecorded-results.jsonl"
 """Results the store could not take before the daemon stopped: recorded at the next start."""
 _JUST_BEFORE = timedelta(microseconds=1)
-
-
-@dataclass(frozen=True, slots=True)
-class Start:
-    """A run that should begin as soon as the job's overlap policy lets it."""
-
-    trigger: Trigger
-    scheduled_for: datetime | None = None
-    attempt: int = 0
-    user: str | None = None
-    request_id: int | None = None
-    run_id: int | None = None
-    """Set once the start is recorded in the store as a waiting (``skipped``) run."""
+SHUTDOWN_SIGTERM_SECONDS = 5.0
+"""At shutdown, what still runs this long before the end of the grace period (at most half-way
+through it) gets SIGTERM; SIGKILL comes at its end. The grace bounds the whole stop."""
+SHUTDOWN_BOOKKEEPING_SECONDS = 2.0
+"""After SIGKILL, how long shutdown waits at most for the runs to be reaped and recorded (it
+takes milliseconds unless a process is stuck in the kernel, where SIGKILL cannot reach it)."""
+LOST_KILL_GRACE_SECONDS = 2.0
+"""The processes of a lost run get this long between SIGTERM and SIGKILL (nobody waits for
+their output any more; the loop waits for this)."""
 
 
 @dataclass(eq=False, slots=True)
@@ -451,10 +445,10 @@ class Scheduler:
         last = self.store.last_fire(config.name)
         if last is None:
             return
-        missed, count = _newest_fires(config, last, now - _JUST_BEFORE)
-        if not missed:
+        missed, count = policy.newest_fires(config, last, now - _JUST_BEFORE)
+        chosen = policy.catch_up(config, missed)
+        if not chosen:
             return
-        chosen = missed[-1:] if config.catch_up is CatchUp.LATEST else missed
         self.logger.info(
             f"job {config.name!r}: {count} fire(s) missed while the daemon was down; "
             f"catching up {len(chosen)} (catch_up: {config.catch_up.value})",
@@ -578,30 +572,15 @@ class Scheduler:
             heapq.heappush(self._retries, (now, self._seq, entry.config.name, retry))
 
     def _late_fires(self, entry: JobEntry, fire: datetime, now: datetime) -> tuple[list[Start], list[tuple[JobEntry, Start, str]]]:
-        """The loop comes late to ``fire`` (the host was suspended or overloaded, the store was
-        unavailable, the wall clock was stepped forward): which of the fires due by now run, and
-        which are recorded as skipped with the reason. The newest runs (with ``catch_up: all``,
-        each of them, oldest first); the older ones follow the job's ``catch_up``."""
-        config = entry.config
-        later, count = _newest_fires(config, fire, now)
-        if not later:
-            return [Start(Trigger.SCHEDULE, scheduled_for=fire)], []
-        fires = [fire, *later][-MAX_CATCH_UP:]
-        if config.catch_up is CatchUp.ALL:
-            return [Start(Trigger.CATCH_UP, scheduled_for=f) for f in fires], []
-        reason = self._late_reason or f"the daemon was {(now - fire).total_seconds():.0f} s late (suspended or overloaded)"
-        newest = fires[-1]
-        if count + 1 > len(fires):
+        """The policy's answer for a job the loop comes to late (:func:`policy.late_fires`)."""
+        late = policy.late_fires(entry.config, fire, now, why=self._late_reason)
+        if late.due > len(late.starts) + len(late.skips):
             self.logger.info(
-                f"job {config.name!r}: {count + 1} fires were due while {reason}; recording the newest "
-                f"{len(fires)}", component="scheduler",
+                f"job {entry.config.name!r}: {late.due} fires were due while "
+                f"{self._late_reason or 'the daemon was late'}; recording the newest "
+                f"{len(late.starts) + len(late.skips)}", component="scheduler",
             )
-        skips = [
-            (entry, Start(Trigger.SCHEDULE, scheduled_for=f),
-             f"missed: {reason}; the fire of {newest.isoformat()} ran instead (catch_up: {config.catch_up.value})")
-            for f in fires[:-1]
-        ]
-        return [Start(Trigger.SCHEDULE, scheduled_for=newest)], skips
+        return late.starts, [(entry, start, reason) for start, reason in late.skips]
 
     def _notice_clock(self, now: datetime) -> None:
         """Compare how far the wall clock and the monotonic clock moved since the last look: a
@@ -627,24 +606,26 @@ class Scheduler:
         self._retries = [(due + step, seq, name, start) for due, seq, name, start in self._retries]
         heapq.heapify(self._retries)
 
-    def _fire(self, entry: JobEntry, start: Start) -> None:
+    def _fire(self, entry: JobEntry, start: Start) -> RunRecord | None:
+        """Run, skip or queue ``start`` as the policy decides; the run recorded, if any."""
         model, config = entry.model, entry.config
-        if model.job_state is JobState.DISABLED or model.disable_pending:
-            if start.trigger is Trigger.MANUAL:
-                self._record_skip(entry, start, f"job {config.name!r} is disabled; enable it before triggering it")
-            return
-        if model.active_runs and config.overlap is not Overlap.ALLOW:
-            busy = ", ".join(str(i) for i, (t, m) in self.in_flight.items() if m is model) or "?"
-            if config.overlap is Overlap.SKIP and start.trigger in (Trigger.SCHEDULE, Trigger.MANUAL):
-                self._record_skip(entry, start, f"run {busy} still running (overlap: skip)")
-            elif start.trigger is Trigger.SCHEDULE and any(
-                w.trigger is Trigger.SCHEDULE for w in entry.waiting or ()
-            ):
-                self._record_skip(entry, start, f"run {busy} still running and a fire already waits (overlap: queue)")
-            else:
-                self._enqueue(entry, start, busy)
-            return
-        self._start(entry, start)
+        decision = policy.decide(
+            config, start, enabled=model.enabled, running=model.active_runs,
+            running_ids=self._running_ids(model),
+            fire_waiting=any(w.trigger is Trigger.SCHEDULE for w in entry.waiting or ()),
+        )
+        if decision.verdict is Verdict.RUN:
+            return self._start(entry, start)
+        if decision.verdict is Verdict.SKIP:
+            return self._record_skip(entry, start, decision.reason)
+        if decision.verdict is Verdict.QUEUE:
+            return self._enqueue(entry, start, decision.reason)
+        return None
+
+    def _running_ids(self, model: JobModel) -> str:
+        if not model.active_runs:
+            return ""
+        return ", ".join(str(i) for i, (_, m) in self.in_flight.items() if m is model) or "?"
 
     def _fire_many(self, work: list[tuple[JobEntry, Start]]) -> None:
         """:meth:`_fire` for each, with the plain starts (a keyed fire of a job that is free)
@@ -691,27 +672,19 @@ class Scheduler:
 
     @staticmethod
     def _plain_start(entry: JobEntry, start: Start) -> bool:
-        """Would :meth:`_fire` simply claim and start this keyed fire?"""
-        model = entry.model
-        return (
-            start.scheduled_for is not None and start.run_id is None and start.request_id is None
-            and model.job_state is not JobState.DISABLED and not model.disable_pending
-            and (not model.active_runs or entry.config.overlap is Overlap.ALLOW)
-        )
+        return policy.is_plain(entry.config, start, enabled=entry.model.enabled, running=entry.model.active_runs)
 
-    def _enqueue(self, entry: JobEntry, start: Start, busy: str) -> None:
+    def _enqueue(self, entry: JobEntry, start: Start, reason: str) -> RunRecord | None:
         """Record the waiting start at once (as ``skipped``, saying why), so a crash can never
         make it vanish; it becomes ``running`` when its turn comes."""
-        run = self._record_skip(
-            entry, start,
-            f"queued behind run {busy}; if it never started, the daemon stopped before its turn",
-        )
+        run = self._record_skip(entry, start, reason)
         if run is not None:
             if entry.waiting is None:
                 entry.waiting = deque()
             waiting = entry.waiting
             waiting.append(replace(start, run_id=run.id))
             self._on_rollback(waiting.pop)
+        return run
 
     def _record_skip(self, entry: JobEntry, start: Start, reason: str) -> RunRecord | None:
         now = self.clock.now()
@@ -733,7 +706,7 @@ class Scheduler:
             self.store.resolve_trigger_request(start.request_id, run.id)
         return run
 
-    def _start(self, entry: JobEntry, start: Start) -> None:
+    def _start(self, entry: JobEntry, start: Start) -> RunRecord | None:
         config = entry.config
         if start.run_id is not None:
             run = self.store.start_queued_run(start.run_id, started_at=self.clock.now())
@@ -749,8 +722,9 @@ class Scheduler:
             )
         if run is None:
             log.debug("fire %s of %r was claimed by another node", start.scheduled_for, config.name)
-            return
+            return None
         self._begin(entry, start, run)
+        return run
 
     def _begin(self, entry: JobEntry, start: Start, run: RunRecord) -> None:
         """The run is claimed: move the job to ``running``, hand it to the runner once the
@@ -911,11 +885,12 @@ class Scheduler:
             return
         if self.stopping:
             return
-        if not result.success and ticket.attempt < entry.config.retries and entry.config.enabled:
-            due = self.clock.now() + timedelta(seconds=entry.config.retry_delay_seconds)
+        due = policy.retry_due(entry.config, attempt=ticket.attempt, succeeded=result.success,
+                               enabled=entry.config.enabled, now=self.clock.now())
+        if due is not None:
             retry = Start(Trigger.RETRY, scheduled_for=ticket.scheduled_for, attempt=ticket.attempt + 1)
             self._later(functools.partial(self._push_retry, due.timestamp(), entry.config.name, retry))
-        while entry.waiting and (not model.active_runs or entry.config.overlap is Overlap.ALLOW):
+        while entry.waiting and policy.may_start_waiting(entry.config, running=model.active_runs):
             if model.job_state is JobState.DISABLED:
                 waiting = list(entry.waiting)
                 entry.waiting.clear()
@@ -998,8 +973,8 @@ class Scheduler:
             entry = self.jobs.get(run.job)
             start = Start(run.trigger, scheduled_for=run.scheduled_for, attempt=run.attempt, user=run.user)
             model = entry.model if entry is not None else None
-            free = model is not None and entry is not None and model.enabled and (
-                not model.active_runs or entry.config.overlap is Overlap.ALLOW)
+            free = model is not None and entry is not None and model.enabled and policy.may_start_waiting(
+                entry.config, running=model.active_runs)
             if free and entry is not None:
                 self.logger.info(f"run {run.id} of job {run.job!r} was claimed as the store failed; starting it now",
                                  component="store")
@@ -1125,29 +1100,6 @@ class Scheduler:
     def _running(self) -> int:
         """Runs whose process has not ended yet (in flight, their result not back)."""
         return len(self.in_flight) - len(self._unrecorded) - self._results.qsize()
-
-
-def _newest_fires(config: JobConfig, after: datetime, until: datetime) -> tuple[list[datetime], int]:
-    """The newest ``MAX_CATCH_UP`` fires ``f`` of ``config`` with ``after < f <= until``, oldest
-    first, and how many there are (counted up to ``MAX_FIRES_SCANNED``)."""
-    newest: deque[datetime] = deque(maxlen=MAX_CATCH_UP)
-    count = 0
-    for fire in cron.iter_fires(config.schedule, config.timezone, after):
-        if fire.at > until or count >= MAX_FIRES_SCANNED:
-            break
-        newest.append(fire.at)
-        count += 1
-    return list(newest), count
-
-SHUTDOWN_SIGTERM_SECONDS = 5.0
-"""At shutdown, what still runs this long before the end of the grace period (at most half-way
-through it) gets SIGTERM; SIGKILL comes at its end. The grace bounds the whole stop."""
-SHUTDOWN_BOOKKEEPING_SECONDS = 2.0
-"""After SIGKILL, how long shutdown waits at most for the runs to be reaped and recorded (it
-takes milliseconds unless a process is stuck in the kernel, where SIGKILL cannot reach it)."""
-LOST_KILL_GRACE_SECONDS = 2.0
-"""The processes of a lost run get this long between SIGTERM and SIGKILL (nobody waits for
-their output any more; the loop waits for this)."""
 
 
 class _Stopping(Enum):

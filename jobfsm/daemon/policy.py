@@ -1,0 +1,152 @@
+"""The scheduling policies, as answers: for a fire or a trigger, run, skip (with the reason) or
+queue; whether a waiting start may begin; when a retry is due; which late or missed fires run.
+
+Decisions only, no mechanism: nothing here touches the store, a process or the clock. The
+scheduler asks; so does the service's local run, through the same scheduler. "Running" is a
+count given by the caller (on one node its runs in flight; with several nodes, what the store
+says runs anywhere), so the answers do not change with the deployment.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+from jobfsm import cron
+from jobfsm.model import CatchUp, JobConfig, Overlap, Trigger
+
+MAX_CATCH_UP = 100
+"""At most this many missed fires of one job are caught up (``catch_up: all``) or recorded."""
+MAX_FIRES_SCANNED = 200_000
+"""A late job's missed fires are counted up to this many (a year of a job every few minutes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """A run that should begin as soon as the job's overlap policy lets it."""
+
+    trigger: Trigger
+    scheduled_for: datetime | None = None
+    attempt: int = 0
+    user: str | None = None
+    request_id: int | None = None
+    run_id: int | None = None
+    """Set once the start is recorded in the store as a waiting (``skipped``) run."""
+
+
+class Verdict(Enum):
+    RUN = "run"
+    """Claim it and start it now."""
+    SKIP = "skip"
+    """Record it as a skipped run, with the reason."""
+    QUEUE = "queue"
+    """Record it as waiting (a ``skipped`` run saying so); it starts when the job is free."""
+    IGNORE = "ignore"
+    """Nothing to record: a fire of a disabled job simply does not happen."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    verdict: Verdict
+    reason: str = ""
+
+
+def decide(
+    config: JobConfig,
+    start: Start,
+    *,
+    enabled: bool,
+    running: int,
+    running_ids: str = "?",
+    fire_waiting: bool = False,
+) -> Decision:
+    """What to do with ``start`` for a job that is ``enabled`` (and not being disabled) and has
+    ``running`` runs going (``running_ids`` names them for the reason); ``fire_waiting``: a
+    scheduled fire already waits for the job."""
+    if not enabled:
+        if start.trigger is Trigger.MANUAL:
+            return Decision(Verdict.SKIP, f"job {config.name!r} is disabled; enable it before triggering it")
+        return Decision(Verdict.IGNORE)
+    if not running or config.overlap is Overlap.ALLOW:
+        return Decision(Verdict.RUN)
+    if config.overlap is Overlap.SKIP and start.trigger in (Trigger.SCHEDULE, Trigger.MANUAL):
+        return Decision(Verdict.SKIP, f"run {running_ids} still running (overlap: skip)")
+    if start.trigger is Trigger.SCHEDULE and fire_waiting:
+        return Decision(Verdict.SKIP, f"run {running_ids} still running and a fire already waits (overlap: queue)")
+    # queue, and every catch-up, retry or (under queue) manual start: they wait their turn.
+    return Decision(Verdict.QUEUE, f"queued behind run {running_ids}; if it never started, "
+                                   "the daemon stopped before its turn")
+
+
+def is_plain(config: JobConfig, start: Start, *, enabled: bool, running: int) -> bool:
+    """Would :func:`decide` say RUN for this keyed fire, with nothing recorded for it yet? (Such
+    fires are claimed many at a time.)"""
+    return (
+        start.scheduled_for is not None and start.run_id is None and start.request_id is None
+        and enabled and (not running or config.overlap is Overlap.ALLOW)
+    )
+
+
+def may_start_waiting(config: JobConfig, *, running: int) -> bool:
+    """May a waiting start of the job begin now?"""
+    return not running or config.overlap is Overlap.ALLOW
+
+
+def retry_due(config: JobConfig, *, attempt: int, succeeded: bool, enabled: bool, now: datetime) -> datetime | None:
+    """When the next attempt of a run that just ended is due, or None when there is none."""
+    if succeeded or not enabled or attempt >= config.retries:
+        return None
+    return now + timedelta(seconds=config.retry_delay_seconds)
+
+
+def newest_fires(config: JobConfig, after: datetime, until: datetime) -> tuple[list[datetime], int]:
+    """The newest ``MAX_CATCH_UP`` fires ``f`` of ``config`` with ``after < f <= until``, oldest
+    first, and how many there are (counted up to ``MAX_FIRES_SCANNED``)."""
+    newest: deque[datetime] = deque(maxlen=MAX_CATCH_UP)
+    count = 0
+    for fire in cron.iter_fires(config.schedule, config.timezone, after):
+        if fire.at > until or count >= MAX_FIRES_SCANNED:
+            break
+        newest.append(fire.at)
+        count += 1
+    return list(newest), count
+
+
+def catch_up(config: JobConfig, missed: list[datetime]) -> list[datetime]:
+    """Which fires missed while the daemon was down run at start-up (``catch_up``)."""
+    if config.catch_up is CatchUp.NONE:
+        return []
+    return missed[-1:] if config.catch_up is CatchUp.LATEST else missed[-MAX_CATCH_UP:]
+
+
+@dataclass(frozen=True, slots=True)
+class LateFires:
+    """What a loop that comes late to a job's fire does: these start, these are recorded as
+    skipped (each with the reason), and how many fires were due in all."""
+
+    starts: list[Start]
+    skips: list[tuple[Start, str]]
+    due: int
+
+
+def late_fires(config: JobConfig, fire: datetime, now: datetime, *, why: str | None) -> LateFires:
+    """The loop comes late to ``fire`` (the host was suspended or overloaded, the store was
+    unavailable, the wall clock was stepped forward), and more fires of the job may be due by
+    ``now``. The newest runs (with ``catch_up: all``, each of them, oldest first); the older ones
+    follow ``catch_up``: recorded as skipped, saying ``why`` (or how late the loop was)."""
+    later, count = newest_fires(config, fire, now)
+    if not later:
+        return LateFires([Start(Trigger.SCHEDULE, scheduled_for=fire)], [], 1)
+    fires = [fire, *later][-MAX_CATCH_UP:]
+    if config.catch_up is CatchUp.ALL:
+        return LateFires([Start(Trigger.CATCH_UP, scheduled_for=f) for f in fires], [], count + 1)
+    reason = why or f"the daemon was {(now - fire).total_seconds():.0f} s late (suspended or overloaded)"
+    newest = fires[-1]
+    skips = [
+        (Start(Trigger.SCHEDULE, scheduled_for=f),
+         f"missed: {reason}; the fire of {newest.isoformat()} ran instead (catch_up: {config.catch_up.value})")
+        for f in fires[:-1]
+    ]
+    return LateFires([Start(Trigger.SCHEDULE, scheduled_for=newest)], skips, count + 1)
