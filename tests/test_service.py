@@ -428,7 +428,7 @@ def test_trigger_while_running_is_skipped_by_overlap_policy(service: JobManageme
     assert service.get_job("slow").state is JobState.RUNNING
     second = service.trigger_job("slow", "u")
     skipped = service.store.get_run(second)
-    assert skipped.status is RunStatus.SKIPPED and "already running" in skipped.message
+    assert skipped.status is RunStatus.SKIPPED and f"run {first} still running (overlap: skip)" in skipped.message
     service.disable_job("slow", "u")  # deferred: lands in disabled when the run ends
     assert service.store.get_state("slow") is JobState.RUNNING
     go.touch()

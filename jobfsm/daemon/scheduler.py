@@ -144,6 +144,7 @@ class Scheduler:
         keep_runs: int = DEFAULT_KEEP_RUNS,
         keep_days: float = DEFAULT_KEEP_DAYS,
         events: Announcer | None = None,
+        fires: bool = True,
     ) -> None:
         self.jobs_dir = Path(jobs_dir)
         self.store = store
@@ -190,7 +191,9 @@ class Scheduler:
         self._dir_error: str | None = None
         self._rescan = False
         """A reload failed part way: the next one scans the whole folder."""
-        self._watcher = DirectoryWatcher(self.jobs_dir)
+        self._watcher: DirectoryWatcher | None = None
+        self.fires = fires
+        """False for a scheduler that only runs what it is asked to (the service's local runs)."""
 
     # -- start-up -------------------------------------------------------------------------
     def start(self) -> None:
@@ -307,6 +310,8 @@ class Scheduler:
     def _changed_stats(self) -> dict[str, FileStat] | None:
         """The folder's files as they are now: from the watcher's list of changed names when
         it has one (cheap), else from a full scan."""
+        if self._watcher is None:
+            self._watcher = DirectoryWatcher(self.jobs_dir)
         names = self._watcher.changes()
         if names is None:
             return self._scan()
@@ -377,7 +382,7 @@ class Scheduler:
             self.store.set_states(self._new_states, self.clock.now())
             self._new_states = {}
 
-    def _restore_model(self, config: JobConfig, state: JobState | None) -> JobModel:
+    def _restore_model(self, config: JobConfig, state: JobState | None, user: str | None = None) -> JobModel:
         model = self.lifecycle.model_for(
             config.name, enabled=config.enabled, overlap=config.overlap, state=state
         )
@@ -385,19 +390,20 @@ class Scheduler:
             self._new_states[config.name] = model.job_state  # written in one batch by reload()
         elif state is JobState.RUNNING and not self._has_running_runs(config.name):
             self.lifecycle.fail(model, reason="its run was lost when the daemon stopped")
-        self.lifecycle.sync(model, enabled=config.enabled)
+        self.lifecycle.sync(model, enabled=config.enabled, user=user)
         return model
 
     def _has_running_runs(self, name: str) -> bool:
         return bool(self.store.list_runs(name, status=RunStatus.RUNNING, limit=1))
 
     def _upsert(
-        self, config: JobConfig, now: datetime, *, catch_up: bool, states: dict[str, JobState] | None
+        self, config: JobConfig, now: datetime, *, catch_up: bool, states: dict[str, JobState] | None,
+        user: str | None = None,
     ) -> None:
         entry = self.jobs.get(config.name)
         if entry is None:
             state = states.get(config.name) if states is not None else self.store.get_state(config.name)
-            entry = JobEntry(config, self._restore_model(config, state))
+            entry = JobEntry(config, self._restore_model(config, state, user))
             if not catch_up:  # at start-up one summary line says it
                 self.logger.info(
                     f"loaded job {config.name!r} ({'enabled' if config.enabled else 'disabled'})",
@@ -410,10 +416,53 @@ class Scheduler:
             return
         old, entry.config = entry.config, config
         entry.model.overlap = config.overlap
-        self.lifecycle.sync(entry.model, enabled=config.enabled)
+        self.lifecycle.sync(entry.model, enabled=config.enabled, user=user)
         self.logger.info(f"reloaded job {config.name!r}", component="loader")
         if (old.schedule, old.timezone, old.enabled) != (config.schedule, config.timezone, config.enabled):
             self._reschedule(entry, now)
+
+    # -- what the service's local runs ask for ------------------------------------------
+    def add_job(self, config: JobConfig, *, user: str | None = None) -> None:
+        """Load or update one job, as a reload of its file would (``user`` is who changed it)."""
+        self._upsert(config, self.clock.now(), catch_up=False, states=None, user=user)
+        self._write_new_states()
+
+    def remove_job(self, name: str) -> None:
+        """Forget a deleted job (a run in progress finishes)."""
+        if name in self.jobs:
+            self._remove(name)
+        else:
+            self.store.delete_state(name)
+
+    def trigger(self, name: str, *, user: str) -> RunRecord | None:
+        """Run a loaded job now, under its overlap policy: the run, or the skipped run saying why."""
+        with self._batched():
+            return self._fire(self.jobs[name], Start(Trigger.MANUAL, user=user))
+
+    def busy(self) -> bool:
+        """Runs going, retries due or starts waiting: work that is not done yet."""
+        return bool(self.in_flight or self._retries or any(e.waiting for e in self.jobs.values()))
+
+    def reconcile(self) -> None:
+        """Close the runs a job's model counts but this scheduler did not start (another
+        process's, running when the job was loaded) once the store says they ended; then what
+        waited for them may start."""
+        ours: dict[int, int] = {}
+        for _, model in self.in_flight.values():
+            ours[id(model)] = ours.get(id(model), 0) + 1
+        for entry in list(self.jobs.values()):
+            model = entry.model
+            foreign = model.active_runs - ours.get(id(model), 0)
+            if foreign <= 0:
+                continue
+            runs = self.store.list_runs(entry.config.name, limit=50)
+            still = sum(1 for r in runs if r.status is RunStatus.RUNNING and r.id not in self.in_flight)
+            ended = next((r for r in runs if r.status not in (RunStatus.RUNNING, RunStatus.SKIPPED)), None)
+            outcome = ended.outcome if ended is not None and ended.outcome is not None else Outcome.FAILED
+            with self._batched():
+                for _ in range(foreign - still):
+                    self.lifecycle.finish(model, outcome, reason="it ended in another process")
+                self._start_waiting(entry)
 
     def _remove(self, name: str) -> None:
         entry = self.jobs.pop(name, None)
@@ -427,7 +476,7 @@ class Scheduler:
         self._seq += 1
         entry.generation = self._seq  # unique across entries: a re-created job never revives old heap items
         entry.next_fire = None
-        if not entry.config.enabled:
+        if not entry.config.enabled or not self.fires:
             return
         try:
             fire = cron.next_fire(entry.config.schedule, entry.config.timezone, after)
@@ -890,6 +939,11 @@ class Scheduler:
         if due is not None:
             retry = Start(Trigger.RETRY, scheduled_for=ticket.scheduled_for, attempt=ticket.attempt + 1)
             self._later(functools.partial(self._push_retry, due.timestamp(), entry.config.name, retry))
+        self._start_waiting(entry)
+
+    def _start_waiting(self, entry: JobEntry) -> None:
+        """Start what waits for the job, as far as its overlap policy lets it now."""
+        model = entry.model
         while entry.waiting and policy.may_start_waiting(entry.config, running=model.active_runs):
             if model.job_state is JobState.DISABLED:
                 waiting = list(entry.waiting)
@@ -1091,7 +1145,8 @@ class Scheduler:
         self.apply_results()
         if self.outage is not None:
             self._spool()
-        self._watcher.close()
+        if self._watcher is not None:
+            self._watcher.close()
         try:
             self.store.remove_node(self.node)
         except StoreError as exc:

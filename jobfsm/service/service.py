@@ -1,4 +1,4 @@
-"""The management service: the one place where people change jobs (DESIGN.md §3, §6).
+"""The management service: the one place where people change jobs.
 
 The admin page and the CLI are thin adapters over :class:`JobManagementService`; neither touches
 files, the store or the lifecycle directly.
@@ -19,25 +19,22 @@ atomic rename, and minimal text edits so git diffs stay small.
 ``heartbeat_max_age`` seconds. With one, a trigger is a trigger request in the store that the
 daemon picks up and runs under the job's overlap policy; enable/disable only edit the file (the
 daemon notices within two seconds and applies the transition itself, without a user, so it
-audits nothing). With none, the service does what the daemon would: it applies the lifecycle
-transition on the store's state, and a trigger runs the job here, in a background thread,
-through the same :class:`~jobfsm.runs.executor.JobExecutor`, :class:`~jobfsm.lifecycle.Lifecycle` and
-:class:`~jobfsm.joblog.JobLogger` calls the daemon makes, recorded the same way. The service
+audits nothing). With none, the service runs the job here, through the daemon's own scheduler
+(:class:`~jobfsm.service.local.LocalRuns`: same overlap, queue and retry rules, one thread
+owning the transitions), and that scheduler applies enable/disable transitions too. The service
 never heartbeats: it is not a daemon and must not make another service think one is alive.
-Locally, ``overlap: skip`` and ``queue`` both record a ``skipped`` run when the job is already
-running (queueing is the daemon's job); ``allow`` runs concurrently.
 
 **Exactly one audit entry per change request.** Every mutating method runs inside
 :meth:`_audited`, which records one entry: ``allowed`` when it went through, ``denied`` when it
 was refused because of the state of things (a stale version, a disabled job, a missing role),
 ``failed`` when the request itself was wrong (invalid document, unknown job, taken name). Where
-the service applies a lifecycle transition itself, the entry is written by the lifecycle's audit
-callback (DESIGN.md §2: side effects hang off the machine) carrying the request's action and
-details; the context then knows it was recorded and does not write another.
+the service has a lifecycle transition applied, the entry is written when the lifecycle announces
+it, carrying the request's action and details; the context then knows it was recorded and does
+not write another.
 
-**Threads.** The admin page calls the service from many threads, and local runs end on their own
-threads. One re-entrant lock guards the lifecycle and the models of running jobs (STYLE.md habit
-7: one owner at a time); file writes are serialized by the folder lock, the store is thread-safe.
+**Threads.** The admin page calls the service from many threads. Transitions happen on one
+thread only (the local runs' thread); file writes are serialized by the folder lock, the store
+is thread-safe.
 """
 
 from __future__ import annotations
@@ -49,12 +46,12 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jobfsm.audit import MASK, AuditLog, is_secret_key, mask_env
 from jobfsm.clock import Clock, SystemClock, utc
@@ -78,14 +75,16 @@ from jobfsm.errors import (
     RunNotFoundError,
     ValidationError,
 )
-from jobfsm.model import JobConfig, JobState, Outcome, Overlap, RunStatus, Trigger
+from jobfsm.model import JobConfig, JobState, RunStatus
 from jobfsm.problems import Problem, quote
 from jobfsm.store.abc import HEARTBEAT_MAX_AGE_SECONDS, AuditEntry, RunRecord, Store
 
 if TYPE_CHECKING:
-    from jobfsm.joblog import JobLogger
-    from jobfsm.lifecycle import Event, JobModel, Lifecycle
-    from jobfsm.runs.executor import JobExecutor
+    from jobfsm.daemon.scheduler import Scheduler
+    from jobfsm.lifecycle import Event
+    from jobfsm.service.local import LocalRuns
+
+T = TypeVar("T")
 
 __all__ = [
     "JobManagementService",
@@ -207,12 +206,9 @@ class JobManagementService:
         self.audit = AuditLog(self.log_directory, self.store)
         self._lock = threading.RLock()
         self._local = threading.local()
-        self._lifecycle: Lifecycle | None = None
-        self._logger: JobLogger | None = None
-        self._executor: JobExecutor | None = None
-        self._models: dict[str, JobModel] = {}
-        """Jobs with a run of ours in progress (their model must outlive the call)."""
-        self._runs: dict[int, tuple[threading.Event, threading.Thread]] = {}
+        self._local_runs: LocalRuns | None = None
+        self._call_ctx: _AuditContext | None = None
+        """The request whose work the local runs' thread is doing (its transitions are audited there)."""
         self._closed = False
 
     # -- reading ---------------------------------------------------------------------------
@@ -343,13 +339,9 @@ class JobManagementService:
                     raise JobAlreadyExistsError(name)
                 version = self.files.write(name, render_document(doc))
             ctx.details.update(document=doc, version=version)
-            if not self.daemon_alive():
-                with self._lock:
-                    lifecycle = self._machine()
-                    model = lifecycle.model_for(
-                        name, enabled=report.config.enabled, overlap=report.config.overlap
-                    )
-                    lifecycle.persist_initial(model)
+            if not self.daemon_alive():  # a first state, not a transition (a daemon writes it too)
+                first = JobState.IDLE if report.config.enabled else JobState.DISABLED
+                self.store.set_state(name, first, self.clock.now())
         return self.get_job(name)
 
     def update_job(
@@ -386,9 +378,10 @@ class JobManagementService:
             if isinstance(jf.document, dict):
                 ctx.details["document"] = jf.document
             if not self.daemon_alive():
-                with self._lock:
-                    if name not in self._models:
-                        self.store.delete_state(name)
+                if self._local_runs is not None:
+                    self._local_runs.call(lambda scheduler: scheduler.remove_job(name))
+                else:
+                    self.store.delete_state(name)
 
     def enable_job(self, name: str, user: str) -> JobView:
         return self._set_enabled(name, user, True)
@@ -417,11 +410,6 @@ class JobManagementService:
         """Block until the run is no longer ``running``; :class:`RunWaitTimeoutError` after
         ``timeout`` seconds (None: wait as long as it takes)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        local = self._runs.get(run_id)
-        if local is not None:
-            if not local[0].wait(timeout):
-                raise RunWaitTimeoutError(f"run {run_id!r} is still running after {timeout:g} s")
-            return self.store.get_run(run_id)
         pause = threading.Event()
         while True:
             run = self.store.get_run(run_id)
@@ -442,10 +430,8 @@ class JobManagementService:
         if self._closed:
             return
         self._closed = True
-        for _event, thread in list(self._runs.values()):
-            thread.join()
-        if self._logger is not None:
-            self._logger.close()
+        if self._local_runs is not None:
+            self._local_runs.close()
         if self._owns_store:
             self.store.close()
 
@@ -495,7 +481,7 @@ class JobManagementService:
 
         if not isinstance(event, StateChanged) or event.user is None:
             return
-        ctx: _AuditContext | None = getattr(self._local, "ctx", None)
+        ctx: _AuditContext | None = getattr(self._local, "ctx", None) or self._call_ctx
         if ctx is None or ctx.recorded:
             if ctx is None:
                 self.audit.record(
@@ -552,19 +538,11 @@ class JobManagementService:
         return self.get_job(name)
 
     def _apply_enabled(self, config: JobConfig, *, old_enabled: bool, user: str) -> None:
-        """With no daemon alive, apply the enable/disable transition ourselves (audited by the
-        lifecycle's callback). With a daemon, it applies it when it reloads the file."""
+        """With no daemon alive, have the enable/disable transition applied here (audited when
+        the lifecycle announces it). With a daemon, it applies it when it reloads the file."""
         if self.daemon_alive():
             return
-        with self._lock:
-            lifecycle = self._machine()
-            model = self._model(config.name, enabled=old_enabled, overlap=config.overlap)
-            if model.enabled == config.enabled:
-                return
-            if config.enabled:
-                lifecycle.enable(model, user=user)
-            else:
-                lifecycle.disable(model, user=user)
+        self._on_local_thread(lambda scheduler: scheduler.add_job(config, user=user))
 
     # -- triggering ------------------------------------------------------------------------
     def _trigger_via_daemon(self, name: str, user: str, ctx: _AuditContext) -> int:
@@ -586,128 +564,44 @@ class JobManagementService:
             pause.wait(POLL_SECONDS)
 
     def _trigger_here(self, config: JobConfig, user: str, ctx: _AuditContext) -> int:
-        name = config.name
+        """No daemon: run it through the local runs' scheduler, as the daemon would."""
         ctx.details["via"] = "local"
-        with self._lock:
-            lifecycle = self._machine()
-            logger = self._job_logger()
-            model = self._model(name, enabled=config.enabled, overlap=config.overlap)
-            if model.state == JobState.RUNNING.value and config.overlap is not Overlap.ALLOW:
-                reason = f"job {name!r} is already running (overlap {config.overlap.value!r})"
-                skipped = self.store.claim_run(
-                    name, trigger=Trigger.MANUAL, node=self.node, started_at=self.clock.now(),
-                    status=RunStatus.SKIPPED, message=reason, user=user,
-                )
-                assert skipped is not None  # manual runs never conflict
-                logger.job_skipped(name, skipped.id, reason=reason)
-                ctx.details.update(run_id=skipped.id, skipped=reason)
-                return skipped.id
-            run = self.store.claim_run(
-                name, trigger=Trigger.MANUAL, node=self.node, started_at=self.clock.now(), user=user
-            )
-            assert run is not None
-            ctx.details["run_id"] = run.id
-            lifecycle.start(model, trigger=Trigger.MANUAL, run_id=run.id, user=user)
-            self._models[name] = model
-            done = threading.Event()
-            thread = threading.Thread(
-                target=self._run_here, args=(config, run.id, model, done),
-                name=f"jobfsm-run-{run.id}",
-            )
-            self._runs[run.id] = (done, thread)
-        thread.start()
+
+        def trigger(scheduler: Scheduler) -> RunRecord | None:
+            scheduler.add_job(config)
+            return scheduler.trigger(config.name, user=user)
+
+        run = self._on_local_thread(trigger)
+        assert run is not None  # a manual start is never a fire someone else claimed
+        ctx.details["run_id"] = run.id
+        if run.status is RunStatus.SKIPPED:
+            ctx.details["skipped"] = run.message
         return run.id
 
-    def _run_here(self, config: JobConfig, run_id: int, model: JobModel, done: threading.Event) -> None:
-        """A background thread: execute, record, finish the lifecycle — as the daemon does."""
-        try:
-            logger = self._job_logger()
-            logger.job_start(config.name, run_id, trigger=Trigger.MANUAL.value,
-                             scheduled_for=None, command=config.command_text)
-            result = self._job_executor().execute(config, run_id)
-            self.store.finish_run(run_id, **result.finish_fields())
-            logger.job_completion(result, trigger=Trigger.MANUAL.value)
-            self._finish_model(config.name, model, result.status, run_id, result.message)
-        except Exception as exc:  # never leave a run open
-            log.exception("run %s of job %r: recording failed", run_id, config.name)
-            with contextlib.suppress(Exception):
-                self.store.finish_run(
-                    run_id, outcome=Outcome.NOT_STARTED, ended_at=self.clock.now(),
-                    exit_code=None, duration_seconds=None, message=f"internal error: {exc}",
-                )
-            with contextlib.suppress(Exception):
-                self._finish_model(config.name, model, Outcome.NOT_STARTED, run_id, str(exc))
-        finally:
-            done.set()
-
-    def _finish_model(
-        self, name: str, model: JobModel, outcome: Outcome, run_id: int, message: str
-    ) -> None:
+    def _on_local_thread(self, work: Callable[[Scheduler], T]) -> T:
+        """Do ``work`` on the local runs' thread, its transitions audited as this request's."""
         with self._lock:
-            lifecycle = self._machine()
-            lifecycle.finish(model, outcome, run_id=run_id, reason=message)
-            if model.active_runs > 0:
-                return
-            self._models.pop(name, None)
-            # Someone may have disabled (or enabled) the file meanwhile, from another process.
+            if self._local_runs is None:
+                from jobfsm.lifecycle import Announcer
+                from jobfsm.service.local import LocalRuns
+
+                events = Announcer()
+                events.subscribe(self._on_transition)
+                self._local_runs = LocalRuns(
+                    self.jobs_directory, self.log_directory, self.store, clock=self.clock,
+                    node=self.node, events=events,
+                )
+            self._call_ctx = getattr(self._local, "ctx", None)
             try:
-                enabled = self._valid_config(self.files.read(name)).enabled
-            except JobfsmError:
-                return
-            if not self.daemon_alive():
-                with contextlib.suppress(InvalidTransitionError):
-                    lifecycle.sync(model, enabled=enabled)
+                return self._local_runs.call(work)
+            finally:
+                self._call_ctx = None
 
     # -- helpers ---------------------------------------------------------------------------
     def _current_ctx(self) -> _AuditContext:
         ctx: _AuditContext | None = getattr(self._local, "ctx", None)
         assert ctx is not None, "called outside _audited"
         return ctx
-
-    def _machine(self) -> Lifecycle:
-        if self._lifecycle is None:
-            from jobfsm.lifecycle import Announcer, Lifecycle
-
-            events = Announcer()
-            events.subscribe(self._job_logger().on_event)
-            events.subscribe(self._on_transition)
-            self._lifecycle = Lifecycle(self.store, clock=self.clock, announce=events.announce)
-        return self._lifecycle
-
-    def _job_logger(self) -> JobLogger:
-        with self._lock:
-            if self._logger is None:
-                from jobfsm.joblog import JobLogger
-
-                self._logger = JobLogger(self.log_directory)
-            return self._logger
-
-    def _job_executor(self) -> JobExecutor:
-        with self._lock:
-            if self._executor is None:
-                from jobfsm.runs.executor import JobExecutor
-
-                self._executor = JobExecutor(self.log_directory, clock=self.clock)
-            return self._executor
-
-    def _model(self, name: str, *, enabled: bool, overlap: Overlap) -> JobModel:
-        """The job's lifecycle model: ours while we run it, else rebuilt from the store."""
-        model = self._models.get(name)
-        if model is not None:
-            model.overlap = overlap
-            return model
-        state = self.store.get_state(name)
-        open_runs = 0
-        if state is JobState.RUNNING:
-            open_runs = len(self.store.list_runs(name, status=RunStatus.RUNNING))
-            if open_runs == 0:
-                state = None  # stale: nothing is running any more
-        elif state is not None and (state is JobState.DISABLED) == enabled:
-            state = None  # the file was edited by hand with no daemon alive: trust the file
-        model = self._machine().model_for(name, enabled=enabled, overlap=overlap, state=state)
-        if open_runs:
-            model.active_runs = open_runs
-        return model
 
     def _view(self, jf: JobFile, stored: JobState | None, now: datetime) -> JobView:
         problems: list[Problem] = []
