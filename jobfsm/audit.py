@@ -19,6 +19,7 @@ between processes on one host.
 looks secret (``*PASSWORD*``, ``*TOKEN*``, ``*SECRET*``, ``*KEY*``, any case), at any depth, with
 :data:`MASK`. The service uses the same functions for everything it returns for display, so a
 secret that reached a job file's ``env`` never reaches an audit entry, a log line or a screen.
+What a mask sent back in an edit means is the service's rule (:mod:`jobfsm.service.edits`).
 """
 
 from __future__ import annotations
@@ -123,11 +124,3 @@ class AuditLog:
                     fcntl.flock(fd, fcntl.LOCK_UN)
             finally:
                 os.close(fd)
-
-    def read_lines(self) -> list[dict[str, Any]]:
-        """Every entry of ``audit.log`` (oldest first); for tests and tools."""
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return []
-        return [json.loads(line) for line in text.split("\n") if line.strip()]

@@ -135,7 +135,7 @@ class JobConfig:
         10,000 job files: 3.5 MB less)."""
         kwargs: dict[str, Any] = {}
         for f in fields(cls):
-            key = "$schema" if f.name == "schema_ref" else f.name
+            key = document_key(f.name)
             if key in data:
                 value = data[key]
                 kwargs[f.name] = intern(value) if type(value) is str else value
@@ -182,6 +182,11 @@ class JobConfig:
         import shlex
 
         return shlex.join(self.command)
+
+
+def document_key(attribute: str) -> str:
+    """The job file's key for a :class:`JobConfig` attribute (``schema_ref`` is ``$schema``)."""
+    return "$schema" if attribute == "schema_ref" else attribute
 
 
 REQUIRED_FIELDS = ("name", "schedule", "command", "working_directory", "enabled")

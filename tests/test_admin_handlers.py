@@ -20,8 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobfsm.admin import views
+from jobfsm.admin.form import job_form
 from jobfsm.admin.handlers import JobsHandlers, Refused
-from jobfsm.admin.section import FORM_FIELDS, document_from_form, form_values
 from jobfsm.problems import Problem
 from jobfsm.service import JobManagementService
 from tests.admin_support import write_job
@@ -120,15 +120,23 @@ def test_delete_unknown_and_stale(setup: Any) -> None:
 # -- forms -----------------------------------------------------------------------------------
 
 
-def form(**overrides: Any) -> list[Any]:
-    values = dict(zip(FORM_FIELDS, [None] * len(FORM_FIELDS), strict=True))
+FORM = job_form()
+FORM_FIELDS = FORM.keys
+
+
+def form(**overrides: Any) -> dict[str, Any]:
+    values = FORM.starting_values()
     values.update(
         name="made", description="", schedule="0 3 * * *", timezone="UTC", command="echo made",
         working_directory="/tmp", enabled=True, timeout_seconds=3600, env="{}", overlap="skip",
         catch_up="none", retries=0, retry_delay_seconds=60,
     )
     values.update(overrides)
-    return [values[k] for k in FORM_FIELDS]
+    return values
+
+
+def document_from_form(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    return FORM.document(values)
 
 
 def test_create_from_the_form(setup: Any) -> None:
@@ -164,7 +172,7 @@ def test_duplicate_name_is_refused(setup: Any) -> None:
 def test_form_round_trips_a_job(setup: Any) -> None:
     _h, service, _ = setup
     config = service.get_job("hello").config
-    document, local = document_from_form(form_values(config))
+    document, local = document_from_form(FORM.values_of(config))
     assert local == {}
     assert {k: document[k] for k in ("name", "schedule", "command", "enabled")} == {
         "name": "hello", "schedule": "*/5 * * * *", "command": "true", "enabled": True,
@@ -174,14 +182,16 @@ def test_form_round_trips_a_job(setup: Any) -> None:
 def test_update_valid_stale_and_unknown(setup: Any) -> None:
     h, service, jobs = setup
     v1 = version(service, "hello")
-    result = h.update("hello", {"schedule": "@daily"}, v1, request("alice"))
+    shown = json.loads((jobs / "hello.json").read_text())
+    result = h.edit("hello", {**shown, "schedule": "@daily"}, v1, request("alice"))
     assert result.ok, result.message
     assert json.loads((jobs / "hello.json").read_text())["schedule"] == "@daily"
     # the same stale version again: refused, never silently overwritten
-    result = h.update("hello", {"schedule": "@hourly"}, v1, request("alice"))
+    result = h.edit("hello", {**shown, "schedule": "@hourly"}, v1, request("alice"))
     assert not result.ok and "changed by someone else" in result.message
     assert json.loads((jobs / "hello.json").read_text())["schedule"] == "@daily"
-    assert "'ghost'" in h.update("ghost", {"schedule": "@daily"}, None, request("alice")).message
+    ghost = h.edit("ghost", {**shown, "name": "ghost", "schedule": "@daily"}, None, request("alice"))
+    assert "'ghost'" in ghost.message
 
 
 def test_raw_replace_valid_and_invalid(setup: Any) -> None:
@@ -247,7 +257,7 @@ def perform(h: JobsHandlers, service: JobManagementService, action: str, job: st
     if action == "create":
         return h.create(doc, r)
     if action == "update":
-        return h.update(job, {"schedule": "@hourly"}, None, r)
+        return h.edit(job, {**doc, "schedule": "@hourly"}, None, r)
     return h.replace(job, doc, None, r)
 
 
@@ -310,3 +320,24 @@ def test_not_signed_in_cannot_even_look(setup: Any) -> None:
 def test_problems_map_to_fields() -> None:
     problems = [Problem("x", "$.schedule", "bad"), Problem("x", "$", "whole"), Problem("x", "$.env.A", "env")]
     assert views.problems_by_field(problems, FORM_FIELDS) == {"schedule": ["bad"], "": ["whole"], "env": ["env"]}
+
+
+def test_the_form_keeps_a_masked_secret_and_saves_the_rest(setup: Any) -> None:
+    """The page shows secrets masked and sends the form as it holds it: the service keeps them."""
+    h, service, jobs = setup
+    write_job(jobs, "db", command="true", env={"DB_PASSWORD": "hunter2", "LANG": "C"})
+    view = service.get_job("db")
+    values = FORM.values_of(view.config)
+    assert json.loads(values["env"]) == {"DB_PASSWORD": "••••••", "LANG": "C"}
+    env = json.dumps({**json.loads(values["env"]), "TZ": "UTC"})
+    document, local = document_from_form({**values, "env": env, "description": "dump"})
+    assert local == {}
+    result = h.edit("db", document, view.version, request("alice"))
+    assert result.ok, result.message
+    saved = json.loads((jobs / "db.json").read_text())
+    assert saved["env"] == {"DB_PASSWORD": "hunter2", "LANG": "C", "TZ": "UTC"}
+    assert saved["description"] == "dump"
+    document, _ = document_from_form({**values, "env": json.dumps({"NEW_TOKEN": "••••••"})})
+    result = h.edit("db", document, str(result.view.version), request("alice"))
+    assert not result.ok
+    assert list(views.problems_by_field(result.problems, FORM_FIELDS)) == ["env"]

@@ -1,4 +1,4 @@
-"""The Gradio admin page (DESIGN.md §6): an embeddable jobs section and a standalone app.
+"""The Gradio admin page: an embeddable jobs section and a standalone app (docs/architecture.md).
 
 Import what you need from the submodules; names here are loaded lazily so that importing
 ``jobfsm.admin.accounts`` (for ``jobfsm users``) does not import Gradio.

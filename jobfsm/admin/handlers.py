@@ -8,7 +8,7 @@ standalone app's ``auth_dependency`` fills from the session cookie) and the role
 refuses before the method body runs: a caller that is not signed in is refused; a signed-in user
 without the ``admin`` role who calls a method that changes something (or the audit view) is refused
 *and* the attempt goes to ``service.record_denied`` (audited). The Gradio wiring in
-:mod:`jobfsm.admin.section` only ever calls these methods, so timers, ``.then()`` steps and
+:mod:`jobfsm.admin.events` only ever calls these methods, so timers, ``.then()`` steps and
 ``value=`` callables, which Gradio exposes as HTTP endpoints too, pass the same check. Hiding a
 button is a convenience for the viewer, never the check.
 
@@ -175,10 +175,6 @@ class JobsHandlers:
             self.service.get_job_logs(name, search=search or None, status=run_status, limit=limit)
         )
 
-    @guarded("validate", changes=False, job_arg=None)
-    def validate(self, document: Mapping[str, Any], name: str | None, request: gr.Request) -> list[Problem]:
-        return list(self.service.validate(document, name=name or None))
-
     @guarded("now", changes=False, job_arg=None)
     def now(self, request: gr.Request) -> datetime:
         return self.clock.now()
@@ -245,15 +241,15 @@ class JobsHandlers:
         )
 
     @guarded("update", changes=True)
-    def update(self, name: str, changes: Mapping[str, Any], version: str | None, request: gr.Request) -> ActionResult:
-        """The form: only the fields that changed (None = back to the default), so that secret
-        ``env`` values, which the page only ever sees masked, are kept unless retyped."""
+    def edit(self, name: str, document: Mapping[str, Any], version: str | None, request: gr.Request) -> ActionResult:
+        """The form: the whole job as it holds it (secrets masked as shown); the service keeps
+        the masked secrets and writes only what changed."""
         user = self.user_of(request) or ANONYMOUS
         if not name:
             return ActionResult(False, "Select a job first.")
         return self._act(
             name,
-            lambda: self.service.update_job(name, dict(changes), user, expected_version=version or None),
+            lambda: self.service.edit_job(name, dict(document), user, expected_version=version or None),
             f"Saved {name!r}.",
         )
 

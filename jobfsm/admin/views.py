@@ -239,36 +239,6 @@ def problems_by_field(problems: Iterable[Problem], fields: Sequence[str]) -> dic
     return out
 
 
-def parse_command(text: str) -> str | list[str]:
-    """A JSON array of strings is a direct command (no shell); anything else is shell text."""
-    stripped = (text or "").strip()
-    if stripped.startswith("["):
-        try:
-            value = json.loads(stripped)
-        except ValueError:
-            return text
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return value
-    return text
-
-
-def command_text(command: str | Sequence[str]) -> str:
-    if isinstance(command, str):
-        return command
-    return json.dumps(list(command))
-
-
-def parse_env(text: str) -> Any:
-    """The env field: a JSON object (returned as parsed, for the validator to judge)."""
-    stripped = (text or "").strip()
-    if not stripped:
-        return {}
-    try:
-        return json.loads(stripped)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno}); write e.g. {{\"LANG\": \"C.UTF-8\"}}") from None
-
-
 def day_bounds(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
     """Parse the history date filters (``YYYY-MM-DD`` or ISO time; ``until`` a date = end of day)."""
 

@@ -353,9 +353,6 @@ class JobFiles:
         check_name(name, path=str(self.directory / "<name>.json"))
         return self.directory / f"{name}.json"
 
-    def display(self, path: Path) -> str:
-        return str(path)
-
     def names(self) -> list[str]:
         """Stems of the ``*.json`` files in the folder, sorted (including invalid names); none
         when the folder does not exist yet. Regular files only, as for the loader (a link to
@@ -381,7 +378,7 @@ class JobFiles:
         return self.read_path(self.path_for(name), name)
 
     def read_path(self, path: Path, name: str) -> JobFile:
-        shown = self.display(path)
+        shown = str(path)
         try:
             raw, problem = read_job_bytes(path, shown)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):

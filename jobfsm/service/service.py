@@ -53,7 +53,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from jobfsm.audit import MASK, AuditLog, is_secret_key, mask_env
+from jobfsm.audit import AuditLog, mask_env
 from jobfsm.clock import Clock, SystemClock, utc
 from jobfsm.config.jobfiles import (
     NAME_PATTERN,
@@ -76,7 +76,8 @@ from jobfsm.errors import (
     ValidationError,
 )
 from jobfsm.model import JobConfig, JobState, RunStatus
-from jobfsm.problems import Problem, quote
+from jobfsm.problems import Problem, quote, sort_problems
+from jobfsm.service import edits
 from jobfsm.store.abc import HEARTBEAT_MAX_AGE_SECONDS, AuditEntry, RunRecord, Store
 
 if TYPE_CHECKING:
@@ -330,8 +331,9 @@ class JobManagementService:
                 self._raise_invalid(doc, None)
             path = self._display(name if isinstance(name, str) else None, doc)
             report = validate_document(doc, path, stem=name if isinstance(name, str) else None)
-            if report.errors:
-                raise ValidationError(report.errors, subject=f"job {quote(name)}")
+            _, masked = edits.keep_masked_secrets({}, doc, path)  # a new job has no secret to keep
+            if report.errors or masked:
+                raise ValidationError(sort_problems([*report.errors, *masked]), subject=f"job {quote(name)}")
             assert isinstance(name, str) and report.config is not None
             check_name(name, path=path)
             with self.files.locked():
@@ -355,7 +357,21 @@ class JobManagementService:
                 raise ValidationError(
                     [Problem(self._display(name, None), "$", "changes must be a JSON object")]
                 )
-            self._edit(name, expected_version, lambda doc: _patched(doc, patch))
+            self._edit(name, expected_version, lambda doc: edits.patched(doc, patch))
+        return self.get_job(name)
+
+    def edit_job(
+        self, name: str, document: Mapping[str, Any], user: str, expected_version: str | None
+    ) -> JobView:
+        """Save the whole job as an editing form holds it (audited as ``update``): secrets as
+        shown (masked), optional fields at their default possibly left out. Only what changed in
+        meaning is written; the rest of the file stays as it was written (see
+        :func:`jobfsm.service.edits.merged`)."""
+        with self._audited("update", user, name):
+            shown = _plain(document)
+            if not isinstance(shown, dict):
+                self._raise_invalid(shown, name)
+            self._edit(name, expected_version, lambda doc: edits.merged(doc, shown))
         return self.get_job(name)
 
     def replace_job(
@@ -514,17 +530,17 @@ class JobManagementService:
             new = make(old)
             if not isinstance(new, dict):
                 self._raise_invalid(new, name)
-            new = _keep_masked_secrets(old, new)
+            new, masked = edits.keep_masked_secrets(old, new, path)
             if new.get("name", name) != name:
                 raise ValidationError(
                     [Problem(path, "$.name", f"cannot rename job {name!r} to {quote(new.get('name'))}; "
                              "create a job with the new name and delete this one")]
                 )
             report = validate_document(new, path, stem=name)
-            if report.errors:
-                raise ValidationError(report.errors, subject=f"job {name!r}")
+            if report.errors or masked:
+                raise ValidationError(sort_problems([*report.errors, *masked]), subject=f"job {name!r}")
             assert report.config is not None
-            diff = _diff(old, new)
+            diff = edits.diff(old, new)
             version = jf.version
             if diff or jf.text is None:
                 version = self.files.write(name, apply_changes(jf.text or "", old, new))
@@ -693,25 +709,6 @@ def _plain(value: Any) -> Any:
         raise ValidationError([Problem("<job>", "$", f"not JSON data: {exc}")]) from None
 
 
-def _patched(doc: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    new = dict(doc)
-    for key, value in patch.items():
-        if value is None:
-            new.pop(key, None)
-        else:
-            new[key] = value
-    return new
-
-
-def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    changes = {}
-    for key in [*old, *(k for k in new if k not in old)]:
-        before, after = old.get(key), new.get(key)
-        if before != after or type(before) is not type(after):
-            changes[key] = {"old": before, "new": after}
-    return changes
-
-
 def _read_output(path: str | None, tail: str) -> str:
     """A run's whole output from its file (bounded), or the stored tail when the file is gone."""
     if not path:
@@ -752,17 +749,3 @@ def _grep(path: str | None, tail: str, needle: str) -> str:
         if handle is not None:
             handle.close()
     return "".join(m + "\n" for m in matches)
-
-
-def _keep_masked_secrets(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """Everything the service shows has secret ``env`` values masked, so an edit made from
-    what it showed (the admin page's forms, the raw JSON editor) sends the mask back: keep the
-    stored value wherever the new document still carries the mask for the same secret key."""
-    old_env, new_env = old.get("env"), new.get("env")
-    if not isinstance(old_env, dict) or not isinstance(new_env, dict):
-        return new
-    kept = {
-        key: old_env[key] if value == MASK and is_secret_key(key) and key in old_env else value
-        for key, value in new_env.items()
-    }
-    return new if kept == new_env else {**new, "env": kept}
