@@ -29,7 +29,7 @@ from jobfsm.errors import ValidationError
 from jobfsm.problems import quote
 
 if TYPE_CHECKING:
-    from jobfsm.service import JobManagementService
+    from jobfsm.service import JobManagementService, LogEntry
     from jobfsm.store.abc import AuditEntry, RunRecord
 
 OUTPUT_TAIL_LINES = 20
@@ -229,15 +229,27 @@ def _tail(text: str, lines: int = OUTPUT_TAIL_LINES) -> str:
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Trigger, wait for the run and for each retry the job's ``retries`` allow; print each
+    attempt. The exit code is the last attempt's."""
     with _service(args) as service:
-        run_id = service.trigger_job(args.name, _user(args))
-        run = service.wait_for_run(run_id)
-        entries = service.get_job_logs(args.name, run_id=run_id, limit=1)
-    code = run.exit_code if run.exit_code is not None else 1
+        run = service.wait_for_run(service.trigger_job(args.name, _user(args)))
+        attempts = [(run, service.get_job_logs(args.name, run_id=run.id, limit=1))]
+        while True:
+            if args.format != "json":
+                _print_attempt(out, args.name, *attempts[-1])
+            retry = service.wait_for_retry(run)
+            if retry is None:
+                break
+            run = retry
+            attempts.append((run, service.get_job_logs(args.name, run_id=run.id, limit=1)))
     if args.format == "json":
         _json(out, run.to_dict())
-        return code
-    summary = f"run {run.id} of job {args.name!r}: {run.status.value}"
+    return run.exit_code if run.exit_code is not None else 1
+
+
+def _print_attempt(out: TextIO, name: str, run: RunRecord, entries: list[LogEntry]) -> None:
+    what = f"retry {run.attempt} (run {run.id})" if run.trigger == "retry" else f"run {run.id}"
+    summary = f"{what} of job {name!r}: {run.status.value}"
     if run.exit_code is not None:
         summary += f" (exit {run.exit_code})"
     if run.duration_seconds is not None:
@@ -251,7 +263,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out.write("-- stdout (last lines) --\n" + stdout)
         if stderr:
             out.write("-- stderr (last lines) --\n" + stderr)
-    return code
+    out.flush()
 
 
 def _toggle(args: argparse.Namespace, out: TextIO, enable: bool) -> int:

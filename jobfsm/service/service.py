@@ -75,7 +75,7 @@ from jobfsm.errors import (
     RunNotFoundError,
     ValidationError,
 )
-from jobfsm.model import JobConfig, JobState, RunStatus
+from jobfsm.model import JobConfig, JobState, RunStatus, Trigger
 from jobfsm.problems import Problem, quote, sort_problems
 from jobfsm.service import edits
 from jobfsm.store.abc import HEARTBEAT_MAX_AGE_SECONDS, AuditEntry, RunRecord, Store
@@ -98,6 +98,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05
+RETRY_PICKUP_SECONDS = 60.0
+"""How much longer than its delay a retry may take to start before waiting for it gives up."""
 LOG_READ_LIMIT = 2 * 1024 * 1024
 """At most this many bytes of a run's output file are returned whole; a bigger one comes back as
 its first and last half of this with a marker between (like the store's tails)."""
@@ -422,14 +424,42 @@ class JobManagementService:
             return self._trigger_here(config, user, ctx)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def wait_for_retry(self, run: RunRecord, timeout: float | None = None) -> RunRecord | None:
+        """The next attempt of ``run`` once it has ended, or None when none is due (it succeeded,
+        no retries are left, the job is gone or disabled). Whoever runs the job (a daemon, or
+        this service with none alive) starts the retry after its delay; this waits for it."""
+        from jobfsm.daemon import policy
+
+        try:
+            config = self._valid_config(self.files.read(run.job))
+        except JobfsmError:
+            return None
+        succeeded = run.status is RunStatus.SUCCEEDED
+        if policy.retry_due(config, attempt=run.attempt, succeeded=succeeded, enabled=config.enabled,
+                            now=self.clock.now()) is None:
+            return None
+        limit = config.retry_delay_seconds + RETRY_PICKUP_SECONDS if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        pause = threading.Event()
+        while True:
+            retry = next((r for r in self.store.list_runs(run.job, limit=20)
+                          if r.trigger is Trigger.RETRY and r.attempt == run.attempt + 1 and r.id > run.id
+                          and r.scheduled_for == run.scheduled_for), None)
+            if retry is not None and not _waiting(retry):
+                return self.wait_for_run(retry.id, timeout=max(deadline - time.monotonic(), 0.0))
+            if time.monotonic() >= deadline:
+                raise RunWaitTimeoutError(
+                    f"the retry of run {run.id} did not run within {limit:g} s; check `jobfsm status`")
+            pause.wait(POLL_SECONDS)
+
     def wait_for_run(self, run_id: int, timeout: float | None = None) -> RunRecord:
-        """Block until the run is no longer ``running``; :class:`RunWaitTimeoutError` after
-        ``timeout`` seconds (None: wait as long as it takes)."""
+        """Block until the run has ended (a run queued behind another first waits its turn);
+        :class:`RunWaitTimeoutError` after ``timeout`` seconds (None: as long as it takes)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = threading.Event()
         while True:
             run = self.store.get_run(run_id)
-            if run.status is not RunStatus.RUNNING:
+            if run.status is not RunStatus.RUNNING and not _waiting(run):
                 return run
             if deadline is not None and time.monotonic() >= deadline:
                 raise RunWaitTimeoutError(f"run {run_id!r} is still running after {timeout:g} s")
@@ -683,6 +713,11 @@ class JobManagementService:
         report = validate_document(doc, self._display(name, None), stem=name)
         raise ValidationError(report.errors or [Problem(self._display(name, None), "$", "invalid")])
 
+
+
+def _waiting(run: RunRecord) -> bool:
+    """Recorded as skipped while it waits its turn (``overlap: queue``): it will still run."""
+    return run.status is RunStatus.SKIPPED and run.message.startswith("queued behind run")
 
 
 def _run_status(status: RunStatus | str | None) -> RunStatus | None:
