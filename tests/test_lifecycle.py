@@ -113,10 +113,10 @@ def rig() -> Rig:
 
 def job_in(rig: Rig, state: JobState, overlap: Overlap = Overlap.SKIP, name: str = "job") -> JobModel:
     """A job driven into ``state`` through the machine (so the fakes saw real transitions)."""
-    job = rig.lifecycle.model_for(name, enabled=state is not JobState.DISABLED, overlap=overlap)
+    job = rig.lifecycle.model_for(name, enabled=state is not JobState.DISABLED)
     lc = rig.lifecycle
     if state is JobState.RUNNING:
-        lc.start(job, trigger=Trigger.SCHEDULE)
+        lc.start(job, trigger=Trigger.SCHEDULE, overlap=overlap)
     elif state is JobState.SUCCEEDED:
         lc.start(job, trigger=Trigger.SCHEDULE)
         lc.succeed(job)
@@ -145,8 +145,8 @@ def test_model_for_initial_state_follows_enabled_or_restored_state(rig: Rig) -> 
     lc = rig.lifecycle
     assert lc.model_for("a", enabled=True).job_state is JobState.IDLE
     assert lc.model_for("b", enabled=False).job_state is JobState.DISABLED
-    restored = lc.model_for("c", enabled=True, state=JobState.FAILED, overlap=Overlap.QUEUE)
-    assert restored.job_state is JobState.FAILED and restored.overlap is Overlap.QUEUE
+    restored = lc.model_for("c", enabled=True, state=JobState.FAILED)
+    assert restored.job_state is JobState.FAILED
     assert rig.store.calls == [] and rig.logger.calls == []  # building persists nothing
     lc.persist_initial(restored)
     assert rig.store.calls == [("c", JobState.FAILED, T0)]
@@ -244,9 +244,9 @@ REFUSALS = [
 ]
 
 
-def fire(lc: Lifecycle, job: JobModel, event: str, user: str | None = None) -> None:
+def fire(lc: Lifecycle, job: JobModel, event: str, user: str | None = None, overlap: Overlap = Overlap.SKIP) -> None:
     if event == "start":
-        lc.start(job, trigger=Trigger.MANUAL, user=user)
+        lc.start(job, trigger=Trigger.MANUAL, user=user, overlap=overlap)
     elif event in ("enable", "disable"):
         getattr(lc, event)(job, user=user)
     else:
@@ -263,7 +263,7 @@ def test_refused_transition_raises_readably_and_changes_nothing(
     job = job_in(rig, state, overlap)
     before = rig.snapshot(job)
     with pytest.raises(InvalidTransitionError, match=message) as info:
-        fire(rig.lifecycle, job, event, user="carol")
+        fire(rig.lifecycle, job, event, user="carol", overlap=overlap)
     assert not isinstance(info.value, MachineError)
     assert isinstance(info.value, JobfsmError)
     assert rig.snapshot(job) == before  # no state, counter, store, log or audit change
@@ -303,7 +303,7 @@ def test_overlap_allow_keeps_running_until_the_last_run_ends(rig: Rig) -> None:
     job = job_in(rig, JobState.IDLE, Overlap.ALLOW)
     lc = rig.lifecycle
     for _ in range(3):
-        lc.start(job, trigger=Trigger.SCHEDULE)
+        lc.start(job, trigger=Trigger.SCHEDULE, overlap=Overlap.ALLOW)
     assert job.active_runs == 3
     assert [c for c in rig.store.calls if c[1] is JobState.RUNNING] == [("job", JobState.RUNNING, T0)]
     lc.fail(job)
@@ -318,11 +318,11 @@ def test_overlap_allow_keeps_running_until_the_last_run_ends(rig: Rig) -> None:
 
 def test_overlap_allow_with_disable_pending_lands_disabled_after_the_last_run(rig: Rig) -> None:
     job = job_in(rig, JobState.RUNNING, Overlap.ALLOW)
-    rig.lifecycle.start(job, trigger=Trigger.SCHEDULE)
+    rig.lifecycle.start(job, trigger=Trigger.SCHEDULE, overlap=Overlap.ALLOW)
     rig.lifecycle.disable(job)
     before = rig.snapshot(job)
     with pytest.raises(InvalidTransitionError, match="'job' is being disabled"):
-        rig.lifecycle.start(job, trigger=Trigger.SCHEDULE)  # even overlap allow: no new runs
+        rig.lifecycle.start(job, trigger=Trigger.SCHEDULE, overlap=Overlap.ALLOW)  # even allow: no new runs
     assert rig.snapshot(job) == before
     rig.lifecycle.succeed(job)
     assert job.job_state is JobState.RUNNING and job.disable_pending
@@ -330,10 +330,11 @@ def test_overlap_allow_with_disable_pending_lands_disabled_after_the_last_run(ri
     assert job.job_state is JobState.DISABLED
 
 
-def test_overlap_change_on_reload_is_honoured(rig: Rig) -> None:
+def test_the_policy_given_with_each_start_decides_so_a_reloaded_file_is_honoured(rig: Rig) -> None:
     job = job_in(rig, JobState.RUNNING, Overlap.SKIP)
-    job.overlap = Overlap.ALLOW  # what the scheduler does when the file changes
-    rig.lifecycle.start(job, trigger=Trigger.SCHEDULE)
+    with pytest.raises(InvalidTransitionError, match="overlap policy is 'skip'"):
+        rig.lifecycle.start(job, trigger=Trigger.SCHEDULE, overlap=Overlap.SKIP)
+    rig.lifecycle.start(job, trigger=Trigger.SCHEDULE, overlap=Overlap.ALLOW)  # the file now says allow
     assert job.active_runs == 2
 
 
@@ -485,12 +486,13 @@ def test_every_transition_is_logged_once(
     overlap: Overlap, enabled: bool, actions: list[tuple[str, str | None]]
 ) -> None:
     r = make_rig()
-    job = r.lifecycle.model_for("p13", enabled=enabled, overlap=overlap)
+    job = r.lifecycle.model_for("p13", enabled=enabled)
     for event, user in actions:
         source = job.state
         logged = len(r.logger.calls)
         try:
-            fire(r.lifecycle, job, event, user=user if event in ("enable", "disable", "start") else None)
+            fire(r.lifecycle, job, event, user=user if event in ("enable", "disable", "start") else None,
+                 overlap=overlap)
         except InvalidTransitionError:
             assert len(r.logger.calls) == logged
             continue
@@ -524,7 +526,7 @@ class LifecycleMachine(RuleBasedStateMachine):
     )
     def create_jobs(self, specs: list[tuple[Overlap, bool]]) -> None:
         for i, (overlap, enabled) in enumerate(specs):
-            job = self.rig.lifecycle.model_for(f"job-{i}", enabled=enabled, overlap=overlap)
+            job = self.rig.lifecycle.model_for(f"job-{i}", enabled=enabled)
             self.rig.lifecycle.persist_initial(job)
             self.expected_persisted.append((job.name, job.job_state, self.rig.clock.now()))
             self.jobs.append(job)
@@ -599,12 +601,14 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     @rule(i=st.integers(0, 3))
     def fire(self, i: int) -> None:
-        self._apply(i, "start", lambda j: self.rig.lifecycle.start(j, trigger=Trigger.SCHEDULE), None)
+        self._apply(i, "start", lambda j: self.rig.lifecycle.start(
+            j, trigger=Trigger.SCHEDULE, overlap=self.model[i % len(self.model)]["overlap"]), None)
 
     @rule(i=st.integers(0, 3), user=st.sampled_from(["ann", "ben"]))
     def manual_trigger(self, i: int, user: str) -> None:
         self._apply(
-            i, "start", lambda j: self.rig.lifecycle.start(j, trigger=Trigger.MANUAL, user=user), user
+            i, "start", lambda j: self.rig.lifecycle.start(
+                j, trigger=Trigger.MANUAL, user=user, overlap=self.model[i % len(self.model)]["overlap"]), user
         )
 
     @rule(i=st.integers(0, 3))
@@ -641,7 +645,7 @@ class LifecycleMachine(RuleBasedStateMachine):
                 m["state"], m["runs"], m["pending"]
             )
             # a job has at most one open run unless its overlap allows more
-            assert job.active_runs <= 1 or job.overlap is Overlap.ALLOW
+            assert job.active_runs <= 1 or m["overlap"] is Overlap.ALLOW
             assert (job.active_runs > 0) == (job.state == "running")
             # a disable pending exists only during a run
             assert not job.disable_pending or job.state == "running"

@@ -383,9 +383,7 @@ class Scheduler:
             self._new_states = {}
 
     def _restore_model(self, config: JobConfig, state: JobState | None, user: str | None = None) -> JobModel:
-        model = self.lifecycle.model_for(
-            config.name, enabled=config.enabled, overlap=config.overlap, state=state
-        )
+        model = self.lifecycle.model_for(config.name, enabled=config.enabled, state=state)
         if state is None:
             self._new_states[config.name] = model.job_state  # written in one batch by reload()
         elif state is JobState.RUNNING and not self._has_running_runs(config.name):
@@ -415,7 +413,6 @@ class Scheduler:
             self._reschedule(entry, now)
             return
         old, entry.config = entry.config, config
-        entry.model.overlap = config.overlap
         self.lifecycle.sync(entry.model, enabled=config.enabled, user=user)
         self.logger.info(f"reloaded job {config.name!r}", component="loader")
         if (old.schedule, old.timezone, old.enabled) != (config.schedule, config.timezone, config.enabled):
@@ -780,7 +777,7 @@ class Scheduler:
         claim commits (never a process whose claim could vanish), log it then."""
         config, model = entry.config, entry.model
         try:
-            self.lifecycle.start(model, trigger=start.trigger, run_id=run.id)
+            self.lifecycle.start(model, trigger=start.trigger, run_id=run.id, overlap=config.overlap)
         except InvalidTransitionError as exc:  # defensive: _fire checked the state
             self.store.finish_run(
                 run.id, outcome=Outcome.NOT_STARTED, ended_at=self.clock.now(), exit_code=None,

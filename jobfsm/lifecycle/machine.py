@@ -127,26 +127,24 @@ class JobModel:
     """One job's place in the lifecycle: the object the shared machine drives.
 
     Plain, mutable, slotted (~150 bytes), compared by identity. ``state`` is the attribute
-    transitions reads and writes (a :class:`JobState` value). ``overlap`` is a copy of the
-    config's policy; the scheduler updates it on reload. The underscore methods are the
+    transitions reads and writes (a :class:`JobState` value). The job's overlap policy is not
+    kept here: the file's is given with each start (one copy, the config's). The underscore methods are the
     callbacks and guards :data:`TRANSITIONS` names; the machine calls them with its
     ``EventData`` (``send_event=True``); do not call them yourself.
     """
 
-    __slots__ = ("active_runs", "disable_pending", "name", "overlap", "state")
+    __slots__ = ("active_runs", "disable_pending", "name", "state")
 
     def __init__(
         self,
         name: str,
         state: JobState | str,
         *,
-        overlap: Overlap = Overlap.SKIP,
         active_runs: int = 0,
         disable_pending: bool = False,
     ) -> None:
         self.name = name
         self.state: str = JobState(state).value
-        self.overlap = overlap
         self.active_runs = active_runs
         self.disable_pending = disable_pending
 
@@ -162,12 +160,12 @@ class JobModel:
     def __repr__(self) -> str:
         return (
             f"JobModel({self.name!r}, state={self.state!r}, active_runs={self.active_runs}, "
-            f"disable_pending={self.disable_pending}, overlap={self.overlap.value!r})"
+            f"disable_pending={self.disable_pending})"
         )
 
     # -- guards ------------------------------------------------------------------------
-    def _allows_overlap(self, _event: EventData) -> bool:
-        return self.overlap == Overlap.ALLOW
+    def _allows_overlap(self, event: EventData) -> bool:
+        return bool(event.kwargs.get("overlap") == Overlap.ALLOW)
 
     def _has_other_runs(self, _event: EventData) -> bool:
         return self.active_runs > 1
@@ -229,7 +227,6 @@ class Lifecycle:
         name: str,
         *,
         enabled: bool,
-        overlap: Overlap = Overlap.SKIP,
         state: JobState | None = None,
     ) -> JobModel:
         """A model in ``state`` (restored from the store) or, without one, ``disabled``/``idle``
@@ -238,9 +235,7 @@ class Lifecycle:
         to make a restored state agree with the file, call :meth:`sync`."""
         if state is None:
             state = JobState.IDLE if enabled else JobState.DISABLED
-        return JobModel(
-            name, state, overlap=overlap, active_runs=1 if state is JobState.RUNNING else 0
-        )
+        return JobModel(name, state, active_runs=1 if state is JobState.RUNNING else 0)
 
     def persist_initial(self, job: JobModel) -> None:
         """Write the job's current state to the store (a new job; not a transition, not logged)."""
@@ -262,10 +257,12 @@ class Lifecycle:
         trigger: Trigger,
         run_id: int | None = None,
         user: str | None = None,
+        overlap: Overlap = Overlap.SKIP,
     ) -> None:
-        """A run begins. From ``running`` only with ``overlap: allow`` (``queue`` is the
-        scheduler's business: it calls this when the queued run may begin)."""
-        self._fire(job, "start", user=user, trigger=trigger, run_id=run_id)
+        """A run begins. From ``running`` only with ``overlap: allow`` (the job's policy, from
+        its file; ``queue`` is the scheduler's business: it calls this when the queued run may
+        begin)."""
+        self._fire(job, "start", user=user, trigger=trigger, run_id=run_id, overlap=overlap)
 
     def succeed(self, job: JobModel, *, run_id: int | None = None) -> None:
         """A run exited 0. The last run to end moves the job to ``succeeded`` (or ``disabled``)."""
@@ -299,7 +296,7 @@ class Lifecycle:
         except MachineError:  # no transition from this state at all
             done = False
         if not done:
-            raise InvalidTransitionError(_refusal(job, event))
+            raise InvalidTransitionError(_refusal(job, event, kwargs.get("overlap", Overlap.SKIP)))
 
     # -- side effects: the one place -----------------------------------------------------
     def _persist(self, event: EventData) -> None:
@@ -367,7 +364,7 @@ def _names(value: object) -> list[str]:
     return list(value)  # type: ignore[call-overload]
 
 
-def _refusal(job: JobModel, event: str) -> str:
+def _refusal(job: JobModel, event: str, overlap: Overlap) -> str:
     """Why ``event`` is not allowed for ``job`` now, and what to do."""
     name, state = job.name, job.state
     if event == "enable":
@@ -390,7 +387,7 @@ def _refusal(job: JobModel, event: str) -> str:
                 "enable it before triggering it"
             )
         return (
-            f"job {name!r} is already running and its overlap policy is {job.overlap.value!r}; "
+            f"job {name!r} is already running and its overlap policy is {overlap.value!r}; "
             "wait for the run to end, or set \"overlap\": \"allow\" in its file to run "
             "concurrently"
         )
