@@ -6,10 +6,17 @@ Wall time (:meth:`Clock.now`) is always timezone-aware UTC; waiting uses
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import UTC, datetime
 from typing import Protocol
+
+
+class Waitable(Protocol):
+    """What a clock waits on: a ``threading.Event``, or the daemon's :class:`~jobfsm.daemon.waker.Waker`."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
 
 
 class Clock(Protocol):
@@ -21,7 +28,7 @@ class Clock(Protocol):
         """Seconds on a clock that never goes back (for measuring durations)."""
         ...
 
-    def wait(self, event: threading.Event, timeout: float | None) -> bool:
+    def wait(self, event: Waitable, timeout: float | None) -> bool:
         """Block until ``event`` is set or ``timeout`` seconds passed; True if it was set."""
         ...
 
@@ -35,7 +42,7 @@ class SystemClock:
     def monotonic(self) -> float:
         return time.monotonic()
 
-    def wait(self, event: threading.Event, timeout: float | None) -> bool:
+    def wait(self, event: Waitable, timeout: float | None) -> bool:
         return event.wait(timeout)
 
 

@@ -209,3 +209,38 @@ def test_a_local_run_of_a_live_process_is_not_taken_for_lost(start_daemon, tmp_p
     assert running.store.get_run(gone.id).status is RunStatus.LOST
     running.stop()
     store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_an_idle_daemon_is_woken_by_a_trigger_request_at_once(tmp_path: Path, jobs_dir: Path, backend: str) -> None:
+    """No one-second polling: the daemon sleeps until its next step (seconds away), and a
+    trigger request rings the store's bell (a file beside SQLite, NOTIFY on PostgreSQL)."""
+    import time
+    from contextlib import ExitStack
+
+    from tests.conftest import pg_schema
+
+    write(jobs_dir, "now", schedule="0 0 1 1 *")
+    with ExitStack() as stack:
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path / 'store.db'}"
+        else:
+            server = os.environ.get("JOBFSM_TEST_POSTGRES")
+            if not server:
+                pytest.skip("JOBFSM_TEST_POSTGRES is not set")
+            url = stack.enter_context(pg_schema(server))
+        daemon = Daemon(jobs_dir, tmp_path / "logs", url)
+        thread = threading.Thread(target=daemon.run)
+        thread.start()
+        stack.callback(thread.join, 20)
+        stack.callback(daemon.request_stop)
+        assert daemon.ready.wait(20)
+        store = SqlStore(url)
+        stack.callback(store.close)
+        latencies = []
+        for _ in range(3):
+            start = time.monotonic()
+            request = store.request_trigger("now", user="tester", at=SystemClock().now())
+            wait_for(lambda: store.get_trigger_request(request.id).run_id, 5, "the daemon to take the request")
+            latencies.append(time.monotonic() - start)
+        assert max(latencies) < 1.0, f"trigger pick-up took {latencies} s"

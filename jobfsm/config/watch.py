@@ -52,6 +52,13 @@ class DirectoryWatcher:
         self._open()
 
     @property
+    def fd(self) -> int | None:
+        """The inotify descriptor, readable when something changed (None: not watching)."""
+        if self._fd is None:
+            self._open()
+        return self._fd
+
+    @property
     def active(self) -> bool:
         """True when inotify is watching (False: every call answers "rescan")."""
         return self._fd is not None

@@ -7,11 +7,11 @@
   once: the loop, waiting in the shutdown, is woken by the handler to do it.
 - **The loop sleeps until whichever is due first**: the scheduler's next fire or retry, the
   next housekeeping job, or a finished run (the reaper sets the scheduler's ``wake`` event).
-- **Housekeeping runs on a monotonic timetable** (:mod:`jobfsm.daemon.timetable`): every second one
-  tick reloads job files and polls manual trigger requests (a read; a write only when one
-  waits), heartbeat every five seconds, mark lost the runs of dead nodes every ten seconds,
-  prune old runs every hour. A step due less than a tick before the next tick waits for it: an
-  idle daemon wakes once a second. A step of the wall clock changes none of this.
+- **The loop sleeps until something is due or happens**: the next fire or retry, the next
+  housekeeping step (heartbeat every five seconds, lost runs of dead nodes every ten, pruning
+  every hour, on a monotonic timetable that a step of the wall clock does not disturb), a
+  finished run or a signal, a change in the jobs folder (inotify), a trigger request (the
+  store's bell, :mod:`jobfsm.store.bell`). Without inotify or a bell it looks every second.
 - **The store may fail** (a dropped connection, a lock held too long, a full disk): the
   scheduler then claims nothing, keeps results in memory and tries the store again with
   back-off (:meth:`Scheduler.probe_store`); housekeeping that needs the store waits. At
@@ -43,12 +43,16 @@ from jobfsm.joblog import JobLogger
 from jobfsm.runs.executor import JobExecutor
 from jobfsm.store import Store, open_store
 from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
+from jobfsm.store.bell import Bell
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_WORKERS = 32
-TICK_SECONDS = 1
-"""Job files are reloaded and manual trigger requests polled this often."""
+LOOK_SECONDS = 1.0
+"""How often job files and trigger requests are looked at when nothing can wake the daemon for
+them (no inotify, no trigger bell); with both, a change or a request wakes it at once."""
+LOOK_ANYWAY_SECONDS = 60.0
+"""With both, a look this often all the same (an event lost to a full inotify queue)."""
 HEARTBEAT_SECONDS = 5
 PRUNE_SECONDS = 3600
 REAP_SECONDS = 10
@@ -186,23 +190,32 @@ class Daemon:
             f"max_workers={self.max_workers} grace_seconds={self.grace_seconds:g} "
             f"keep_runs={self.keep_runs} keep_days={self.keep_days:g}"
         )
-        # Reloads and trigger polls share one step: one wake-up a second, not two (idle CPU).
-        housekeeping = Timetable(self.clock, tick=TICK_SECONDS, on_tick=lambda: self._tick(scheduler))
+        bell = Bell(store)
+        housekeeping = Timetable(self.clock)
         housekeeping.every(HEARTBEAT_SECONDS, lambda: scheduler.guarded(scheduler.heartbeat))
         housekeeping.every(PRUNE_SECONDS, lambda: scheduler.guarded(scheduler.prune))
         housekeeping.every(REAP_SECONDS, lambda: scheduler.guarded(scheduler.reap_lost))
+        watched = scheduler.watching and bell.working
+        housekeeping.every(LOOK_ANYWAY_SECONDS if watched else LOOK_SECONDS, lambda: self._look(scheduler, None))
         scheduler.guarded(scheduler.prune)
         self.ready.set()
-        while not self.stop.is_set():
-            try:
-                scheduler.probe_store()
-                scheduler.dispatch_due()
-                scheduler.apply_results()
-                housekeeping.run_pending()
-            except StoreError as exc:  # every step handles its own; this is the safety net
-                scheduler.store_failed(exc)
-            self.clock.wait(scheduler.wake, self._sleep_seconds(scheduler, housekeeping))
-            scheduler.wake.clear()
+        try:
+            while not self.stop.is_set():
+                try:
+                    scheduler.probe_store()
+                    scheduler.dispatch_due()
+                    scheduler.apply_results()
+                    housekeeping.run_pending()
+                    self._look(scheduler, bell)
+                except StoreError as exc:  # every step handles its own; this is the safety net
+                    scheduler.store_failed(exc)
+                # While the store fails, nothing may be read for a change or a request: the loop
+                # would wake at once, again and again.
+                scheduler.wake.watch([] if scheduler.outage else [scheduler.watch_fd, bell.fd])
+                self.clock.wait(scheduler.wake, self._sleep_seconds(scheduler, housekeeping))
+                scheduler.wake.clear()
+        finally:
+            bell.close()
         reason = "a second signal: killing running jobs now" if self.kill_now.is_set() else "signal"
         logger.info(f"stopping ({reason}); {len(scheduler.in_flight)} run(s) in progress, "
                     f"grace {self.grace_seconds:g} s")
@@ -225,9 +238,14 @@ class Daemon:
                 delay = min(delay * 2, PROBE_MAX_SECONDS)
 
     @staticmethod
-    def _tick(scheduler: Scheduler) -> None:
+    def _look(scheduler: Scheduler, bell: Bell | None) -> None:
+        """Apply changed job files (cheap when none changed: one read of the watcher) and take
+        trigger requests when the bell rang (``bell=None``: look for them anyway)."""
+        if scheduler.outage is not None:
+            return
         scheduler.guarded(scheduler.reload)
-        scheduler.guarded(scheduler.poll_triggers)
+        if bell is None or bell.heard():
+            scheduler.guarded(scheduler.poll_triggers)
 
     def _sleep_seconds(self, scheduler: Scheduler, housekeeping: Timetable) -> float:
         """Until the next fire, retry, housekeeping step or attempt at a failed store."""

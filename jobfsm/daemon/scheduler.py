@@ -47,6 +47,7 @@ from jobfsm.config.loader import validate_file
 from jobfsm.config.watch import DirectoryWatcher
 from jobfsm.daemon import policy
 from jobfsm.daemon.policy import Start, Verdict
+from jobfsm.daemon.waker import Waker
 from jobfsm.errors import InvalidTransitionError, JobsDirectoryError, StoreError
 from jobfsm.joblog import JobLogger
 from jobfsm.lifecycle import (
@@ -157,7 +158,8 @@ class Scheduler:
         """What happens to runs and states is announced here; the job log listens, others may."""
         self.events.subscribe(logger.on_event)
         self.lifecycle = Lifecycle(store, clock=clock, announce=self.events.announce, before_event=self._touch)
-        self.wake = threading.Event()
+        self.wake = Waker()
+        """What the loop sleeps on: runs ending set it (and a signal, through the daemon)."""
         self._results: queue.SimpleQueue[tuple[Ticket, JobResult]] = queue.SimpleQueue()
         if runner is None:
             runner = ProcessRunner(
@@ -265,13 +267,15 @@ class Scheduler:
         """
         now = now or self.clock.now()
         host = self.node.split(":")[0]
+        running = self.store.list_runs(status=RunStatus.RUNNING)
+        if all(r.node == self.node for r in running):
+            return 0  # the common case, and what an idle daemon pays every few seconds
         live = {
             h.node
             for h in self.store.live_nodes(now=now, max_age_seconds=HEARTBEAT_MAX_AGE_SECONDS)
             if h.host != host or _pid_alive(h.pid)
         }
         live.add(self.node)
-        running = self.store.list_runs(status=RunStatus.RUNNING)
         count = 0
         for node in sorted({r.node for r in running} - live):
             if _local_process_alive(node, host):
@@ -306,6 +310,17 @@ class Scheduler:
             return None
         self._dir_error = None
         return stats
+
+    @property
+    def watch_fd(self) -> int | None:
+        """Readable when the jobs folder changed (None: it is not watched; reload polls)."""
+        if self._watcher is None:
+            self._watcher = DirectoryWatcher(self.jobs_dir)
+        return self._watcher.fd
+
+    @property
+    def watching(self) -> bool:
+        return self.watch_fd is not None
 
     def _changed_stats(self) -> dict[str, FileStat] | None:
         """The folder's files as they are now: from the watcher's list of changed names when

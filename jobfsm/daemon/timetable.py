@@ -2,8 +2,8 @@
 
 The intervals are durations (heartbeat every 5 s, prune every hour), so they are counted on
 ``clock.monotonic()``: a step of the wall clock, forward or back, neither stalls them nor makes
-them bunch up. (The ``schedule`` library, used here before, computes its times from the wall
-clock's ``datetime.now()``: an hour back meant an hour without reloads, triggers or heartbeats.)
+them bunch up. Steps that fall due close together run together, so an idle daemon wakes as
+rarely as its most frequent step asks (see docs/architecture.md, "Threads and wake-ups").
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from jobfsm.clock import Clock
+
+SLACK_SECONDS = 0.25
+"""A step due this soon after another runs with it: one wake-up, not two."""
 
 
 @dataclass(eq=False, slots=True)
@@ -22,30 +25,26 @@ class _Step:
 
 
 class Timetable:
-    """Run each step every ``interval`` seconds; one step, the tick, sets the pace: a step due
-    less than a tick before the next tick waits for it, so an idle daemon wakes once a tick."""
+    """Run each step every ``interval`` seconds, counted from when it last ran."""
 
-    def __init__(self, clock: Clock, *, tick: float, on_tick: Callable[[], object]) -> None:
+    def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._tick = _Step(tick, on_tick, clock.monotonic() + tick)
-        self._steps = [self._tick]
+        self._steps: list[_Step] = []
 
     def every(self, interval: float, action: Callable[[], object]) -> None:
         self._steps.append(_Step(interval, action, self._clock.monotonic() + interval))
 
     def run_pending(self) -> None:
-        """Run the steps that are due, each once, however late the loop is."""
+        """Run the steps that are due (or nearly), each once, however late the loop is."""
         now = self._clock.monotonic()
         for step in self._steps:
-            if step.due <= now:
+            if step.due <= now + SLACK_SECONDS:
                 # From now, not from the missed due time: a late loop runs a step once, not once
                 # for every interval it missed.
                 step.due = now + step.interval
                 step.action()
 
     def seconds_until_next(self) -> float:
-        wake = min(step.due for step in self._steps)
-        tick = self._tick.due
-        if wake < tick <= wake + self._tick.interval:
-            wake = tick
-        return max(wake - self._clock.monotonic(), 0.0)
+        if not self._steps:
+            return 3600.0
+        return max(min(step.due for step in self._steps) - self._clock.monotonic(), 0.0)
