@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from jobfsm.daemon.scheduler import SHUTDOWN_BOOKKEEPING_SECONDS
+from jobfsm.daemon.shutdown import SHUTDOWN_BOOKKEEPING_SECONDS
 from jobfsm.model import JobState, Outcome, RunStatus
 from jobfsm.store.sql import SqlStore
 from tests.conftest import job_doc, wait_for

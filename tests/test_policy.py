@@ -89,3 +89,26 @@ def test_late_fires_account_for_every_due_fire(catch_up: CatchUp, late_minutes: 
         assert not late.skips
     else:
         assert len(late.starts) == 1 and all("a test" in reason for _, reason in late.skips)
+
+
+@pytest.mark.parametrize(
+    ("catch_up", "runs", "record"),
+    [("none", [], 59), ("latest", [59], 58), ("all", list(range(59 - 99, 60)), 59 - 100)],
+    ids=["none", "latest", "all"],
+)
+def test_fires_missed_while_down_run_per_catch_up_and_the_rest_are_said_once(
+    catch_up: str, runs: list[int], record: int
+) -> None:
+    """Down for six hours, an every-minute job: only the newest fires are even looked at."""
+    cfg = config(catch_up=catch_up)
+    last = T - timedelta(hours=6)
+    missed = policy.catch_up(cfg, last, T)
+    assert missed is not None and missed.first == last + timedelta(minutes=1)
+    newest = T - timedelta(minutes=1)
+    assert missed.run == [newest - timedelta(minutes=59 - m) for m in runs]
+    assert missed.record == newest - timedelta(minutes=59 - record)
+    assert missed.count in (None, 360 - 1)  # counted only when the look-back reached ``last``
+
+
+def test_nothing_missed_when_the_next_fire_is_not_due_yet() -> None:
+    assert policy.catch_up(config(schedule="0 0 * * *"), T - timedelta(hours=1), T) is None

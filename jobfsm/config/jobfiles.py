@@ -50,6 +50,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from jobfsm.config.folder import job_entries
 from jobfsm.config.limits import MAX_FILE_BYTES
 from jobfsm.config.loader import decode_text, parse_document, read_job_bytes
 from jobfsm.errors import (
@@ -355,16 +356,10 @@ class JobFiles:
 
     def names(self) -> list[str]:
         """Stems of the ``*.json`` files in the folder, sorted (including invalid names); none
-        when the folder does not exist yet. Regular files only, as for the loader (a link to
-        a regular file counts). :class:`JobsDirectoryError` when the path is not a folder or
+        when the folder does not exist yet (:mod:`jobfsm.config.folder` says which files count). :class:`JobsDirectoryError` when the path is not a folder or
         cannot be read."""
         try:
-            with os.scandir(self.directory) as entries:
-                return sorted(
-                    e.name[: -len(".json")]
-                    for e in entries
-                    if e.name.endswith(".json") and not e.name.startswith(".") and e.is_file()
-                )
+            return [e.name[: -len(".json")] for e in job_entries(self.directory)]
         except FileNotFoundError:
             return []
         except OSError as exc:

@@ -25,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from jobfsm.config.folder import job_entries
 from jobfsm.config.limits import (
     MAX_FILE_BYTES,
     exec_problems,
@@ -452,15 +453,9 @@ def validate_file(path: Path | str, *, display: str | None = None) -> FileReport
 
 
 def job_files(directory: Path) -> list[Path]:
-    """The ``*.json`` files of a folder, sorted; raises OSError if it cannot be listed.
-
-    Only regular files count, as for the daemon: a symbolic link to a regular file is that
-    file under the link's name; FIFOs, devices, folders and links to them (or to nothing) are
-    skipped."""
-    with os.scandir(directory) as entries:
-        return sorted(
-            Path(e.path) for e in entries if e.name.endswith(".json") and e.is_file()
-        )
+    """The job files of a folder (:mod:`jobfsm.config.folder`), sorted; raises OSError if it
+    cannot be listed."""
+    return [Path(e.path) for e in job_entries(directory)]
 
 
 def collect(reports: Iterable[FileReport]) -> LoadResult:

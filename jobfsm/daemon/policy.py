@@ -114,11 +114,46 @@ def newest_fires(config: JobConfig, after: datetime, until: datetime) -> tuple[l
     return list(newest), count
 
 
-def catch_up(config: JobConfig, missed: list[datetime]) -> list[datetime]:
-    """Which fires missed while the daemon was down run at start-up (``catch_up``)."""
+_LOOK_BACK = (timedelta(hours=1), timedelta(days=1), timedelta(days=31), timedelta(days=366))
+"""How far back from now the newest missed fires are looked for, in turn, before from the last fire."""
+
+
+@dataclass(frozen=True, slots=True)
+class Missed:
+    """Fires missed while the daemon was down: which run, and one record for the rest."""
+
+    run: list[datetime]
+    """Caught up (trigger ``catch_up``), oldest first."""
+    record: datetime | None
+    """The newest fire not run: recorded as skipped, its message summing up all that were not
+    (so the next start counts from there, and the history says what was missed)."""
+    first: datetime
+    """The first fire missed."""
+    count: int | None
+    """How many were missed, when counted (None: more than a year's worth to count)."""
+
+
+def catch_up(config: JobConfig, last: datetime, now: datetime) -> Missed | None:
+    """The fires of ``config`` after its last recorded fire ``last`` and before ``now`` (the
+    daemon was down), and what its ``catch_up`` does with them: ``none`` runs none, ``latest``
+    the newest, ``all`` each (the newest ``MAX_CATCH_UP``). Only the newest fires are looked
+    for, however long the downtime: a start-up after a month stays quick."""
+    first = cron.next_fire(config.schedule, config.timezone, last)
+    if first >= now:
+        return None
+    want = MAX_CATCH_UP if config.catch_up is CatchUp.ALL else 2
+    until = now - timedelta(microseconds=1)
+    for back in (*_LOOK_BACK, None):
+        start = last if back is None else max(last, now - back)
+        fires = cron.fires_between(config.schedule, config.timezone, start, until)
+        if len(fires) >= want or start == last:
+            break
+    counted = len(fires) if start == last else None
     if config.catch_up is CatchUp.NONE:
-        return []
-    return missed[-1:] if config.catch_up is CatchUp.LATEST else missed[-MAX_CATCH_UP:]
+        return Missed([], fires[-1], first, counted)
+    chosen = fires[-1:] if config.catch_up is CatchUp.LATEST else fires[-MAX_CATCH_UP:]
+    rest = fires[: len(fires) - len(chosen)]
+    return Missed(chosen, rest[-1] if rest else None, first, counted)
 
 
 @dataclass(frozen=True, slots=True)

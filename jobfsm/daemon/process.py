@@ -26,7 +26,6 @@ import gc
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
 import traceback
@@ -40,6 +39,7 @@ from jobfsm.daemon.scheduler import PROBE_FIRST_SECONDS, PROBE_MAX_SECONDS, Sche
 from jobfsm.daemon.timetable import Timetable
 from jobfsm.errors import JobfsmError, StoreError, StoreUnavailableError
 from jobfsm.joblog import JobLogger
+from jobfsm.nodes import default_node
 from jobfsm.runs.executor import JobExecutor
 from jobfsm.store import Store, open_store
 from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
@@ -60,10 +60,6 @@ GIL_SWITCH_SECONDS = 0.0005
 """How long the loop may hold the GIL while the reaper thread waits for it (CPython's default is
 5 ms): in a burst the reaper starts the runs that waited for a slot, and each of its turns
 would otherwise wait behind the loop's recording of fires."""
-
-
-def default_node() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Daemon:

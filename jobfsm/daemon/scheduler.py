@@ -27,44 +27,42 @@ from __future__ import annotations
 
 import functools
 import heapq
-import json
 import logging
 import os
 import queue
-import stat
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from enum import Enum
 from pathlib import Path
 
 from jobfsm import cron
 from jobfsm.clock import Clock
 from jobfsm.config.loader import validate_file
-from jobfsm.config.watch import DirectoryWatcher
-from jobfsm.daemon import policy
+from jobfsm.daemon import policy, recovery, shutdown, spool
+from jobfsm.daemon.jobfolder import JobFolder
 from jobfsm.daemon.policy import Start, Verdict
+from jobfsm.daemon.unit import UnitOfWork
 from jobfsm.daemon.waker import Waker
-from jobfsm.errors import InvalidTransitionError, JobsDirectoryError, StoreError
+from jobfsm.errors import InvalidTransitionError, StoreError
 from jobfsm.joblog import JobLogger
 from jobfsm.lifecycle import (
     Announcer,
     JobModel,
     Lifecycle,
     RunFinished,
-    RunLost,
     RunSkipped,
     RunStarted,
 )
-from jobfsm.model import CatchUp, JobConfig, JobState, Outcome, RunStatus, Trigger
+from jobfsm.model import JobConfig, JobState, Outcome, RunStatus, Trigger
+from jobfsm.nodes import this_host
 from jobfsm.problems import Problem
-from jobfsm.runs.executor import JobExecutor, JobResult, RunTag, end_run_processes
+from jobfsm.runs.executor import JobExecutor, JobResult
 from jobfsm.runs.runner import ProcessRunner, Runner, Ticket
 from jobfsm.store import Claim, RunRecord, Store, TriggerRequest
-from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS, HEARTBEAT_MAX_AGE_SECONDS
+from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +80,6 @@ PROBE_MAX_SECONDS = 5.0
 SPOOL_FILE = "unrecorded-results.jsonl"
 """Results the store could not take before the daemon stopped: recorded at the next start."""
 _JUST_BEFORE = timedelta(microseconds=1)
-SHUTDOWN_SIGTERM_SECONDS = 5.0
-"""At shutdown, what still runs this long before the end of the grace period (at most half-way
-through it) gets SIGTERM; SIGKILL comes at its end. The grace bounds the whole stop."""
-SHUTDOWN_BOOKKEEPING_SECONDS = 2.0
-"""After SIGKILL, how long shutdown waits at most for the runs to be reaped and recorded (it
-takes milliseconds unless a process is stuck in the kernel, where SIGKILL cannot reach it)."""
-LOST_KILL_GRACE_SECONDS = 2.0
-"""The processes of a lost run get this long between SIGTERM and SIGKILL (nobody waits for
-their output any more; the loop waits for this)."""
 
 
 @dataclass(eq=False, slots=True)
@@ -103,7 +92,6 @@ class JobEntry:
     """Starts waiting for the job's current run; created on first use (most jobs never queue)."""
 
 
-FileStat = tuple[int, int, int]
 
 
 @dataclass(slots=True)
@@ -115,19 +103,6 @@ class Outage:
     next_probe: float
     """``clock.monotonic()`` of the next attempt."""
     attempts: int = 1
-
-
-class _Unit:
-    """One store transaction's worth of changes: how to undo in memory what it changed, if it
-    rolls back, and what waits for its commit (log lines, processes to start)."""
-
-    __slots__ = ("after", "tickets", "touched", "undo")
-
-    def __init__(self) -> None:
-        self.after: list[Callable[[], None]] = []
-        self.tickets: list[Ticket] = []
-        self.touched: set[int] = set()
-        self.undo: list[Callable[[], None]] = []
 
 
 class Scheduler:
@@ -174,7 +149,7 @@ class Scheduler:
         self._heap: list[tuple[float, int, str, int]] = []
         self._retries: list[tuple[float, int, str, Start]] = []
         self._seq = 0
-        self._unit: _Unit | None = None
+        self._unit: UnitOfWork | None = None
         self.outage: Outage | None = None
         """Set while the store is failing: no fires are claimed, results wait in memory."""
         self._unrecorded: deque[tuple[Ticket, JobResult, bool]] = deque()
@@ -186,14 +161,11 @@ class Scheduler:
         """Why the loop is late, when it knows (a store outage, a clock step), for skipped fires."""
         self._seen: tuple[float, float] | None = None
         """(wall timestamp, monotonic) when the loop last looked: a step of the wall clock shows."""
-        self._snapshot: dict[str, FileStat] = {}
         self._new_states: dict[str, JobState] = {}
         self._held_since: float | None = None
         """clock.monotonic() since when finished runs wait for the runner to finish starting."""
-        self._dir_error: str | None = None
-        self._rescan = False
-        """A reload failed part way: the next one scans the whole folder."""
-        self._watcher: DirectoryWatcher | None = None
+        self.folder = JobFolder(self.jobs_dir, self.logger.error)
+        self._last_fires: dict[str, datetime] = {}
         self.fires = fires
         """False for a scheduler that only runs what it is asked to (the service's local runs)."""
 
@@ -207,145 +179,32 @@ class Scheduler:
         self.store.warm_up()  # the first fire must not pay for compiling the store's statements
         self._seen = (now.timestamp(), self.clock.monotonic())
 
-    @property
-    def _spool_path(self) -> Path:
-        return Path(self.logger.log_dir) / SPOOL_FILE
-
     def _replay_spool(self) -> None:
-        """Record the results a previous daemon kept when it stopped with the store down (before
-        anything is marked lost: those runs did end, and this is how)."""
-        path = self._spool_path
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return
-        finishes = []
-        for line in lines:
-            try:
-                item = json.loads(line)
-                fields = item["fields"]
-                fields["outcome"] = Outcome(fields["outcome"])
-                fields["ended_at"] = datetime.fromisoformat(fields["ended_at"])
-                finishes.append((int(item["run_id"]), fields))
-            except (ValueError, KeyError, TypeError) as exc:
-                self.logger.error(f"{path}: skipping an unreadable line ({exc}): {line[:200]}")
-        for run_id, fields in finishes:  # one by one: a run pruned meanwhile must not stop the rest
-            try:
-                self.store.finish_run(run_id, **fields)
-            except LookupError:
-                self.logger.error(f"{path}: run {run_id} is no longer in the store; its result is not recorded")
-        path.unlink()
-        self.logger.info(f"recorded {len(finishes)} result(s) kept in {path} when the daemon last stopped "
-                         "with the store unavailable")
+        spool.replay(Path(self.logger.log_dir) / SPOOL_FILE, self.store, self.logger)
 
-    def _spool(self) -> None:
+    def spool_unrecorded(self) -> None:
         """The daemon stops with results the store could not take: keep them in the logs folder."""
         self._drain_results()
-        if not self._unrecorded:
-            return
-        path = self._spool_path
-        with open(path, "a", encoding="utf-8") as out:
-            for ticket, result, _logged in self._unrecorded:
-                fields = result.finish_fields()
-                fields["outcome"] = fields["outcome"].value
-                fields["ended_at"] = fields["ended_at"].isoformat()
-                out.write(json.dumps({"run_id": ticket.run_id, "job": ticket.job.name, "fields": fields}) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        self.logger.error(f"the store is still unavailable: {len(self._unrecorded)} result(s) kept in {path}; "
-                          "the next start records them")
-        self._unrecorded.clear()
+        if self._unrecorded:
+            spool.write(Path(self.logger.log_dir) / SPOOL_FILE, [(t.run_id, r) for t, r, _ in self._unrecorded], self.logger)
+            self._unrecorded.clear()
+
+    def close_folder(self) -> None:
+        self.folder.close()
 
     def reap_lost(self, now: datetime | None = None, *, found: str = "") -> int:
-        """Mark lost the runs of every node that is dead: no recent heartbeat, or (on this
-        host) its process is gone — a daemon killed with -9 and restarted at once must not
-        wait for its old heartbeat to age. Runs at start-up and in housekeeping.
-
-        A run of a node of this host (named ``host:pid``, the default) is not called lost while
-        its processes go on unseen: they are ended first (:func:`_end_lost_processes`), and
-        its message says so. A node of another host ran its processes there, out of reach.
-        """
-        now = now or self.clock.now()
-        host = self.node.split(":")[0]
-        running = self.store.list_runs(status=RunStatus.RUNNING)
-        if all(r.node == self.node for r in running):
-            return 0  # the common case, and what an idle daemon pays every few seconds
-        live = {
-            h.node
-            for h in self.store.live_nodes(now=now, max_age_seconds=HEARTBEAT_MAX_AGE_SECONDS)
-            if h.host != host or _pid_alive(h.pid)
-        }
-        live.add(self.node)
-        count = 0
-        for node in sorted({r.node for r in running} - live):
-            if _local_process_alive(node, host):
-                continue  # a `jobfsm run` or admin page running a job here, without a daemon
-            pid = _local_pid(node, host)  # gone, by the line above
-            note = "" if pid is None else _end_lost_processes([r for r in running if r.node == node], pid)
-            lost = self.store.mark_lost(
-                at=now,
-                node=node,
-                message=f"daemon {node} stopped while the run was going; "
-                f"found {found or 'by housekeeping'} at {now.isoformat()} by {self.node}{note}",
-            )
-            for run in lost:
-                self.events.announce(RunLost(run, node))
-            count += len(lost)
-        return count
+        """Mark lost the runs of every dead node (:func:`jobfsm.daemon.recovery.reap_lost`)."""
+        return recovery.reap_lost(self.store, self.events, node=self.node, now=now or self.clock.now(), found=found)
 
     # -- job files ----------------------------------------------------------------------
-    def _scan(self) -> dict[str, FileStat] | None:
-        try:
-            with os.scandir(self.jobs_dir) as entries:
-                stats = {}
-                for e in entries:
-                    if e.name.endswith(".json") and e.is_file():
-                        st = e.stat()
-                        stats[e.path] = (st.st_mtime_ns, st.st_size, st.st_ino)
-        except OSError as exc:
-            message = f"{JobsDirectoryError(self.jobs_dir, exc)}; keeping the jobs loaded"
-            if message != self._dir_error:
-                self.logger.error(message)
-                self._dir_error = message
-            return None
-        self._dir_error = None
-        return stats
-
     @property
     def watch_fd(self) -> int | None:
         """Readable when the jobs folder changed (None: it is not watched; reload polls)."""
-        if self._watcher is None:
-            self._watcher = DirectoryWatcher(self.jobs_dir)
-        return self._watcher.fd
+        return self.folder.fd
 
     @property
     def watching(self) -> bool:
-        return self.watch_fd is not None
-
-    def _changed_stats(self) -> dict[str, FileStat] | None:
-        """The folder's files as they are now: from the watcher's list of changed names when
-        it has one (cheap), else from a full scan."""
-        if self._watcher is None:
-            self._watcher = DirectoryWatcher(self.jobs_dir)
-        names = self._watcher.changes()
-        if names is None:
-            return self._scan()
-        names = {name for name in names if name.endswith(".json")}
-        if not names:
-            return self._snapshot  # nothing changed: no copy, no scan
-        stats = dict(self._snapshot)
-        for name in names:
-            path = os.path.join(self.jobs_dir, name)
-            try:
-                st = os.stat(path)
-            except OSError:
-                stats.pop(path, None)
-                continue
-            if stat.S_ISREG(st.st_mode):
-                stats[path] = (st.st_mtime_ns, st.st_size, st.st_ino)
-            else:
-                stats.pop(path, None)
-        return stats
+        return self.folder.fd is not None
 
     def reload(self, *, catch_up: bool = False) -> bool:
         """Apply new, changed and deleted job files; True if anything changed. When the store
@@ -353,25 +212,26 @@ class Scheduler:
         the next call (from a full scan: the watcher has handed over their changes already)."""
         if self._new_states:
             self._write_new_states()
-        stats = self._scan() if self._rescan else self._changed_stats()
-        if stats is None or stats is self._snapshot or stats == self._snapshot:
+        folder = self.folder
+        stats = folder.current()
+        if stats is None:
             return False
-        self._rescan = True
         now = self.clock.now()
         states = self.store.all_states() if catch_up else None  # start-up: one query, not one a job
-        applied = dict(self._snapshot)
+        self._last_fires = self.store.last_fires() if catch_up else {}
+        before, applied = folder.applied, dict(folder.applied)
         try:
-            for path in sorted(set(self._snapshot) - set(stats)):
+            for path in sorted(set(before) - set(stats)):
                 self.file_problems.pop(path, None)
                 self._remove(Path(path).stem)
                 del applied[path]
             for path in sorted(stats):
-                if self._snapshot.get(path) != stats[path]:
+                if before.get(path) != stats[path]:
                     self._apply_file(path, now, catch_up=catch_up, states=states)
                 applied[path] = stats[path]
         finally:
-            self._snapshot = applied
-        self._rescan = False
+            folder.applied = applied
+        folder.done()
         self._write_new_states()
         if catch_up:
             enabled = sum(1 for e in self.jobs.values() if e.config.enabled)
@@ -423,7 +283,7 @@ class Scheduler:
                     component="loader",
                 )
             if catch_up and config.enabled:
-                self._catch_up(entry, now)
+                self._catch_up(entry, now, self._last_fires.get(config.name))
             self.jobs[config.name] = entry  # only now: a store failure above leaves the job new
             self._reschedule(entry, now)
             return
@@ -499,24 +359,27 @@ class Scheduler:
         self._seq += 1
         heapq.heappush(self._heap, (fire.timestamp(), self._seq, entry.config.name, entry.generation))
 
-    def _catch_up(self, entry: JobEntry, now: datetime) -> None:
+    def _catch_up(self, entry: JobEntry, now: datetime, last: datetime | None) -> None:
+        """Fires missed while the daemon was down, after the job's last recorded fire ``last``:
+        run per ``catch_up``, and one skipped record that says what was not."""
         config = entry.config
-        if config.catch_up is CatchUp.NONE:
+        missed = policy.catch_up(config, last, now) if last is not None else None
+        if missed is None:
             return
-        last = self.store.last_fire(config.name)
-        if last is None:
-            return
-        missed, count = policy.newest_fires(config, last, now - _JUST_BEFORE)
-        chosen = policy.catch_up(config, missed)
-        if not chosen:
-            return
+        how_many = f"{missed.count}" if missed.count is not None else "more than a year of"
         self.logger.info(
-            f"job {config.name!r}: {count} fire(s) missed while the daemon was down; "
-            f"catching up {len(chosen)} (catch_up: {config.catch_up.value})",
+            f"job {config.name!r}: {how_many} fire(s) missed while the daemon was down, from "
+            f"{missed.first.isoformat()}; catching up {len(missed.run)} (catch_up: {config.catch_up.value})",
             component="scheduler",
         )
         with self._batched():
-            for fire in chosen:
+            if missed.record is not None:
+                skipped = (missed.count or 0) - len(missed.run)
+                what = f"{skipped} fire(s)" if missed.count is not None else "fires"
+                self._skip_many([(entry, Start(Trigger.SCHEDULE, scheduled_for=missed.record),
+                                  f"missed while the daemon was down: {what} from {missed.first.isoformat()} "
+                                  f"to {missed.record.isoformat()} did not run (catch_up: {config.catch_up.value})")])
+            for fire in missed.run:
                 self._fire(entry, Start(Trigger.CATCH_UP, scheduled_for=fire))
 
     # -- fires ------------------------------------------------------------------------------
@@ -819,7 +682,7 @@ class Scheduler:
         if self._unit is not None:
             yield
             return
-        unit = self._unit = _Unit()
+        unit = self._unit = UnitOfWork()
         try:
             # One flush of the logs for the whole batch; its events wait for the commit.
             with self.logger.buffered(), self.events.held():
@@ -827,8 +690,7 @@ class Scheduler:
                     with self.store.batch():
                         yield
                 except BaseException:
-                    for undo in reversed(unit.undo):
-                        undo()
+                    unit.roll_back()
                     raise
                 finally:
                     self._unit = None
@@ -848,20 +710,12 @@ class Scheduler:
 
     def _on_rollback(self, undo: Callable[[], object]) -> None:
         if self._unit is not None:
-            self._unit.undo.append(undo)  # type: ignore[arg-type]
+            self._unit.on_rollback(undo)
 
     def _touch(self, model: JobModel) -> None:
         """The lifecycle is about to change ``model``: remember what it was, for a rollback."""
-        unit = self._unit
-        if unit is None or id(model) in unit.touched:
-            return
-        unit.touched.add(id(model))
-        was = (model.state, model.active_runs, model.disable_pending)
-
-        def restore() -> None:
-            model.state, model.active_runs, model.disable_pending = was
-
-        unit.undo.append(restore)
+        if self._unit is not None:
+            self._unit.touch(model)
 
     # -- results ------------------------------------------------------------------------------
     def post_result(self, ticket: Ticket, result: JobResult) -> None:
@@ -1084,7 +938,7 @@ class Scheduler:
             self.store.resolve_trigger_request(request.id, run.id)
 
     def heartbeat(self) -> None:
-        self.store.heartbeat(self.node, pid=os.getpid(), host=self.node.split(":")[0], at=self.clock.now())
+        self.store.heartbeat(self.node, pid=os.getpid(), host=this_host(), at=self.clock.now())
 
     def prune(self) -> int:
         """Apply the retention policy; output files of pruned runs go too."""
@@ -1102,142 +956,10 @@ class Scheduler:
 
     # -- shutdown ------------------------------------------------------------------------------
     def shutdown(self, *, grace_seconds: float, kill_now: threading.Event | None = None) -> None:
-        """Stop firing; let running jobs finish within the grace period, record them, close.
-        Results the store cannot take by the end are kept in the logs folder for the next
-        start (:data:`SPOOL_FILE`).
+        """Stop firing; let running jobs finish within the grace period, record them, close
+        (:func:`jobfsm.daemon.shutdown.shut_down`)."""
+        shutdown.shut_down(self, grace_seconds=grace_seconds, kill_now=kill_now)
 
-        The grace period includes killing what is left, so that it bounds the whole stop:
-        what still runs ``SHUTDOWN_SIGTERM_SECONDS`` before its end (at most half-way) gets
-        SIGTERM to its process group, what is still there at its end SIGKILL, and a second
-        signal (``kill_now``) means SIGKILL at once, whenever it comes. Then at most
-        ``SHUTDOWN_BOOKKEEPING_SECONDS`` go to recording the killed runs. The loop keeps the
-        clock and waits on ``wake``, which results and signals both set.
-        """
-        self.stopping = True
-        grace = max(grace_seconds, 0.0)
-        step = min(SHUTDOWN_SIGTERM_SECONDS, grace / 2)
-        start = self.clock.monotonic()
-        term_at, kill_at = start + grace - step, start + grace
-        phase, give_up_at, kill_again_at = _Stopping.WAITING, kill_at, kill_at
-        kill_reason = ""
-        while True:
-            self.probe_store()
-            self.apply_results()
-            if not self._running():
-                break
-            now = self.clock.monotonic()
-            if phase is not _Stopping.KILLED and ((kill_now is not None and kill_now.is_set()) or now >= kill_at):
-                kill_reason = _kill_reason(grace, step, second_signal=now < kill_at)
-                phase, give_up_at, kill_again_at = _Stopping.KILLED, now + SHUTDOWN_BOOKKEEPING_SECONDS, now
-                self.logger.info(f"shutdown: SIGKILL to the process groups of {len(self.in_flight)} run(s) "
-                                 f"({'a second signal' if now < kill_at else 'end of the grace period'})")
-            elif phase is _Stopping.WAITING and now >= term_at:
-                phase = _Stopping.TERMINATED
-                self.logger.info(f"shutdown: SIGTERM to the process groups of {len(self.in_flight)} run(s), "
-                                 f"SIGKILL in {kill_at - now:.3g} s")
-                self.runner.terminate_all(reason=_term_reason(grace, step), grace_seconds=kill_at - now)
-            if phase is _Stopping.KILLED:
-                if now >= give_up_at:
-                    for ticket, _model in self.in_flight.values():
-                        self.logger.error(
-                            f"run {ticket.run_id} of job {ticket.job.name!r} did not end within "
-                            f"{SHUTDOWN_BOOKKEEPING_SECONDS:g} s of SIGKILL; it stays running in the store, "
-                            "and the next start ends what is left of it and marks it lost"
-                        )
-                    break
-                if now >= kill_again_at:  # again, for a run whose start was under way the first time
-                    self.runner.kill_all(reason=kill_reason)
-                    kill_again_at = now + 0.5
-            until = {_Stopping.WAITING: term_at, _Stopping.TERMINATED: kill_at}.get(phase, kill_again_at)
-            # Results and signals set wake; the second's cap is only a safety net.
-            self.clock.wait(self.wake, max(0.0, min(until, give_up_at, now + 1.0) - now))
-            self.wake.clear()
-        self.runner.close()
-        self.probe_store(force=True)
-        self.apply_results()
-        if self.outage is not None:
-            self._spool()
-        if self._watcher is not None:
-            self._watcher.close()
-        try:
-            self.store.remove_node(self.node)
-        except StoreError as exc:
-            self.logger.error(f"cannot remove this node from the store at shutdown: {exc}", component="store")
-
-    def _running(self) -> int:
+    def running_count(self) -> int:
         """Runs whose process has not ended yet (in flight, their result not back)."""
         return len(self.in_flight) - len(self._unrecorded) - self._results.qsize()
-
-
-class _Stopping(Enum):
-    """Where a shutdown is."""
-
-    WAITING = "waiting"
-    """Runs may finish by themselves."""
-    TERMINATED = "terminated"
-    """SIGTERM sent to what was still running."""
-    KILLED = "killed"
-    """SIGKILL sent; only their recording is waited for."""
-
-
-def _term_reason(grace: float, step: float) -> str:
-    return f"killed at daemon shutdown after the {grace:g} s grace period (SIGTERM {step:.3g} s before its end)"
-
-
-def _kill_reason(grace: float, step: float, *, second_signal: bool) -> str:
-    if second_signal:
-        return "killed at daemon shutdown: a second signal asked to stop at once (SIGKILL)"
-    if step <= 0:
-        return f"killed at daemon shutdown after the {grace:g} s grace period (SIGKILL)"
-    return f"killed at daemon shutdown after the {grace:g} s grace period (SIGTERM {step:.3g} s before its end, then SIGKILL)"
-
-
-def _end_lost_processes(runs: list[RunRecord], node_pid: int) -> str:
-    """End the processes of these runs of a dead process ``node_pid`` of this host; say how
-    it went, for their messages (one for all: the store marks a node's runs lost at once).
-
-    Found in /proc by the environment every run gets, not by a process group id kept in the
-    store: no store write per run on the hot path and no schema change, a pid reused since
-    cannot be taken for the run's, and processes that left the group (``setsid``) are found
-    too. The loop waits for it (the grace at most, when something ignores SIGTERM, and a few
-    seconds for SIGKILL): it is rare, and the runs must not be called lost before it is done.
-    """
-    tags = {run.id: RunTag(run.job, run.id, node_pid) for run in runs}
-    ends = end_run_processes(tags.values(), grace_seconds=LOST_KILL_GRACE_SECONDS)
-    if ends is None:
-        return "; its processes on this host could not be looked for (no /proc or no pidfds here)"
-    notes = []
-    for run in runs:
-        end = ends[tags[run.id]]
-        if not end.ended and not end.left:
-            note = "no process of it was left on this host"
-        else:
-            note = f"its {end.ended} process(es) on this host were ended"
-            if end.killed:
-                note += f" ({end.killed} by SIGKILL, {LOST_KILL_GRACE_SECONDS:g} s after SIGTERM)"
-            if end.left:
-                note += f"; {end.left} still there after SIGKILL"
-        notes.append(note if len(runs) == 1 else f"run {run.id}: {note}")
-    return "; " + "; ".join(notes)
-
-
-def _local_pid(node: str, host: str) -> int | None:
-    """The pid in ``node`` if it names a process of this host (``host:pid``, the default)."""
-    node_host, _, pid = node.rpartition(":")
-    return int(pid) if node_host == host and pid.isdigit() else None
-
-
-def _local_process_alive(node: str, host: str) -> bool:
-    """Is ``node`` (named ``host:pid``, the default) a live process on this host?"""
-    pid = _local_pid(node, host)
-    return pid is not None and _pid_alive(pid)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -43,7 +43,6 @@ import contextlib
 import json
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -76,6 +75,7 @@ from jobfsm.errors import (
     ValidationError,
 )
 from jobfsm.model import JobConfig, JobState, RunStatus, Trigger
+from jobfsm.nodes import default_node
 from jobfsm.problems import Problem, quote, sort_problems
 from jobfsm.service import edits
 from jobfsm.store.abc import HEARTBEAT_MAX_AGE_SECONDS, AuditEntry, RunRecord, Store
@@ -202,7 +202,7 @@ class JobManagementService:
             store = open_store(f"sqlite:///{self.log_directory / 'jobfsm.db'}")
         self.store: Store = store
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self.node = node or f"{socket.gethostname()}:{os.getpid()}"
+        self.node = node or default_node()
         self.heartbeat_max_age = heartbeat_max_age
         self.daemon_pickup_timeout = daemon_pickup_timeout
         self.files = JobFiles(self.jobs_directory)

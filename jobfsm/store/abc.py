@@ -269,6 +269,10 @@ class Store(ABC):
         """The latest ``scheduled_for`` of a scheduled or caught-up run (any status)."""
 
     @abstractmethod
+    def last_fires(self) -> dict[str, datetime]:
+        """:meth:`last_fire` of every job that has one, in one query (the daemon's start-up)."""
+
+    @abstractmethod
     def mark_lost(self, *, at: datetime, node: str | None = None, message: str) -> list[RunRecord]:
         """Turn every ``running`` run (of ``node``, or of every node) into ``lost``."""
 

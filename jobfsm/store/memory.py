@@ -216,6 +216,15 @@ class MemoryStore(Store):
             ]
         return max(fires, default=None)
 
+    def last_fires(self) -> dict[str, datetime]:
+        out: dict[str, datetime] = {}
+        with self._lock:
+            for r in self._runs.values():
+                fire = r.scheduled_for
+                if r.trigger in _FIRE_TRIGGERS and fire is not None and (r.job not in out or fire > out[r.job]):
+                    out[r.job] = fire
+        return out
+
     def mark_lost(self, *, at: datetime, node: str | None = None, message: str) -> list[RunRecord]:
         at = utc(at)
         lost: list[RunRecord] = []

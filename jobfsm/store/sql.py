@@ -884,6 +884,19 @@ class SqlStore(Store):
             value = datetime.fromisoformat(value)
         return utc(value) if value is not None else None
 
+    def last_fires(self) -> dict[str, datetime]:
+        stmt = (select(runs.c.job, func.max(runs.c.scheduled_for))
+                .where(runs.c.trigger.in_(_FIRE_TRIGGERS), runs.c.scheduled_for.is_not(None))
+                .group_by(runs.c.job))
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        out = {}
+        for job, value in rows:  # func.max loses the column type on some backends
+            if isinstance(value, str):
+                value = datetime.fromisoformat(value)
+            out[job] = utc(value)
+        return out
+
     def mark_lost(self, *, at: datetime, node: str | None = None, message: str) -> list[RunRecord]:
         stmt = (
             update(runs)

@@ -1,0 +1,82 @@
+"""Finding the runs of dead nodes: mark them lost, and first end what is left of them here.
+
+A node is dead when its heartbeat is old (``HEARTBEAT_MAX_AGE_SECONDS``) or, on this host, its
+process is gone (a daemon killed with -9 and restarted at once must not wait for its old
+heartbeat to age). A run of a dead node of this host is not called lost while its processes go
+on unseen: they are ended first, and its message says so. A node of another host ran its
+processes there, out of reach.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from jobfsm.lifecycle import Announcer, RunLost
+from jobfsm.model import RunStatus
+from jobfsm.nodes import local_pid, local_process_alive, pid_alive, this_host
+from jobfsm.runs.executor import RunTag, end_run_processes
+from jobfsm.store import RunRecord, Store
+from jobfsm.store.abc import HEARTBEAT_MAX_AGE_SECONDS
+
+LOST_KILL_GRACE_SECONDS = 2.0
+"""The processes of a lost run get this long between SIGTERM and SIGKILL (nobody waits for
+their output any more; the loop waits for this)."""
+
+
+def reap_lost(store: Store, events: Announcer, *, node: str, now: datetime, found: str = "") -> int:
+    """Mark lost the running runs of every dead node (``node`` is the caller's, alive); how many."""
+    running = store.list_runs(status=RunStatus.RUNNING)
+    if all(r.node == node for r in running):
+        return 0  # the common case, and what an idle daemon pays every few seconds
+    host = this_host()
+    live = {
+        h.node
+        for h in store.live_nodes(now=now, max_age_seconds=HEARTBEAT_MAX_AGE_SECONDS)
+        if h.host != host or pid_alive(h.pid)
+    }
+    live.add(node)
+    count = 0
+    for dead in sorted({r.node for r in running} - live):
+        if local_process_alive(dead):
+            continue  # a `jobfsm run` or admin page running a job here, without a daemon
+        pid = local_pid(dead)  # gone, by the line above
+        note = "" if pid is None else _end_lost_processes([r for r in running if r.node == dead], pid)
+        lost = store.mark_lost(
+            at=now,
+            node=dead,
+            message=f"daemon {dead} stopped while the run was going; "
+            f"found {found or 'by housekeeping'} at {now.isoformat()} by {node}{note}",
+        )
+        for run in lost:
+            events.announce(RunLost(run, dead))
+        count += len(lost)
+    return count
+
+
+def _end_lost_processes(runs: list[RunRecord], node_pid: int) -> str:
+    """End the processes of these runs of a dead process ``node_pid`` of this host; say how
+    it went, for their messages (one for all: the store marks a node's runs lost at once).
+
+    Found in /proc by the environment every run gets, not by a process group id kept in the
+    store: no store write per run on the hot path and no schema change, a pid reused since
+    cannot be taken for the run's, and processes that left the group (``setsid``) are found
+    too. The loop waits for it (the grace at most, when something ignores SIGTERM, and a few
+    seconds for SIGKILL): it is rare, and the runs must not be called lost before it is done.
+    """
+    tags = {run.id: RunTag(run.job, run.id, node_pid) for run in runs}
+    ends = end_run_processes(tags.values(), grace_seconds=LOST_KILL_GRACE_SECONDS)
+    if ends is None:
+        return "; its processes on this host could not be looked for (no /proc or no pidfds here)"
+    notes = []
+    for run in runs:
+        end = ends[tags[run.id]]
+        if not end.ended and not end.left:
+            note = "no process of it was left on this host"
+        else:
+            note = f"its {end.ended} process(es) on this host were ended"
+            if end.killed:
+                note += f" ({end.killed} by SIGKILL, {LOST_KILL_GRACE_SECONDS:g} s after SIGTERM)"
+            if end.left:
+                note += f"; {end.left} still there after SIGKILL"
+        notes.append(note if len(runs) == 1 else f"run {run.id}: {note}")
+    return "; " + "; ".join(notes)

@@ -1,0 +1,44 @@
+"""Node names: ``host:pid`` by default, built and read here only.
+
+A node is one jobfsm process that runs jobs (a daemon, or a process running jobs with no daemon
+alive). Its default name says where it runs and which process it is, so a restart on the same
+host can tell at once whether the old one is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def default_node() -> str:
+    """This process's node name: ``host:pid``."""
+    return f"{this_host()}:{os.getpid()}"
+
+
+def local_pid(node: str) -> int | None:
+    """The pid in ``node`` if it names a process of this host (``host:pid``), else None (another
+    host, or a name chosen with ``--node``)."""
+    host, _, pid = node.rpartition(":")
+    return int(pid) if host == this_host() and pid.isdigit() else None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one we may not signal counts: it exists)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def local_process_alive(node: str) -> bool:
+    """Whether ``node`` names a live process of this host."""
+    pid = local_pid(node)
+    return pid is not None and pid_alive(pid)
