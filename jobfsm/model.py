@@ -106,6 +106,69 @@ class Trigger(StrEnum):
 Command = str | tuple[str, ...]
 
 
+class NotifyEvent(StrEnum):
+    """What a job's ``notify`` may tell of."""
+
+    FAILURE = "failure"
+    """A run failed: non-zero exit, timeout, could not start, killed (once per failing streak)."""
+    RECOVERY = "recovery"
+    """The first success after a failure."""
+    MISSED = "missed"
+    """Fires that should have run and did not (the daemon was down, the overlap policy skipped
+    them); once per streak, naming how many and when."""
+    LOST = "lost"
+    """A run's node died while it ran."""
+    LONG_RUNNING = "long_running"
+    """A run still going after ``long_running_seconds``."""
+
+
+DEFAULT_NOTIFY_ON = (NotifyEvent.FAILURE, NotifyEvent.RECOVERY, NotifyEvent.MISSED, NotifyEvent.LOST)
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """A job's ``notify``: who is told of which events (the daemon's defaults fill what is missing)."""
+
+    on: tuple[NotifyEvent, ...] = DEFAULT_NOTIFY_ON
+    webhook: str | None = None
+    email: tuple[str, ...] = ()
+    long_running_seconds: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Notify:
+        return cls(
+            on=tuple(NotifyEvent(e) for e in data.get("on", [e.value for e in DEFAULT_NOTIFY_ON])),
+            webhook=data.get("webhook"),
+            email=tuple(data.get("email", ())),
+            long_running_seconds=data.get("long_running_seconds"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.on != DEFAULT_NOTIFY_ON:
+            out["on"] = [e.value for e in self.on]
+        if self.webhook is not None:
+            out["webhook"] = self.webhook
+        if self.email:
+            out["email"] = list(self.email)
+        if self.long_running_seconds is not None:
+            out["long_running_seconds"] = self.long_running_seconds
+        return out
+
+
+def document_value(value: Any) -> Any:
+    """A config attribute as a job file writes it (lists, plain strings, plain objects)."""
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, Notify):
+        return value.to_dict()
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class JobConfig:
     """One job file, validated. Field order is the canonical key order of a job file."""
@@ -123,6 +186,8 @@ class JobConfig:
     catch_up: CatchUp = CatchUp.NONE
     retries: int = 0
     retry_delay_seconds: int = DEFAULT_RETRY_DELAY_SECONDS
+    notify: Notify = Notify()
+    """Left out: the default events, told to the daemon's ``--notify-webhook`` and ``--notify-email``."""
     schema_ref: str | None = None
     """The file's ``$schema`` key, kept so that writing the job back preserves it."""
 
@@ -148,6 +213,8 @@ class JobConfig:
             kwargs["overlap"] = Overlap(kwargs["overlap"])
         if "catch_up" in kwargs:
             kwargs["catch_up"] = CatchUp(kwargs["catch_up"])
+        if "notify" in kwargs:
+            kwargs["notify"] = Notify.from_dict(kwargs["notify"])
         return cls(**kwargs)
 
     def to_dict(self, *, full: bool = True) -> dict[str, Any]:
@@ -165,13 +232,7 @@ class JobConfig:
             value = getattr(self, f.name)
             if not full and f.name in _OPTIONAL and value == _defaults()[f.name]:
                 continue
-            if isinstance(value, tuple):
-                value = list(value)
-            elif isinstance(value, StrEnum):
-                value = value.value
-            elif isinstance(value, Mapping):
-                value = dict(value)
-            out[f.name] = value
+            out[f.name] = document_value(value)
         return out
 
     @property

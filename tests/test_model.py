@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 
 from jobfsm.config.schema import job_schema, validator
-from jobfsm.model import REQUIRED_FIELDS, CatchUp, JobConfig, Overlap
+from jobfsm.model import REQUIRED_FIELDS, JobConfig, document_value
 from tests.conftest import job_doc
 from tests.strategies import job_configs, job_documents
 
@@ -41,7 +41,7 @@ def test_defaults_match_the_schema() -> None:
             continue
         value = getattr(config, f.name)
         expected = properties[f.name]["default"]
-        assert (value.value if isinstance(value, Overlap | CatchUp) else dict(value) if f.name == "env" else value) == expected, f.name
+        assert document_value(value) == expected, f.name
 
 
 def test_config_is_frozen() -> None:

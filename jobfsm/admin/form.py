@@ -19,7 +19,7 @@ from functools import cache
 from typing import Any
 
 from jobfsm.config.schema import job_schema
-from jobfsm.model import JobConfig, document_key
+from jobfsm.model import JobConfig, document_key, document_value
 
 __all__ = ["FieldKind", "FormField", "JobForm", "derive_form", "job_form"]
 
@@ -106,7 +106,7 @@ class FormField:
         if isinstance(value, Enum):
             return value.value
         if self.kind is FieldKind.OBJECT:
-            return json.dumps(dict(value or {}), indent=2, sort_keys=True)
+            return json.dumps(document_value(value) or {}, indent=2, sort_keys=True)
         if self.kind is FieldKind.COMMAND:
             return command_text(value)
         if self.kind is FieldKind.FLAG:

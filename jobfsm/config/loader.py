@@ -310,6 +310,10 @@ def _pattern_hint(path: str) -> str:
         return "is not an absolute path; start it with '/'"
     if path == "$.env":
         return "is not a valid environment variable name (letters, digits, '_'; not starting with a digit)"
+    if path == "$.notify.webhook":
+        return "is not an http:// or https:// URL (no spaces)"
+    if path.startswith("$.notify.email"):
+        return "is not an e-mail address (name@host)"
     return "does not match the expected format"
 
 

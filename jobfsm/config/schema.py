@@ -80,8 +80,8 @@ def _required() -> frozenset[str]:
 Check = Callable[[Any], bool]
 _ANNOTATIONS = frozenset({"title", "description", "default", "examples", "$comment"})
 _STRING_KEYWORDS = frozenset({"type", "minLength", "maxLength", "pattern", "enum"})
-_ARRAY_KEYWORDS = frozenset({"type", "items", "prefixItems", "minItems", "maxItems"})
-_OBJECT_KEYWORDS = frozenset({"type", "propertyNames", "additionalProperties"})
+_ARRAY_KEYWORDS = frozenset({"type", "items", "prefixItems", "minItems", "maxItems", "uniqueItems"})
+_OBJECT_KEYWORDS = frozenset({"type", "propertyNames", "properties", "additionalProperties"})
 
 
 def _types_of(value: Any) -> frozenset[str]:
@@ -158,10 +158,13 @@ def compile_check(schema: Mapping[str, Any]) -> Check | None:
             return None
         each: Check = items
         low, high = schema.get("minItems", 0), schema.get("maxItems")
+        unique = schema.get("uniqueItems") is True
 
         def array(value: Any) -> bool:
             return (
                 type(value) is list
+                # Uniqueness is only decided here for strings (JSON equality is Python's).
+                and (not unique or (all(type(v) is str for v in value) and len(set(value)) == len(value)))
                 and low <= len(value)
                 and (high is None or len(value) <= high)
                 and all(check(item) for check, item in zip(prefix, value, strict=False))
@@ -178,14 +181,16 @@ def compile_check(schema: Mapping[str, Any]) -> Check | None:
         )
         extra = schema.get("additionalProperties", True)
         values = compile_check(extra) if isinstance(extra, dict) else (lambda _value: extra is True)
-        if names is None or values is None:
+        named = {key: compile_check(sub) for key, sub in schema.get("properties", {}).items()}
+        if names is None or values is None or None in named.values():
             return None
         key_check: Check = names
         value_check: Check = values
+        by_key: dict[str, Check] = {key: check for key, check in named.items() if check is not None}
         return lambda value: (
             type(value) is dict
             and all(key_check(key) for key in value)
-            and all(value_check(item) for item in value.values())
+            and all(by_key.get(key, value_check)(item) for key, item in value.items())
         )
     return None
 
