@@ -259,6 +259,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _format(p, "json")
 
+    p = command("import", "jobfsm.cli.importer:cmd_import", "convert a crontab into job files")
+    kinds = p.add_subparsers(dest="import_kind", metavar="KIND", parser_class=_Parser, required=True)
+    crontab = kinds.add_parser(
+        "crontab", help="one job file per crontab line (written disabled unless --enabled)",
+        description="one job file per crontab line (written disabled unless --enabled)",
+    )
+    _globals(crontab, top=False)
+    crontab.add_argument("file", metavar="FILE|-", help="a crontab (crontab -l, /etc/crontab, /etc/cron.d/*), or - for stdin")
+    crontab.add_argument("--out", metavar="DIR", help="where to write the job files (default the jobs folder)")
+    crontab.add_argument("--enabled", action="store_true", help="write the jobs enabled (default disabled)")
+    crontab.add_argument(
+        "--user-column", action=argparse.BooleanOptionalAction, default=None,
+        help="whether a user stands between schedule and command (default: a system crontab by its "
+        "path, or when every line names a user of this host)",
+    )
+
+    p = command("init", "jobfsm.cli.init:cmd_init", "start a jobs repository: an example job, a systemd unit, a CI workflow")
+    p.add_argument("dir", nargs="?", default=".", metavar="DIR", help="where (default the current folder)")
+
     p = command("admin", "jobfsm.cli.admin:cmd_admin", "serve the admin page")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=whole_number(0, 65535), default=7860, help="port (default 7860)")

@@ -1,0 +1,140 @@
+"""``jobfsm import crontab FILE|-``: one job file per crontab line, written where none exists.
+
+The crontab is read by :mod:`jobfsm.adopt.crontab` (pure); this module reads the file, decides
+whether it has a user column, writes the valid documents with the jobs folder's atomic write
+under its lock, and says what happened: a line per job written, a line per line not converted
+(on stderr), and how to switch over. Exit 1 when any line was not converted or a file existed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import shlex
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from jobfsm.adopt.crontab import CrontabImport, looks_like_system, parse_crontab
+from jobfsm.cli.parser import PATH_QUOTE_CHARS, UsageError
+from jobfsm.problems import quote
+
+MAX_CRONTAB_BYTES = 16 * 1024 * 1024
+"""A crontab larger than this is refused (cron's own limit is far lower)."""
+SYSTEM_CRONTABS = ("/etc/crontab", "/etc/cron.d/")
+
+
+def _read(path: str, err: TextIO) -> tuple[str, str]:
+    """(the text, the name it is called by); a file that cannot be read is a usage error."""
+    shown = "<stdin>" if path == "-" else quote(path, PATH_QUOTE_CHARS)
+    try:
+        if path == "-":
+            raw = sys.stdin.buffer.read(MAX_CRONTAB_BYTES + 1)
+        else:
+            with open(path, "rb") as f:
+                raw = f.read(MAX_CRONTAB_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"jobfsm import crontab: error: cannot read {shown}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CRONTAB_BYTES:
+        raise UsageError(f"jobfsm import crontab: error: {shown} is over {MAX_CRONTAB_BYTES:,} bytes; "
+                         "is it a crontab?")
+    return raw.decode("utf-8", errors="surrogateescape"), ("stdin" if path == "-" else Path(path).name)
+
+
+def _known_user(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except (KeyError, UnicodeEncodeError, ValueError):
+        return name == "root"
+    return True
+
+
+def _home_of(user: str | None) -> str:
+    """Cron runs a job in its user's home ('/' when the user is unknown here)."""
+    try:
+        home = pwd.getpwnam(user).pw_dir if user else os.path.expanduser("~")
+    except (KeyError, UnicodeEncodeError, ValueError):
+        return "/"
+    return home if home.startswith("/") else "/"
+
+
+def _user_column(args: argparse.Namespace, text: str) -> tuple[bool, str]:
+    """Whether the crontab has a user column, and why it was read so."""
+    if args.user_column is not None:
+        return args.user_column, "as told"
+    absolute = os.path.abspath(args.file) if args.file != "-" else ""
+    if absolute == SYSTEM_CRONTABS[0] or absolute.startswith(SYSTEM_CRONTABS[1]):
+        return True, "a system crontab by its path"
+    if looks_like_system(text, _known_user):
+        return True, "every line names a user of this host after its schedule"
+    return False, "no line names a user of this host after its schedule"
+
+
+def cmd_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    text, source = _read(args.file, err)
+    user_column, why = _user_column(args, text)
+    folder = Path(args.out) if args.out is not None else Path(args.jobs)
+    result = parse_crontab(
+        text, source=source, user_column=user_column, enabled=args.enabled, home_of=_home_of,
+    )
+    kind = "a system crontab, with a user column" if user_column else "a user crontab, with no user column"
+    other = "--no-user-column" if user_column else "--user-column"
+    hint = "" if args.user_column is not None else f"; {other} if not"
+    out.write(f"read {source} as {kind} ({why}{hint})\n")
+    written, existing = _write(result, folder, out, err)
+    return _summary(result, folder, written, existing, args.enabled, out, err)
+
+
+def _write(result: CrontabImport, folder: Path, out: TextIO, err: TextIO) -> tuple[list[str], list[str]]:
+    from jobfsm.config.jobfiles import JobFiles, render_document, write_atomic
+
+    files = JobFiles(folder)
+    written: list[str] = []
+    existing: list[str] = []
+    if not result.jobs:
+        return written, existing
+    try:
+        with files.locked():  # the folder's lock: no jobfsm writer comes between check and write
+            for job in result.jobs:
+                path = files.path_for(job.name)
+                shown = quote(str(path), PATH_QUOTE_CHARS)
+                if os.path.lexists(path):
+                    err.write(f"line {job.line}: {shown} exists; not written over (move it away, "
+                              "or import into another --out)\n")
+                    existing.append(job.name)
+                    continue
+                write_atomic(path, render_document(job.document).encode("utf-8"))
+                written.append(job.name)
+                state = "enabled" if job.document["enabled"] else "disabled"
+                out.write(f"line {job.line}: wrote {shown} ({state})\n")
+                for warning in job.warnings:
+                    out.write(f"  warning: {warning}\n")
+    except OSError as exc:
+        raise UsageError(
+            f"jobfsm import crontab: error: cannot write in {quote(str(folder), PATH_QUOTE_CHARS)}: "
+            f"{exc.strerror or exc}"
+        ) from None
+    return written, existing
+
+
+def _summary(
+    result: CrontabImport, folder: Path, written: list[str], existing: list[str], enabled: bool,
+    out: TextIO, err: TextIO,
+) -> int:
+    for problem in result.problems:
+        err.write(f"line {problem.line}: {problem.reason}: {problem.text.strip()!r}\n")
+    failed = len(result.problems) + len(existing)
+    out.write(f"\n{len(written)} of {result.lines} crontab job line(s) written to "
+              f"{quote(str(folder), PATH_QUOTE_CHARS)}")
+    out.write(f"; {failed} not converted (named above)\n" if failed else "\n")
+    if written and not enabled:
+        out.write(
+            "They are disabled, so cron and jobfsm never both run a job. To switch one over:\n"
+            "  1. jobfsm enable NAME            (jobfsm runs it from its next fire)\n"
+            "  2. remove its line from the crontab (crontab -e, or the file in /etc/cron.d)\n"
+            f"For example: jobfsm --jobs {shlex.quote(str(folder))} enable {written[0]}\n"
+        )
+    elif written:
+        out.write("They are enabled: remove their lines from the crontab now, or both will run them.\n")
+    return 1 if failed else 0
