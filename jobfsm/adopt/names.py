@@ -24,14 +24,26 @@ _WRAPPERS = frozenset({
     "python3", "perl", "ruby", "php", "node", "run-parts", "xargs", "su",
 })
 _OPERATORS = frozenset({"&&", "||", ";", "|", "&", "(", ")", "{", "}", ";;", "|&"})
-_REDIRECT = re.compile(r"\A\d*(?:[<>]{1,2}|&>|>&|<&)\Z")
 _ASSIGNMENT = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*=")
 _EXTENSIONS = (".sh", ".bash", ".py", ".pl", ".rb", ".php", ".js")
 _NOT_ALLOWED = re.compile(r"[^a-z0-9_.-]+")
 _SPLIT_WORDS = re.compile(r"&&|\|\||[;|&()<>]|[^\s;|&()<>]+")
 
 
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh"})
+_OPTION_ARGUMENTS = {
+    "sudo": {"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U"}, "nice": {"-n"}, "ionice": {"-c", "-n", "-p"},
+    "flock": {"-w", "-E", "-c"}, "timeout": {"-s", "-k"}, "su": {"-s", "-g"}, "stdbuf": {"-i", "-o", "-e"},
+    "run-parts": {"-u", "--umask", "--arg", "--regex"},
+}
+"""Options of a wrapper that take the next word as their value."""
+_POSITIONAL = {"flock": 1, "timeout": 1, "su": 1}
+"""Words a wrapper takes before the command it runs (the lock file, the duration, the user)."""
+_REDIRECTION = re.compile(r"\d*(?:&>>?|>>?&?|<&?)[ \t]*(?:\d+\b|[^\s;&|()<>]+)?")
+
+
 def _words(command: str) -> list[str]:
+    command = _REDIRECTION.sub(" ", command)
     try:
         lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
         lexer.whitespace_split = True
@@ -41,35 +53,38 @@ def _words(command: str) -> list[str]:
         return _SPLIT_WORDS.findall(command)
 
 
-def _program(command: str) -> str | None:
+def _program(command: str, depth: int = 0) -> str | None:
     """The first word of the command that names what it runs, or None."""
     words = _words(command)
     skipping_step = False
-    after_wrapper = False
+    wrapper: str | None = None
+    positional = 0
     i = 0
     while i < len(words):
         word = words[i]
         i += 1
-        if word in _OPERATORS or set(word) <= set("&|;()"):
-            skipping_step, after_wrapper = False, False
+        if word in _OPERATORS or set(word) <= set("&|;()<>"):
+            skipping_step, wrapper = False, None
             continue
-        if _REDIRECT.match(word):
-            i += 1  # its target
-            continue
-        if skipping_step:
-            continue
-        if _ASSIGNMENT.match(word):
+        if skipping_step or _ASSIGNMENT.match(word):
             continue
         if word in _SKIPPED_STEPS:
             skipping_step = True
             continue
+        if word.startswith("-"):
+            if wrapper in _SHELLS and word == "-c" and i < len(words) and depth < 3:
+                return _program(words[i], depth + 1)
+            if wrapper is not None and word in _OPTION_ARGUMENTS.get(wrapper, ()):
+                i += 1
+            continue
+        if wrapper is not None and positional:
+            positional -= 1
+            continue
         base = word.rsplit("/", 1)[-1]
         if base in _WRAPPERS or re.fullmatch(r"python\d(?:\.\d+)?", base):
-            after_wrapper = True
+            wrapper, positional = base, _POSITIONAL.get(base, 0)
             continue
-        if after_wrapper and (word.startswith("-") or word.isdigit() or re.fullmatch(r"\d+[smhd]", word)):
-            continue
-        if word.startswith("-"):
+        if wrapper is not None and (word.isdigit() or re.fullmatch(r"\d+[smhd]", word)):
             continue
         return base or None
     return None
