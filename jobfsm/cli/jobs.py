@@ -132,9 +132,14 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return 1
     with _service(args) as service:
         views = service.list_jobs()
+        alive = service.daemon_alive()
     if args.format == "json":
         _json(out, [v.to_dict() for v in views])
         return 0
+    if not alive:  # a first run: what `jobfsm start` would load, and what to do when nothing runs
+        from jobfsm.adopt.firstrun import status_note
+
+        err.write(status_note(views, args.jobs))
     if not views:
         out.write(f"no jobs in '{args.jobs}'\n")
         return 0

@@ -176,6 +176,7 @@ class Daemon:
         )
         self.scheduler = scheduler
         self._start(scheduler)
+        self._say_loaded(scheduler)
         # Thousands of long-lived job objects would otherwise be walked by every full garbage
         # collection, a pause that can land on a burst of fires: collect once, then freeze them.
         gc.collect()
@@ -232,6 +233,15 @@ class Daemon:
                 if self.clock.wait(self.stop, delay):
                     return
                 delay = min(delay * 2, PROBE_MAX_SECONDS)
+
+    def _say_loaded(self, scheduler: Scheduler) -> None:
+        """What was loaded and what fires next, for whoever started the daemon (stderr)."""
+        from jobfsm.adopt.firstrun import render, summarize
+
+        entries = ((e.config.name, e.config.enabled, e.next_fire) for e in scheduler.jobs.values())
+        summary = summarize(entries, scheduler.file_problems)
+        for line in render(summary, self.jobs_dir, self.clock.now()):
+            self._say(f"jobfsm start: {line}")
 
     @staticmethod
     def _look(scheduler: Scheduler, bell: Bell | None) -> None:
