@@ -79,8 +79,8 @@ def cmd_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         text, source=source, user_column=user_column, enabled=args.enabled, home_of=_home_of,
     )
     kind = "a system crontab, with a user column" if user_column else "a user crontab, with no user column"
-    other = "--no-user-column" if user_column else "--user-column"
-    hint = "" if args.user_column is not None else f"; {other} if not"
+    other = "--no-user-column if it has none" if user_column else "--user-column if it has one"
+    hint = "" if args.user_column is not None else f"; pass {other}"
     out.write(f"read {source} as {kind} ({why}{hint})\n")
     written, existing = _write(result, folder, out, err)
     return _summary(result, folder, written, existing, args.enabled, out, err)
