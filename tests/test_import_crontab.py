@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -402,3 +404,23 @@ def test_stdin_and_bad_paths(tmp_path: Path) -> None:
     assert err == f"jobfsm import crontab: error: cannot read '{tmp_path / 'missing'}': No such file or directory\n"
     code, _, err = cli("import", "crontab")
     assert code == 2 and "FILE|-" in err and "Traceback" not in err
+
+
+def test_a_user_that_is_also_a_program_is_no_evidence_of_a_user_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    users = [u.pw_name for u in pwd.getpwall() if u.pw_name != "root" and re.fullmatch(r"[a-z_][a-z0-9_-]*", u.pw_name)]
+    if not users:
+        pytest.skip("this host has no user besides root")
+    user = users[0]
+    crontab = tmp_path / "crontab"
+    crontab.write_text(f"0 7 * * 1 {user} --flag\n")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    code, out, _ = cli("import", "crontab", str(crontab), "--out", str(tmp_path / "a"))
+    assert "as a system crontab" in out  # a user of this host, and no such program
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / user).write_text("#!/bin/sh\n")
+    (tmp_path / "bin" / user).chmod(0o755)
+    code, out, _ = cli("import", "crontab", str(crontab), "--out", str(tmp_path / "b"))
+    assert (code, "as a user crontab" in out) == (0, True), out
+    assert json.loads((tmp_path / "b" / f"{user}.json").read_text())["command"] == f"{user} --flag"

@@ -12,6 +12,7 @@ import argparse
 import os
 import pwd
 import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -43,11 +44,14 @@ def _read(path: str, err: TextIO) -> tuple[str, str]:
 
 
 def _known_user(name: str) -> bool:
+    """A user of this host that is not also a program on PATH (Debian has users ``mail`` and
+    ``backup``: ``0 7 * * 1 mail -s …`` in a user crontab is a command, not a user column)."""
     try:
         pwd.getpwnam(name)
     except (KeyError, UnicodeEncodeError, ValueError):
-        return name == "root"
-    return True
+        if name != "root":
+            return False
+    return shutil.which(name) is None
 
 
 def _home_of(user: str | None) -> str:
