@@ -424,3 +424,18 @@ def test_a_user_that_is_also_a_program_is_no_evidence_of_a_user_column(
     code, out, _ = cli("import", "crontab", str(crontab), "--out", str(tmp_path / "b"))
     assert (code, "as a user crontab" in out) == (0, True), out
     assert json.loads((tmp_path / "b" / f"{user}.json").read_text())["command"] == f"{user} --flag"
+
+
+def test_hostile_lines_are_named_not_tracebacks(tmp_path: Path) -> None:
+    crontab = tmp_path / "crontab"
+    crontab.write_bytes(b"0 0 * * * echo " + b"x" * 200_000 + b"\n0 0 * * * a\x00b\n0 0 * * * caf\xe9\n"
+                        b"\x00\x01 junk\n0 0 * * * one\xe2\x80\xa8two\n")
+    code, out, err = cli("import", "crontab", str(crontab), "--out", str(tmp_path / "jobs"))
+    assert code == 1
+    lines = err.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["line 1", "line 2", "line 3", "line 4"]
+    assert "$.command: is 200,005 characters long" in lines[0] and len(lines[0]) < 400
+    assert "NUL" in lines[1] and "not UTF-8" in lines[2] and "Traceback" not in err
+    # U+2028 ends no line for cron: the command keeps it
+    assert json.loads((tmp_path / "jobs" / "one-two.json").read_text())["command"] == "one\u2028two"
+    assert "1 of 5 crontab job line(s) written" in out

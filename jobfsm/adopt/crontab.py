@@ -217,7 +217,7 @@ def parse_crontab(
     jobs: list[ImportedJob] = []
     problems: list[LineProblem] = []
     job_lines = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(text.split("\n"), start=1):  # cron ends lines at \n only
         line = raw.rstrip("\r")
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
@@ -328,7 +328,7 @@ def looks_like_system(text: str, is_user: Callable[[str], bool]) -> bool:
     """Whether ``text`` reads as a system crontab: every job line has, after its schedule, a
     word ``is_user`` knows (a crontab with no job line reads as a user crontab)."""
     seen = False
-    for raw in text.splitlines():
+    for raw in text.split("\n"):
         line = raw.strip()
         if not line or line.startswith("#") or _ENV_LINE.match(line):
             continue

@@ -127,7 +127,7 @@ def _summary(
     out: TextIO, err: TextIO,
 ) -> int:
     for problem in result.problems:
-        err.write(f"line {problem.line}: {problem.reason}: {problem.text.strip()!r}\n")
+        err.write(f"line {problem.line}: {problem.reason}: {quote(problem.text.strip(), 120)}\n")
     failed = len(result.problems) + len(existing)
     out.write(f"\n{len(written)} of {result.lines} crontab job line(s) written to "
               f"{quote(str(folder), PATH_QUOTE_CHARS)}")
