@@ -44,7 +44,8 @@ def git_repo(path: Path, files: dict[str, object]) -> Path:
 def pre_commit(home: Path, cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("JOBFSM_", "GIT_"))},
-        "PRE_COMMIT_HOME": str(home), "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
+        "PRE_COMMIT_HOME": str(home), "VIRTUALENV_OVERRIDE_APP_DATA": str(home / "virtualenv"),
+        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
         "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
     }
     return subprocess.run([PRE_COMMIT, *argv], cwd=cwd, capture_output=True, text=True, env=env, timeout=900)
