@@ -276,16 +276,15 @@ def _job(
         words, rest = split
         schedule = " ".join(words[:5])
     user = words[-1] if user_column else None
-    if user is not None and (_TIME_LIKE.match(user) or not _USER.match(user)):
-        if _TIME_LIKE.match(user):
-            return problem(f"a sixth time field {user!r} (seconds or years are another cron's "
-                           "dialect: jobfsm has five fields); not converted")
+    # The word after the schedule: the user, or the command's first word. Time-like, it is a
+    # seconds or year field of another dialect; cron would run it as a command.
+    following = words[-1] if user_column else (_words(rest, 1) or ([""], ""))[0][0]
+    if not first.startswith("@") and _TIME_LIKE.match(following):
+        return problem(f"a sixth time field {following!r} (seconds or years are another cron's "
+                       "dialect: jobfsm has five fields); not converted")
+    if user is not None and not _USER.match(user):
         return problem(f"{user!r} is not a user name (a system crontab has one between the "
                        "schedule and the command); not converted")
-    next_word = _words(rest, 1)
-    if next_word is not None and user is None and _TIME_LIKE.match(next_word[0][0]):
-        return problem(f"a sixth time field {next_word[0][0]!r} (seconds or years are another "
-                       "cron's dialect: jobfsm has five fields); not converted")
     if not rest.strip():
         return problem("no command after the schedule; not converted")
     command = command_for(rest, env.shell)
