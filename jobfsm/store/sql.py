@@ -977,7 +977,7 @@ class SqlStore(Store):
             except Exception:  # the probe is an optimisation: on any trouble, just look
                 self._close_probe()
                 return True
-            changed = version != self._probe_version
+            changed: bool = version != self._probe_version
             self._probe_version = version
             return changed
 
