@@ -23,14 +23,11 @@ Design decisions:
 - Timestamps are ISO 8601 in UTC with their offset and milliseconds
   (``2026-11-26T23:40:01.123+00:00``), like every other time jobfsm shows.
 - **A small writer of its own, not ``logging``.** A daemon writes two lines per job start and
-  two per completion, so a burst of 10,000 fires is 20,000+ lines. Through a
-  ``logging.Logger`` and a ``RotatingFileHandler`` a line cost 25 µs in
-  ``bench/bench_joblog.py`` and up to ~70 µs in a busy daemon on Python 3.11 (a ``LogRecord``,
-  a ``Formatter``, two ``stat`` calls, a ``seek`` and a ``tell`` in ``shouldRollover``, a
-  flush). Here a line is formatted by hand (the date and time part once a second), encoded
+  two per completion, so a burst of 10,000 fires is 20,000+ lines, and ``logging`` spends most
+  of a line on a ``LogRecord``, a ``Formatter`` and ``shouldRollover``'s ``stat``, ``seek`` and
+  ``tell``. Here a line is formatted by hand (the date and time part once a second), encoded
   once, and written under a lock to a binary file whose size the writer tracks itself (size
-  at open + bytes written): ~6 µs a line flushed, ~4 µs inside :meth:`JobLogger.buffered`,
-  about half of it formatting the fields as before. Rotation is the same as
+  at open + bytes written); ``bench/bench_joblog.py`` compares the two. Rotation is the same as
   ``RotatingFileHandler``'s (10 MB, 5 backups ``scheduler_jobs.log.1`` ... ``.5`` by default;
   a line that would bring the file to ``max_bytes`` or beyond goes into a fresh one, so a line
   is never split across files; ``max_bytes=0`` never rotates), with the fix of newer Pythons

@@ -38,18 +38,14 @@ Design decisions:
   transaction on a unique-key error).
 - **Statements on a fire's path are built once** (the claim, ``_FINISH``, the ``set_state``
   upsert, ...) and executed with parameters: SQLAlchemy then reuses their cache key and compiled
-  form instead of rebuilding both on every call. Measured on SQLite: ``claim_run`` 1.44 -> 0.50
-  ms, ``finish_run`` 1.60 -> 0.44 ms, ``set_state`` 0.80 -> 0.30 ms; a fire makes four such calls.
+  form instead of rebuilding both on every call (about three times quicker; docs/benchmarks.md).
 - **A burst is recorded a chunk at a time.** ``claim_runs`` is one executemany of the claim,
   which SQLAlchemy's "insertmanyvalues" sends as one multi-row ``INSERT … ON CONFLICT DO
   NOTHING RETURNING`` per 1000 rows on both backends; the rows that come back (in no promised
   order, none for a fire already taken) are matched to the claims by (job, scheduled_for in
   UTC, attempt). ``finish_runs`` looks every run up first (finish_run's warnings, and an
   unknown id raises before anything is written), then updates them in one executemany; its
-  rowcount, the sum over the rows on sqlite3 and psycopg 3, is checked. Measured with
-  ``bench/bench_store.py`` (10,000 fires in chunks of 256, claim + finish): SQLite 161 -> 53 µs
-  per fire (0.33x), PostgreSQL 856 -> 138 µs (0.16x); the ratios held over runs on a busy
-  machine whose absolute figures varied by half.
+  rowcount, the sum over the rows on sqlite3 and psycopg 3, is checked (``bench/bench_store.py``).
 - **Pooling.** A ``QueuePool`` on both backends (``pool_pre_ping`` on PostgreSQL, since the
   daemon outlives server restarts); the daemon touches the store from its loop thread only, the
   admin page from several threads. ``sqlite://`` (in memory) uses one shared connection and
