@@ -97,6 +97,11 @@ def quote(text: object) -> str:
     return '"' + escape(text).replace('"', '\\"') + '"'
 
 
+RECOVERED_AFTER_SECONDS = 60.0
+"""A log file counts as writable again after this long without a failed write: on a nearly full
+disk short lines still fit in the last page now and then, and each would end the streak."""
+
+
 class _LogFile:
     """One append-only log file: whole lines written under a lock, rotated by size.
 
@@ -116,6 +121,7 @@ class _LogFile:
         self._flush_each_line = True
         self._closed = False
         self._failing = False
+        self._failed_at = 0.0  # time.monotonic() of the latest failed write
         self._size = 0
         self._file: IO[bytes] | None = self._open()  # raises OSError now: the write test
 
@@ -142,7 +148,7 @@ class _LogFile:
                 self._size += len(data)
                 if self._flush_each_line:
                     self._file.flush()
-                if self._failing:
+                if self._failing and time.monotonic() - self._failed_at >= RECOVERED_AFTER_SECONDS:
                     self._failing = False
                     self._say(f"jobfsm: the log {str(self.path)!r} can be written again")
             except OSError as exc:
@@ -175,6 +181,17 @@ class _LogFile:
                 except OSError as exc:
                     self._report(exc)
 
+    def reopen(self) -> None:
+        """Close the file; the next line opens the path again (a new file if it was moved away)."""
+        with self._lock:
+            if self._closed or self._file is None:
+                return
+            file, self._file = self._file, None
+            try:
+                file.close()
+            except OSError as exc:
+                self._report(exc)
+
     def close(self) -> None:
         """Flush and close; idempotent. Later writes are dropped."""
         with self._lock:
@@ -189,6 +206,7 @@ class _LogFile:
     def _report(self, exc: OSError) -> None:
         # As logging.Handler.handleError did: a full disk costs log lines, not the daemon. Said
         # once per streak of failures, not once per line (a full disk would flood stderr).
+        self._failed_at = time.monotonic()
         if self._failing:
             return
         self._failing = True
@@ -360,6 +378,11 @@ class JobLogger:
             self.job_skipped(event.job, event.run_id, reason=event.reason)
         elif isinstance(event, RunLost):
             self.error(f"run {event.run.id} of job {event.run.job!r} was lost: {event.run.message}")
+
+    def reopen(self) -> None:
+        """Reopen both files by name (after logrotate moved them away: SIGHUP)."""
+        for file in self._files:
+            file.reopen()
 
     def close(self) -> None:
         """Flush and close both files; idempotent, and later calls to this logger write nothing."""

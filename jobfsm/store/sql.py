@@ -345,6 +345,8 @@ def _heartbeat(row: Any) -> Heartbeat:
 
 
 _RUN_ORDER = (runs.c.started_at.desc().nulls_last(), runs.c.id.desc())
+_newest = select(runs, func.row_number().over(partition_by=runs.c.job, order_by=_RUN_ORDER).label("rank")).subquery()
+_LATEST_RUNS = select(*[_newest.c[c.name] for c in runs.c]).where(_newest.c.rank == 1)
 _GET_STATE = select(job_states.c.state).where(job_states.c.job == bindparam("job_name"))
 _FINISH_BEFORE = select(runs.c.status, runs.c.job).where(runs.c.id == bindparam("run_id"))
 _LIVE_NODES = select(heartbeats).where(heartbeats.c.last_seen >= bindparam("oldest")).order_by(heartbeats.c.node)
@@ -508,7 +510,7 @@ class SqlStore(Store):
         usage = "use sqlite:///path/to/file.db or postgresql://user:password@host:5432/dbname"
         try:
             parsed = make_url(url)
-        except ArgumentError as exc:
+        except (ArgumentError, ValueError) as exc:  # ValueError: a port that is no number ("[::1")
             raise StoreError(f"cannot open the store {self.url!r}: not a database URL; {usage}") from exc
         backend = parsed.get_backend_name()
         if backend not in ("sqlite", "postgresql"):
@@ -868,6 +870,10 @@ class SqlStore(Store):
         params = {k: v for k, v in given.items() if v is not None}
         with self._read() as conn:
             return [_run(row) for row in conn.execute(_list_runs_statement(frozenset(params)), params)]
+
+    def latest_runs(self) -> dict[str, RunRecord]:
+        with self._read() as conn:
+            return {row.job: _run(row) for row in conn.execute(_LATEST_RUNS)}
 
     def last_fire(self, job: str) -> datetime | None:
         stmt = select(func.max(runs.c.scheduled_for)).where(
