@@ -439,3 +439,21 @@ def test_hostile_lines_are_named_not_tracebacks(tmp_path: Path) -> None:
     # U+2028 ends no line for cron: the command keeps it
     assert json.loads((tmp_path / "jobs" / "one-two.json").read_text())["command"] == "one\u2028two"
     assert "1 of 5 crontab job line(s) written" in out
+
+
+GARBAGE = [["a" * 100_000], ["a/" * 3000], ["crontab", "--out", "b" * 300], ["--enabled=3"], ["nothing"],
+           ["\u202e\ufeff"], ["--user-column", "--no-such"]]
+
+
+@pytest.mark.parametrize("garbage", GARBAGE, ids=[str(i) for i in range(len(GARBAGE))])
+@pytest.mark.parametrize("command", [["import", "crontab"], ["import"], ["init"]])
+def test_garbage_arguments_are_one_line(tmp_path: Path, command: list[str], garbage: list[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "crontab").write_text("0 0 * * * /bin/x\n")
+    code, _, err = cli(*command, *garbage)
+    if code == 0:  # a folder name init takes as given
+        assert command == ["init"] and (tmp_path / garbage[0] / "jobs" / "example.json").exists()
+        return
+    assert code in (1, 2), (command, garbage, code)
+    assert len(err.splitlines()) == 1 and err.startswith("jobfsm") and "Traceback" not in err, err[:500]

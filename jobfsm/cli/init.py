@@ -35,8 +35,11 @@ def cmd_init(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     folder = Path(args.dir).absolute()
     shown = quote(str(args.dir), PATH_QUOTE_CHARS)
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"jobfsm init: error: {shown} is not a folder")
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"jobfsm init: error: {shown} is not a folder")
+    except OSError as exc:  # a name too long, a loop of links, no permission
+        raise UsageError(f"jobfsm init: error: cannot use {shown}: {exc.strerror or exc}") from None
     planned = files(folder, jobfsm=_jobfsm(), user=_user())
     existing = [rel for rel in planned if os.path.lexists(folder / rel)]
     if existing:
