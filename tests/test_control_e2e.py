@@ -20,7 +20,7 @@ from jobfsm.daemon import policy
 from jobfsm.model import Outcome, RunStatus
 from jobfsm.store.sql import SqlStore
 from tests.conftest import wait_for
-from tests.test_daemon_e2e import JOBFSM, start, write
+from tests.test_daemon_e2e import JOBFSM, _no_daemon_outlives_its_test, start, write  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.slow
 
@@ -204,3 +204,41 @@ def test_logs_follow_prints_the_next_run_as_it_is_written_until_it_ends(site: Si
     # a run that ended already: --run shows it whole and returns at once
     again = site.cli("logs", "talker", "--follow", "--run", str(run_id))
     assert again.returncode == 0 and again.stdout.count("line-") == 5
+
+
+@pytest.mark.postgres
+def test_kill_reaches_whichever_of_two_nodes_runs_the_run(tmp_path: Path) -> None:
+    server = os.environ.get("JOBFSM_TEST_POSTGRES")
+    if not server:
+        pytest.skip("set JOBFSM_TEST_POSTGRES to a PostgreSQL URL to run the PostgreSQL tests")
+    from tests.conftest import pg_schema
+
+    with pg_schema(server) as url:
+        jobs = tmp_path / "jobs"
+        jobs.mkdir()
+        write(jobs, "slow", schedule="0 0 1 1 *", command="sleep 300")
+        nodes = {name: tmp_path / f"logs-{name}" for name in ("node-a", "node-b")}
+        daemons = [start(jobs, logs, url, "--node", name) for name, logs in nodes.items()]
+        store = SqlStore(url)
+        try:
+            request = store.request_trigger("slow", user="tester", at=datetime.now(UTC))
+            run_id = int(wait_for(lambda: store.get_trigger_request(request.id).run_id, 5, "a node to take it"))  # type: ignore[arg-type]
+            node = store.get_run(run_id).node
+            t0 = time.monotonic()
+            killed = subprocess.run(
+                [JOBFSM, "kill", "slow", "--user", "alice", "--jobs", str(jobs), "--logs", str(tmp_path / "cli"),
+                 "--store", url], capture_output=True, text=True, timeout=60)
+            took = time.monotonic() - t0
+            assert killed.returncode == 0, killed.stderr
+            run = store.get_run(run_id)
+            assert (run.status, run.outcome, run.node) == (RunStatus.FAILED, Outcome.KILLED, node)
+            assert run.message.startswith("killed by alice")
+            assert took < 10  # `sleep` ends on SIGTERM: no grace period to wait out
+            assert f"run {run_id} of job 'slow': killed by alice" in (nodes[node] / "scheduler_main.log").read_text()
+            other = next(n for n in nodes if n != node)
+            assert "killed by alice" not in (nodes[other] / "scheduler_main.log").read_text()
+        finally:
+            store.close()
+            for daemon in daemons:  # before the schema goes
+                daemon.terminate()
+                daemon.wait(30)
