@@ -238,3 +238,24 @@ def test_pause_and_kill_records_survive_json(tmp_path: Path) -> None:
     pause = Pause("backup", "alice", T0, None, "x")
     assert json.loads(json.dumps(pause.to_dict())) == {
         "job": "backup", "user": "alice", "since": T0.isoformat(), "until": None, "reason": "x"}
+
+
+def test_follow_finds_the_output_beside_earlier_runs_when_logs_differ(tmp_path: Path) -> None:
+    from jobfsm.model import Outcome
+    from jobfsm.service import JobManagementService
+    from jobfsm.service.control import _output_paths
+
+    store = MemoryStore()
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "backup.json").write_text(json.dumps(
+        {"name": "backup", "schedule": "* * * * *", "command": "true", "working_directory": "/tmp", "enabled": True}))
+    node_runs = tmp_path / "node-logs" / "runs" / "backup"
+    node_runs.mkdir(parents=True)
+    with JobManagementService(tmp_path / "jobs", tmp_path / "cli-logs", store) as service:
+        old = store.claim_run("backup", trigger=Trigger.MANUAL, node="n", started_at=T0)
+        assert old is not None
+        store.finish_run(old.id, outcome=Outcome.SUCCEEDED, ended_at=T0, exit_code=0, duration_seconds=0.0,
+                         stdout_path=str(node_runs / f"{old.id}.out"), stderr_path=str(node_runs / f"{old.id}.err"))
+        new = store.claim_run("backup", trigger=Trigger.MANUAL, node="n", started_at=T0)
+        assert new is not None
+        assert _output_paths(service, new) == (node_runs / f"{new.id}.out", node_runs / f"{new.id}.err")

@@ -201,7 +201,7 @@ def follow_output(
     if run is None:
         return
     yield Output("start", run=run)
-    out_path, err_path = run_output_paths(service.log_directory, name, run.id)
+    out_path, err_path = _output_paths(service, run)
     readers = [_Reader("stdout", out_path), _Reader("stderr", err_path)]
     while True:
         current = service.store.get_run(run.id)
@@ -218,6 +218,20 @@ def follow_output(
             yield Output("end", run=current)
             return
         stop.wait(poll_seconds)
+
+
+def _output_paths(service: JobManagementService, run: RunRecord) -> tuple[Path, Path]:
+    """Where the run's output is being written: in this service's logs folder, or, when that is
+    not where the node writes (another ``--logs``), beside the job's earlier output files (a
+    run's paths are recorded when it ends)."""
+    out, err = run_output_paths(service.log_directory, run.job, run.id)
+    if run.stdout_path is not None or out.parent.is_dir():
+        return (Path(run.stdout_path), Path(run.stderr_path or err)) if run.stdout_path else (out, err)
+    earlier = next((r.stdout_path for r in service.store.list_runs(run.job, limit=50) if r.stdout_path), None)
+    if earlier is not None and Path(earlier).parent.is_dir():
+        folder = Path(earlier).parent
+        return folder / out.name, folder / err.name
+    return out, err
 
 
 def _run_to_follow(
@@ -282,7 +296,7 @@ def live_output(service: JobManagementService, name: str) -> tuple[RunRecord | N
         (r for r in runs if r.status is not RunStatus.SKIPPED), None)
     if run is None:
         return None, "", ""
-    out_path, err_path = run_output_paths(service.log_directory, name, run.id)
+    out_path, err_path = _output_paths(service, run)
     return run, _last_bytes(out_path, run.stdout_tail), _last_bytes(err_path, run.stderr_tail)
 
 
