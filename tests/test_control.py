@@ -259,3 +259,26 @@ def test_follow_finds_the_output_beside_earlier_runs_when_logs_differ(tmp_path: 
         new = store.claim_run("backup", trigger=Trigger.MANUAL, node="n", started_at=T0)
         assert new is not None
         assert _output_paths(service, new) == (node_runs / f"{new.id}.out", node_runs / f"{new.id}.err")
+
+
+def test_a_kill_nobody_can_take_says_why_and_is_audited(tmp_path: Path) -> None:
+    from jobfsm.nodes import this_host
+    from jobfsm.service import JobManagementService
+    from jobfsm.service.control import KillTimeoutError
+
+    store = MemoryStore()
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "backup.json").write_text(json.dumps(
+        {"name": "backup", "schedule": "* * * * *", "command": "true", "working_directory": "/tmp", "enabled": True}))
+    gone = f"{this_host()}:{2**22 + 12345}"  # above pid_max's default: no such process
+    run = store.claim_run("backup", trigger=Trigger.MANUAL, node=gone, started_at=T0)
+    far = store.claim_run("backup", trigger=Trigger.MANUAL, node="elsewhere:1", started_at=T0)
+    assert run is not None and far is not None
+    with JobManagementService(tmp_path / "jobs", tmp_path / "logs", store, daemon_pickup_timeout=0.3) as service:
+        with pytest.raises(KillTimeoutError, match=r"was started by process .*, which is gone"):
+            service.kill_run("backup", "alice", run_id=run.id)
+        with pytest.raises(KillTimeoutError, match=r"was not taken by node 'elsewhere:1' within 0.3 s \(it has no recent"):
+            service.kill_run("backup", "alice", run_id=far.id)
+        outcomes = [(e.action, e.outcome) for e in service.list_audit(job="backup")]
+    assert outcomes == [("kill", "failed"), ("kill", "failed")]
+    assert store.get_run(far.id).status is RunStatus.RUNNING  # nothing was recorded in its name

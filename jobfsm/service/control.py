@@ -84,13 +84,11 @@ def kill_run(
         ctx.details["runs"] = [r.id for r in targets]
         if how:
             ctx.details["via"] = how
-        alive = {n.node for n in store.live_nodes(now=service.clock.now(), max_age_seconds=service.heartbeat_max_age)}
-        for run in targets:
-            if run.node not in alive and not local_process_alive(run.node):
-                where = "" if local_pid(run.node) is not None else " (no heartbeat)"
+        for run in targets:  # a process of this host that is gone: nobody can take the request
+            if local_pid(run.node) is not None and not local_process_alive(run.node):
                 raise KillTimeoutError(
-                    f"run {run.id} of job {name!r} runs on node {run.node!r}, which is not alive{where}; "
-                    "it cannot be killed: a daemon marks it lost once it notices the node is gone"
+                    f"run {run.id} of job {name!r} was started by process {run.node!r}, which is gone; "
+                    "it cannot be killed: a daemon marks it lost once it notices"
                 )
         requests = [store.request_kill(name, run_id=r.id, node=r.node, user=user, at=service.clock.now())
                     for r in targets]
@@ -119,10 +117,17 @@ def _await_kill(service: JobManagementService, request_id: int, run_id: int, pic
         if request.claimed_at is not None and ended_by is None:
             ended_by = now + end
         if (ended_by is None and now >= taken_by) or (ended_by is not None and now >= ended_by):
-            what = f"did not end within {end:g} s" if ended_by else f"was not taken by its node within {pickup:g} s"
+            if ended_by is not None:
+                what = f"did not end within {end:g} s of its node taking the request"
+            else:
+                alive = any(n.node == run.node for n in store.live_nodes(
+                    now=service.clock.now(), max_age_seconds=service.heartbeat_max_age))
+                what = (f"was not taken by node {run.node!r} within {pickup:g} s"
+                        + ("" if alive else " (it has no recent heartbeat: it may be dead, and a daemon then "
+                                            "marks the run lost)"))
             raise KillTimeoutError(
-                f"the kill request {request_id} for run {run_id} {what}; check node {run.node!r} "
-                "with `jobfsm status` and its log (the request stays queued)"
+                f"the kill request {request_id} for run {run_id} {what}; check `jobfsm status` and the "
+                "node's log (the request stays queued: the node takes it if it comes back)"
             )
         pause.wait(POLL_SECONDS)
 
