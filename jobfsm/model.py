@@ -64,9 +64,9 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     """Exited 0."""
     FAILED = "failed"
-    """Non-zero exit, timeout, could not start, or killed at shutdown (see ``outcome``)."""
+    """Non-zero exit, timeout, could not start, or killed (``jobfsm kill``, or at shutdown; see ``outcome``)."""
     SKIPPED = "skipped"
-    """Not started because of the job's overlap policy (the reason is recorded)."""
+    """Not started: the job's overlap policy, or its pause (the reason is recorded)."""
     LOST = "lost"
     """Was running when its daemon died; found at the next start-up."""
 
@@ -83,7 +83,8 @@ class Outcome(StrEnum):
     NOT_STARTED = "not_started"
     """It could not start: missing working directory, command not found, permission denied."""
     KILLED = "killed"
-    """The daemon shut down and the grace period ran out; its process group was killed."""
+    """Its process group was ended on purpose: ``jobfsm kill`` (the message names who), or the
+    daemon shut down and the grace period ran out."""
 
     @property
     def run_status(self) -> RunStatus:

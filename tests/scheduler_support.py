@@ -61,6 +61,9 @@ class HeldRunner:
     def kill_all(self, *, reason: str) -> None:
         pass
 
+    def terminate(self, run_id: int, *, reason: str) -> bool:
+        return False
+
     def close(self) -> None:
         pass
 

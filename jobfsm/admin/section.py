@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 
+from jobfsm.admin.control import add_controls
 from jobfsm.admin.events import SectionEvents, wire
 from jobfsm.admin.form import job_form
 from jobfsm.admin.handlers import JobsHandlers, RoleOf
@@ -43,4 +44,5 @@ def create_jobs_section(
     form = job_form()
     layout = build_layout(form, label=label, open=open, refresh_seconds=REFRESH_SECONDS)
     wire(layout, SectionEvents(handlers, form, layout))
+    add_controls(layout, handlers)  # kill, pause/resume, live output (jobfsm.admin.control)
     return layout.accordion

@@ -160,6 +160,9 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             last_text,
         ])
     _table(out, ["NAME", "STATE", "ENABLED", "SCHEDULE", "NEXT RUN", "LAST RUN"], rows)
+    from jobfsm.cli.control import print_pauses
+
+    print_pauses(out, views)
     for v in broken:  # what is wrong, and that the job has not stopped because of it
         out.write(f"\n{_one_line(v.file)} is invalid:\n")
         for problem in (p for p in v.problems if p.is_error):
@@ -202,6 +205,10 @@ def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_logs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if getattr(args, "follow", False):
+        from jobfsm.cli.control import follow_logs
+
+        return follow_logs(args, out, err)
     with _service(args) as service:
         entries = service.get_job_logs(
             args.name, search=args.grep, status=args.status, run_id=args.run, limit=args.limit

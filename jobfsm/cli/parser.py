@@ -230,6 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _format(p, "json")
 
+    p.add_argument(
+        "--follow", "-f", action="store_true",
+        help="print the running (or next) run's output as it is written, until the run ends",
+    )
+
+    _control_commands(command)
+
     p = command("run", "jobfsm.cli.jobs:cmd_run", "run a job now, wait, print the result")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--user", default=None, help="who asks, for the audit log (default: your login name)")
@@ -297,6 +304,38 @@ def build_parser() -> argparse.ArgumentParser:
     rm = users.add_parser("remove", help="remove an account")
     rm.add_argument("username", metavar="NAME")
     return parser
+
+
+MAX_REASON_CHARS = 1000
+"""``pause --reason``: characters at most."""
+
+
+def _reason(text: str) -> str:
+    if len(text) > MAX_REASON_CHARS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_REASON_CHARS:,} characters, not {len(text):,}")
+    return " ".join(text.split())  # one line: it is shown in tables and log lines
+
+
+def _control_commands(command: Callable[[str, str, str], argparse.ArgumentParser]) -> None:
+    """``kill``, ``pause``, ``resume`` (jobfsm.cli.control)."""
+    who = "who asks, for the audit log (default: your login name)"
+    p = command("kill", "jobfsm.cli.control:cmd_kill",
+                "end a running run (its whole process group) on whichever node runs it")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--run", type=whole_number(1, MAX_RUN_ID), metavar="ID",
+                   help="only this run (default: every run of the job in progress)")
+    p.add_argument("--user", default=None, help=who)
+    _format(p, "json")
+    p = command("pause", "jobfsm.cli.control:cmd_pause",
+                "skip a job's fires (recorded as skipped, with the reason) until a time or a resume")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--until", metavar="ISO-TIME", help="resume by itself then (no offset = UTC)")
+    p.add_argument("--reason", type=_reason, default="", metavar="TEXT",
+                   help=f"why, shown in status and in each skipped fire (at most {MAX_REASON_CHARS:,} characters)")
+    p.add_argument("--user", default=None, help=who)
+    p = command("resume", "jobfsm.cli.control:cmd_resume", "end a job's pause now")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--user", default=None, help=who)
 
 
 def resolve_globals(args: argparse.Namespace) -> None:

@@ -16,6 +16,7 @@ from enum import Enum
 
 from jobfsm import cron
 from jobfsm.model import CatchUp, JobConfig, Overlap, Trigger
+from jobfsm.store.control import Pause
 
 MAX_CATCH_UP = 100
 """At most this many missed fires of one job are caught up (``catch_up: all``) or recorded."""
@@ -61,14 +62,18 @@ def decide(
     running: int,
     running_ids: str = "?",
     fire_waiting: bool = False,
+    paused: str | None = None,
 ) -> Decision:
     """What to do with ``start`` for a job that is ``enabled`` (and not being disabled) and has
     ``running`` runs going (``running_ids`` names them for the reason); ``fire_waiting``: a
-    scheduled fire already waits for the job."""
+    scheduled fire already waits for the job; ``paused``: the job is paused, and why
+    (:func:`pause_reason`): every start is skipped, saying so, whatever its trigger."""
     if not enabled:
         if start.trigger is Trigger.MANUAL:
             return Decision(Verdict.SKIP, f"job {config.name!r} is disabled; enable it before triggering it")
         return Decision(Verdict.IGNORE)
+    if paused is not None:
+        return Decision(Verdict.SKIP, paused)
     if not running or config.overlap is Overlap.ALLOW:
         return Decision(Verdict.RUN)
     if config.overlap is Overlap.SKIP and start.trigger in (Trigger.SCHEDULE, Trigger.MANUAL):
@@ -80,18 +85,39 @@ def decide(
                                    "the daemon stopped before its turn")
 
 
-def is_plain(config: JobConfig, start: Start, *, enabled: bool, running: int) -> bool:
+def is_plain(config: JobConfig, start: Start, *, enabled: bool, running: int, paused: bool = False) -> bool:
     """Would :func:`decide` say RUN for this keyed fire, with nothing recorded for it yet? (Such
     fires are claimed many at a time.)"""
     return (
         start.scheduled_for is not None and start.run_id is None and start.request_id is None
-        and enabled and (not running or config.overlap is Overlap.ALLOW)
+        and enabled and not paused and (not running or config.overlap is Overlap.ALLOW)
     )
 
 
-def may_start_waiting(config: JobConfig, *, running: int) -> bool:
-    """May a waiting start of the job begin now?"""
-    return not running or config.overlap is Overlap.ALLOW
+def may_start_waiting(config: JobConfig, *, running: int, paused: bool = False) -> bool:
+    """May a waiting start of the job begin now? Not while it is paused: starts that were
+    waiting before the pause wait on and begin when it ends."""
+    return not paused and (not running or config.overlap is Overlap.ALLOW)
+
+
+PAUSED_PREFIX = "paused"
+"""Every skip because of a pause has a reason starting with this word (:func:`is_pause_skip`):
+a paused fire was meant not to run, so it is not a *missed* fire (notifications tell them apart)."""
+
+
+def pause_reason(pause: Pause | None, now: datetime) -> str | None:
+    """Why a start of a paused job is skipped now, or None when the job is not paused at ``now``
+    (no pause, or one that ended by itself at its ``until``)."""
+    if pause is None or not pause.active(now):
+        return None
+    until = f"until {pause.until.isoformat()}" if pause.until is not None else "until resumed"
+    why = f": {pause.reason}" if pause.reason else ""
+    return f"{PAUSED_PREFIX} by {pause.user} {until}{why}"
+
+
+def is_pause_skip(reason: str) -> bool:
+    """Whether a skipped run's message says it was skipped because its job was paused."""
+    return reason.startswith(PAUSED_PREFIX + " by ")
 
 
 def retry_due(config: JobConfig, *, attempt: int, succeeded: bool, enabled: bool, now: datetime) -> datetime | None:

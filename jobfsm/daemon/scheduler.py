@@ -42,6 +42,7 @@ from jobfsm import cron
 from jobfsm.clock import Clock
 from jobfsm.config.loader import validate_file
 from jobfsm.daemon import policy, recovery, shutdown, spool
+from jobfsm.daemon.control import Control
 from jobfsm.daemon.jobfolder import JobFolder
 from jobfsm.daemon.policy import Start, Verdict
 from jobfsm.daemon.unit import UnitOfWork
@@ -168,6 +169,8 @@ class Scheduler:
         self._last_fires: dict[str, datetime] = {}
         self.fires = fires
         """False for a scheduler that only runs what it is asked to (the service's local runs)."""
+        self.control = Control(self)
+        """Pauses and kill requests (:mod:`jobfsm.daemon.control`)."""
 
     # -- start-up -------------------------------------------------------------------------
     def start(self) -> None:
@@ -175,6 +178,7 @@ class Scheduler:
         now = self.clock.now()
         self._replay_spool()
         self.reap_lost(now, found="at start-up")
+        self.control.refresh()  # before catch-up: a paused job's missed fires are skipped as paused
         self.reload(catch_up=True)
         self.store.warm_up()  # the first fire must not pay for compiling the store's statements
         self._seen = (now.timestamp(), self.clock.monotonic())
@@ -308,6 +312,7 @@ class Scheduler:
 
     def trigger(self, name: str, *, user: str) -> RunRecord | None:
         """Run a loaded job now, under its overlap policy: the run, or the skipped run saying why."""
+        self.control.refresh()  # the service's local runs hear no bell: read the pauses now
         with self._batched():
             return self._fire(self.jobs[name], Start(Trigger.MANUAL, user=user))
 
@@ -401,12 +406,17 @@ class Scheduler:
             times.append(entry.next_fire)
         if self._retries:
             times.append(datetime.fromtimestamp(self._retries[0][0], tz=self.clock.now().tzinfo))
+        pause_end = self.control.next_end()
+        if pause_end is not None:
+            times.append(pause_end)
         return min(times) if times else None
 
     def dispatch_due(self) -> int:
         """Start every run that is due now; returns how many jobs' fires were handled."""
         now = self.clock.now()
         self._notice_clock(now)
+        if not self.stopping and self.outage is None and self.control.next_end() is not None:
+            self.control.expire(now)
         if self.stopping or self.outage is not None or not self._due(now.timestamp()):
             return 0
         with self.runner.burst():
@@ -537,6 +547,7 @@ class Scheduler:
             config, start, enabled=model.enabled, running=model.active_runs,
             running_ids=self._running_ids(model),
             fire_waiting=any(w.trigger is Trigger.SCHEDULE for w in entry.waiting or ()),
+            paused=self.control.paused(config.name),
         )
         if decision.verdict is Verdict.RUN:
             return self._start(entry, start)
@@ -594,9 +605,9 @@ class Scheduler:
             if run is not None:
                 self.events.announce(RunSkipped(entry.config.name, run.id, reason))
 
-    @staticmethod
-    def _plain_start(entry: JobEntry, start: Start) -> bool:
-        return policy.is_plain(entry.config, start, enabled=entry.model.enabled, running=entry.model.active_runs)
+    def _plain_start(self, entry: JobEntry, start: Start) -> bool:
+        return policy.is_plain(entry.config, start, enabled=entry.model.enabled, running=entry.model.active_runs,
+                               paused=self.control.paused(entry.config.name) is not None)
 
     def _enqueue(self, entry: JobEntry, start: Start, reason: str) -> RunRecord | None:
         """Record the waiting start at once (as ``skipped``, saying why), so a crash can never
@@ -655,7 +666,8 @@ class Scheduler:
         claim commits (never a process whose claim could vanish), log it then."""
         config, model = entry.config, entry.model
         try:
-            self.lifecycle.start(model, trigger=start.trigger, run_id=run.id, overlap=config.overlap)
+            self.lifecycle.start(model, trigger=start.trigger, run_id=run.id, overlap=config.overlap,
+                                 paused=self.control.paused(config.name) is not None)
         except InvalidTransitionError as exc:  # defensive: _fire checked the state
             self.store.finish_run(
                 run.id, outcome=Outcome.NOT_STARTED, ended_at=self.clock.now(), exit_code=None,
@@ -810,7 +822,8 @@ class Scheduler:
     def _start_waiting(self, entry: JobEntry) -> None:
         """Start what waits for the job, as far as its overlap policy lets it now."""
         model = entry.model
-        while entry.waiting and policy.may_start_waiting(entry.config, running=model.active_runs):
+        paused = self.control.paused(entry.config.name) is not None
+        while entry.waiting and policy.may_start_waiting(entry.config, running=model.active_runs, paused=paused):
             if model.job_state is JobState.DISABLED:
                 waiting = list(entry.waiting)
                 entry.waiting.clear()
@@ -819,6 +832,13 @@ class Scheduler:
             start = entry.waiting.popleft()
             self._on_rollback(functools.partial(entry.waiting.appendleft, start))
             self._start(entry, start)
+
+    def start_waiting(self, name: str) -> None:
+        """Start what waits for job ``name`` if it may start now (its pause ended)."""
+        entry = self.jobs.get(name)
+        if entry is not None and entry.waiting:
+            with self._batched():
+                self._start_waiting(entry)
 
     def _push_retry(self, due: float, name: str, retry: Start) -> None:
         self._seq += 1
@@ -913,6 +933,7 @@ class Scheduler:
         Requests taken but not served when the store failed are served first next time."""
         if self.stopping:
             return 0
+        self.control.poll()  # first: a trigger of a job paused a moment ago is skipped as paused
         requests = self._requests_backlog + self.store.claim_trigger_requests(node=self.node, at=self.clock.now())
         self._requests_backlog = []
         for i, request in enumerate(requests):

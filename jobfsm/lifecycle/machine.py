@@ -48,6 +48,18 @@ marked the run lost.
 state) and a ``False`` result (every guard failed) never leave this module. Who audits a refused
 request a person made is the caller's business (the service audits ``denied``/``failed``).
 
+**Pause is a guard, not a state.** ``jobfsm pause`` keeps a job from starting runs for a
+while; it is a guard on ``start`` (``_is_paused``, given with each start like the overlap
+policy), not a sixth state, because it is orthogonal to every state: a job is paused *and*
+idle, failed, succeeded, or running (pausing does not stop a run in progress; ``jobfsm kill``
+does). As a state it would need a paused twin of each of them and a memory of where to go
+back to, and a run ending while paused would have nowhere to land. The pause itself is
+operational data in the store (it ends by itself at its ``until``), so the state column and
+``jobfsm status --format json``'s ``state`` keep their five values; the scheduler asks the
+policy (:func:`jobfsm.daemon.policy.pause_reason`) and records a paused fire as skipped
+with the reason before it ever reaches this guard, which is the backstop that no start can
+slip past (see docs/operations-control.md).
+
 **Threads.** The Lifecycle takes no lock: one thread (the daemon's loop, or the service's
 local-run thread) owns every transition. transitions' plain ``Machine`` is not safe to drive from
 several threads.
@@ -95,10 +107,11 @@ TRANSITIONS: Final[tuple[Mapping[str, Any], ...]] = (
     {"trigger": "disable", "source": _RESTING, "dest": _DISABLED},
     {"trigger": "disable", "source": _RUNNING, "dest": None,
      "unless": "_is_disable_pending", "before": "_defer_disable"},
-    # start (fire / manual trigger / catch-up / retry)
-    {"trigger": "start", "source": _RESTING, "dest": _RUNNING, "before": "_open_run"},
+    # start (fire / manual trigger / catch-up / retry); never while paused (a guard, not a
+    # state: see "Pause is a guard" above)
+    {"trigger": "start", "source": _RESTING, "dest": _RUNNING, "unless": "_is_paused", "before": "_open_run"},
     {"trigger": "start", "source": _RUNNING, "dest": None,
-     "conditions": "_allows_overlap", "unless": "_is_disable_pending", "before": "_open_run"},
+     "conditions": "_allows_overlap", "unless": ("_is_disable_pending", "_is_paused"), "before": "_open_run"},
     # succeed: the last run to end decides the state
     {"trigger": "succeed", "source": _RUNNING, "dest": None,
      "conditions": "_has_other_runs", "before": "_close_run"},
@@ -120,6 +133,7 @@ _GUARD_WORDS: Final = {
     "_allows_overlap": "overlap allow",
     "_has_other_runs": "other runs still going",
     "_is_disable_pending": "disable pending",
+    "_is_paused": "paused",
 }
 
 
@@ -172,6 +186,9 @@ class JobModel:
 
     def _is_disable_pending(self, _event: EventData) -> bool:
         return self.disable_pending
+
+    def _is_paused(self, event: EventData) -> bool:
+        return bool(event.kwargs.get("paused", False))
 
     # -- bookkeeping ----------------------------------------------------------------------
     def _open_run(self, _event: EventData) -> None:
@@ -258,11 +275,12 @@ class Lifecycle:
         run_id: int | None = None,
         user: str | None = None,
         overlap: Overlap = Overlap.SKIP,
+        paused: bool = False,
     ) -> None:
         """A run begins. From ``running`` only with ``overlap: allow`` (the job's policy, from
         its file; ``queue`` is the scheduler's business: it calls this when the queued run may
-        begin)."""
-        self._fire(job, "start", user=user, trigger=trigger, run_id=run_id, overlap=overlap)
+        begin). Never while ``paused`` (the job's pause, from the store)."""
+        self._fire(job, "start", user=user, trigger=trigger, run_id=run_id, overlap=overlap, paused=paused)
 
     def succeed(self, job: JobModel, *, run_id: int | None = None) -> None:
         """A run exited 0. The last run to end moves the job to ``succeeded`` (or ``disabled``)."""
@@ -296,7 +314,9 @@ class Lifecycle:
         except MachineError:  # no transition from this state at all
             done = False
         if not done:
-            raise InvalidTransitionError(_refusal(job, event, kwargs.get("overlap", Overlap.SKIP)))
+            raise InvalidTransitionError(
+                _refusal(job, event, kwargs.get("overlap", Overlap.SKIP), paused=bool(kwargs.get("paused")))
+            )
 
     # -- side effects: the one place -----------------------------------------------------
     def _persist(self, event: EventData) -> None:
@@ -364,9 +384,11 @@ def _names(value: object) -> list[str]:
     return list(value)  # type: ignore[call-overload,no-any-return]
 
 
-def _refusal(job: JobModel, event: str, overlap: Overlap) -> str:
+def _refusal(job: JobModel, event: str, overlap: Overlap, *, paused: bool = False) -> str:
     """Why ``event`` is not allowed for ``job`` now, and what to do."""
     name, state = job.name, job.state
+    if event == "start" and paused and state != _DISABLED:
+        return f"job {name!r} is paused; resume it (jobfsm resume {name}) before triggering it"
     if event == "enable":
         if state == _RUNNING:
             return f"job {name!r} is already enabled (it is running); nothing to enable"

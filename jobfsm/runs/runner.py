@@ -11,6 +11,7 @@ reaper thread waits for all of them (see :meth:`JobExecutor.launch`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import signal
 import threading
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from jobfsm.model import JobConfig, Trigger
+from jobfsm.model import JobConfig, Outcome, Trigger
 from jobfsm.runs.executor import JobExecutor, JobResult
 
 
@@ -61,6 +62,11 @@ class Runner(Protocol):
 
     def kill_all(self, *, reason: str) -> None:
         """SIGKILL to every run's process group now, and no more starts; returns at once."""
+        ...
+
+    def terminate(self, run_id: int, *, reason: str) -> bool:
+        """End one run as KILLED with ``reason`` (SIGTERM to its group, the grace period,
+        SIGKILL); returns at once. False when the run is not this runner's (it ended)."""
         ...
 
     def close(self) -> None: ...
@@ -167,6 +173,26 @@ class ProcessRunner:
         """As :meth:`terminate_all`, with SIGKILL."""
         self._cancel_waiting(reason)
         self.executor.signal_all(signal.SIGKILL, reason=reason)
+
+    def terminate(self, run_id: int, *, reason: str) -> bool:
+        """A ticket still waiting for a slot ends at once as KILLED; a run in progress is ended
+        by :meth:`JobExecutor.terminate` (the one path that ends a run, as at a timeout or a
+        shutdown), on a thread of its own: its grace period must not hold up the caller."""
+        with self._lock:
+            ticket = next((t for t in self._waiting if t.run_id == run_id), None)
+            if ticket is not None:
+                self._waiting.remove(ticket)
+        if ticket is not None:
+            result = self.executor.not_started(ticket.job, run_id, f"{reason}, before it started")
+            self._on_done(ticket, dataclasses.replace(result, status=Outcome.KILLED))
+            return True
+        if run_id not in self.executor.running():
+            return False
+        threading.Thread(
+            target=self.executor.terminate, args=(run_id,), kwargs={"reason": reason},
+            name=f"jobfsm-kill-{run_id}", daemon=True,
+        ).start()
+        return True
 
     def _cancel_waiting(self, reason: str) -> None:
         with self._lock:

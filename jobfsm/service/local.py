@@ -73,6 +73,8 @@ class LocalRuns:
             else:
                 scheduler.dispatch_due()  # retries: this scheduler fires nothing by itself
                 scheduler.reconcile()
+            if scheduler.busy():  # no daemon hears for us: kills of runs started here, new pauses
+                scheduler.guarded(scheduler.control.poll)
             scheduler.wake.wait(self._timeout())
             scheduler.wake.clear()
         scheduler.shutdown(grace_seconds=0)

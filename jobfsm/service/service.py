@@ -79,10 +79,12 @@ from jobfsm.nodes import default_node
 from jobfsm.problems import Problem, quote, sort_problems
 from jobfsm.service import edits
 from jobfsm.store.abc import HEARTBEAT_MAX_AGE_SECONDS, AuditEntry, RunRecord, Store
+from jobfsm.store.control import Pause
 
 if TYPE_CHECKING:
     from jobfsm.daemon.scheduler import Scheduler
     from jobfsm.lifecycle import Event
+    from jobfsm.service.control import Output
     from jobfsm.service.local import LocalRuns
 
 T = TypeVar("T")
@@ -131,6 +133,8 @@ class JobView:
     next_run: datetime | None
     problems: list[Problem] = field(default_factory=list)
     """Errors (the file is invalid) and warnings (a missing working directory)."""
+    pause: Pause | None = None
+    """The job's pause, when it holds now (``jobfsm pause``; kept in the store)."""
 
     @property
     def valid(self) -> bool:
@@ -156,6 +160,10 @@ class JobView:
             "version": self.version,
             "valid": self.valid,
             "problems": [p.to_dict() for p in self.problems],
+            "paused": self.pause is not None,
+            "paused_until": _iso(self.pause.until) if self.pause else None,
+            "pause_reason": self.pause.reason if self.pause else None,
+            "paused_by": self.pause.user if self.pause else None,
         }
 
 
@@ -220,6 +228,7 @@ class JobManagementService:
         states = self.store.all_states()
         latest = self.store.latest_runs()
         now = self.clock.now()
+        pauses = {p.job: p for p in self.store.list_pauses() if p.active(now)}
         views = []
         for stem in self.files.names():
             path = self.jobs_directory / f"{stem}.json"
@@ -227,14 +236,15 @@ class JobManagementService:
                 jf = self.files.read_path(path, stem)
             except JobNotFoundError:
                 continue  # deleted while we listed
-            views.append(self._view(jf, states.get(stem), now, latest.get(stem)))
+            views.append(dc_replace(self._view(jf, states.get(stem), now, latest.get(stem)), pause=pauses.get(stem)))
         return views
 
     def get_job(self, name: str) -> JobView:
         jf = self.files.read(name)
         # A file name that is no job name (one that is not even UTF-8) has no runs to look up.
         last = self.store.list_runs(name, limit=1) if NAME_PATTERN.fullmatch(name) else []
-        return self._view(jf, self.store.get_state(name), self.clock.now(), last[0] if last else None)
+        view = self._view(jf, self.store.get_state(name), self.clock.now(), last[0] if last else None)
+        return dc_replace(view, pause=self.get_pause(name))
 
     def get_job_history(
         self,
@@ -467,6 +477,39 @@ class JobManagementService:
             if deadline is not None and time.monotonic() >= deadline:
                 raise RunWaitTimeoutError(f"run {run_id!r} is still running after {timeout:g} s")
             pause.wait(POLL_SECONDS)
+
+    # -- operational control (jobfsm.service.control) ---------------------------------------
+    def kill_run(self, name: str, user: str, *, run_id: int | None = None, how: str = "") -> list[RunRecord]:
+        """Kill the job's running run(s), or only ``run_id``, on whichever node runs it; wait
+        until ended (``failed``, outcome ``killed``); audited."""
+        from jobfsm.service import control
+
+        return control.kill_run(self, name, user, run_id=run_id, how=how)
+
+    def pause_job(self, name: str, user: str, *, until: datetime | None = None, reason: str = "") -> Pause:
+        """Skip the job's fires (recorded, with the reason) until ``until`` or a resume; audited."""
+        from jobfsm.service import control
+
+        return control.pause_job(self, name, user, until=until, reason=reason)
+
+    def resume_job(self, name: str, user: str) -> Pause | None:
+        """End the job's pause; the pause it had, or None; audited."""
+        from jobfsm.service import control
+
+        return control.resume_job(self, name, user)
+
+    def get_pause(self, name: str) -> Pause | None:
+        from jobfsm.service import control
+
+        return control.get_pause(self, name)
+
+    def follow_output(
+        self, name: str, *, run_id: int | None = None, stop: threading.Event | None = None
+    ) -> Iterator[Output]:
+        """The output of the job's running (or next) run as it is written, until it ends."""
+        from jobfsm.service import control
+
+        return control.follow_output(self, name, run_id=run_id, stop=stop)
 
     def record_denied(self, user: str, action: str, job: str | None, reason: str) -> None:
         """Audit an attempt refused before it reached the service (the admin page's role check)."""
@@ -714,6 +757,10 @@ class JobManagementService:
         report = validate_document(doc, self._display(name, None), stem=name)
         raise ValidationError(report.errors or [Problem(self._display(name, None), "$", "invalid")])
 
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt is not None else None
 
 
 def _waiting(run: RunRecord) -> bool:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobfsm.model import JobState, Outcome, RunStatus, Trigger
+from jobfsm.store.control import KillRequest, Pause
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -329,6 +330,35 @@ class Store(ABC):
 
     @abstractmethod
     def live_nodes(self, *, now: datetime, max_age_seconds: float) -> list[Heartbeat]: ...
+
+    # -- operational control: pauses and kill requests (docs/operations-control.md) --------
+    @abstractmethod
+    def set_pause(self, pause: Pause) -> None:
+        """Pause a job (replacing any pause it had); rings the trigger bell."""
+
+    @abstractmethod
+    def clear_pause(self, job: str, *, until: datetime | None = None, only_expired: bool = False) -> Pause | None:
+        """Remove the job's pause and return it (None: it had none). ``only_expired``: only
+        when its ``until`` is the given one (a pause that ended by itself, not a newer one)."""
+
+    @abstractmethod
+    def list_pauses(self) -> list[Pause]:
+        """Every job's pause, by job name (ended ones too, until someone clears them)."""
+
+    @abstractmethod
+    def request_kill(self, job: str, *, run_id: int, node: str, user: str, at: datetime) -> KillRequest:
+        """Ask ``node`` to kill run ``run_id``; rings the trigger bell."""
+
+    @abstractmethod
+    def claim_kill_requests(self, *, node: str, at: datetime) -> list[KillRequest]:
+        """Atomically take the unclaimed kill requests addressed to ``node``, oldest first."""
+
+    @abstractmethod
+    def resolve_kill_request(self, request_id: int, result: str) -> None: ...
+
+    @abstractmethod
+    def get_kill_request(self, request_id: int) -> KillRequest:
+        """Raises :class:`LookupError` (:class:`jobfsm.errors.JobfsmError`) for an unknown id."""
 
     def batch(self) -> AbstractContextManager[None]:
         """Store calls made inside (on this thread) may share one transaction; a backend

@@ -28,6 +28,7 @@ from jobfsm.clock import utc
 from jobfsm.errors import RunNotFoundError, TriggerRequestNotFoundError
 from jobfsm.model import JobState, Outcome, RunStatus, Trigger
 from jobfsm.store.abc import AuditEntry, Heartbeat, RunRecord, Store, TriggerRequest
+from jobfsm.store.control import KILL_PENDING, KillRequest, KillRequestNotFoundError, Pause
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ class MemoryStore(Store):
         self._next_run_id = 1
         self._next_request_id = 1
         self._next_audit_id = 1
+        self._pauses: dict[str, Pause] = {}
+        self._kills: dict[int, KillRequest] = {}
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -343,3 +346,55 @@ class MemoryStore(Store):
         with self._lock:
             live = [replace(h) for h in self._heartbeats.values() if h.last_seen >= oldest]
         return sorted(live, key=lambda h: h.node)
+
+    # -- operational control: pauses and kill requests ---------------------------------
+    def _control(self) -> tuple[dict[str, Pause], dict[int, KillRequest]]:
+        return self._pauses, self._kills
+
+    def set_pause(self, pause: Pause) -> None:
+        pause = replace(pause, since=utc(pause.since), until=_opt_utc(pause.until))
+        with self._lock:
+            self._control()[0][pause.job] = pause
+
+    def clear_pause(self, job: str, *, until: datetime | None = None, only_expired: bool = False) -> Pause | None:
+        with self._lock:
+            pauses = self._control()[0]
+            found = pauses.get(job)
+            if found is None or (only_expired and found.until != _opt_utc(until)):
+                return None
+            return pauses.pop(job)
+
+    def list_pauses(self) -> list[Pause]:
+        with self._lock:
+            return sorted(self._control()[0].values(), key=lambda p: p.job)
+
+    def request_kill(self, job: str, *, run_id: int, node: str, user: str, at: datetime) -> KillRequest:
+        with self._lock:
+            kills = self._control()[1]
+            request = KillRequest(len(kills) + 1, job, run_id, node, user, utc(at))
+            kills[request.id] = request
+            return request
+
+    def claim_kill_requests(self, *, node: str, at: datetime) -> list[KillRequest]:
+        with self._lock:
+            kills = self._control()[1]
+            taken = []
+            for request in sorted(kills.values(), key=lambda k: k.id):
+                if request.node == node and request.claimed_at is None:
+                    kills[request.id] = request = replace(request, claimed_at=utc(at))
+                    taken.append(request)
+            return taken
+
+    def resolve_kill_request(self, request_id: int, result: str) -> None:
+        with self._lock:
+            kills = self._control()[1]
+            if request_id not in kills:
+                raise KillRequestNotFoundError(request_id)
+            kills[request_id] = replace(kills[request_id], result=result or KILL_PENDING)
+
+    def get_kill_request(self, request_id: int) -> KillRequest:
+        with self._lock:
+            request = self._control()[1].get(request_id)
+        if request is None:
+            raise KillRequestNotFoundError(request_id)
+        return request

@@ -125,6 +125,7 @@ from jobfsm.store.abc import (
     Store,
     TriggerRequest,
 )
+from jobfsm.store.control import KILL_PENDING, KillRequest, KillRequestNotFoundError, Pause
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +233,32 @@ heartbeats = Table(
     Column("host", String(255), nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("last_seen", UTCDateTime, nullable=False),
+)
+
+# Operational control (docs/operations-control.md). New tables need no migration step: opening
+# a store creates every missing table after the migrations ran.
+job_pauses = Table(
+    "job_pauses",
+    METADATA,
+    Column("job", String(64), primary_key=True),
+    Column("user", String(255), nullable=False),
+    Column("since", UTCDateTime, nullable=False),
+    Column("until", UTCDateTime, nullable=True),
+    Column("reason", Text, nullable=False, default=""),
+)
+
+kill_requests = Table(
+    "kill_requests",
+    METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(64), nullable=False),
+    Column("run_id", Integer, nullable=False),
+    Column("node", String(255), nullable=False),
+    Column("user", String(255), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("claimed_at", UTCDateTime, nullable=True),
+    Column("result", Text, nullable=False, default=""),
+    Index("ix_kill_requests_node", "node", "claimed_at"),
 )
 
 _V1_TABLES = (job_states, runs, trigger_requests, audit, heartbeats)
@@ -1078,6 +1105,86 @@ class SqlStore(Store):
         oldest = utc(now) - timedelta(seconds=max_age_seconds)
         with self._read() as conn:
             return [_heartbeat(row) for row in conn.execute(_LIVE_NODES, {"oldest": oldest})]
+
+
+    # -- operational control: pauses and kill requests ---------------------------------
+    def set_pause(self, pause: Pause) -> None:
+        values = {"job": pause.job, "user": pause.user, "since": pause.since, "until": pause.until,
+                  "reason": pause.reason}
+        batched = self._in_batch() is not None
+        with self._write() as conn:
+            _upsert(conn, job_pauses, values, ["job"])
+        if not batched:
+            self._ring()
+
+    def clear_pause(self, job: str, *, until: datetime | None = None, only_expired: bool = False) -> Pause | None:
+        stmt = delete(job_pauses).where(job_pauses.c.job == job).returning(*job_pauses.c)
+        if only_expired:
+            stmt = stmt.where(job_pauses.c.until == until if until is not None else job_pauses.c.until.is_(None))
+        batched = self._in_batch() is not None
+        with self._write() as conn:
+            row = conn.execute(stmt).first()
+        if row is not None and not batched:
+            self._ring()
+        return _pause(row) if row is not None else None
+
+    def list_pauses(self) -> list[Pause]:
+        with self._read() as conn:
+            return [_pause(row) for row in conn.execute(select(job_pauses).order_by(job_pauses.c.job))]
+
+    def request_kill(self, job: str, *, run_id: int, node: str, user: str, at: datetime) -> KillRequest:
+        stmt = insert(kill_requests).values(
+            job=job, run_id=run_id, node=node, user=user, requested_at=at, result=KILL_PENDING,
+        ).returning(*kill_requests.c)
+        batched = self._in_batch() is not None
+        with self._write() as conn:
+            request = _kill(conn.execute(stmt).one())
+        if not batched:
+            self._ring()
+        return request
+
+    def claim_kill_requests(self, *, node: str, at: datetime) -> list[KillRequest]:
+        k = kill_requests
+        mine = and_(k.c.node == node, k.c.claimed_at.is_(None))
+        with self._read() as conn:  # nothing waiting, the common case, costs no write transaction
+            if conn.execute(select(k.c.id).where(mine).limit(1)).first() is None:
+                return []
+        waiting = select(k.c.id).where(mine).with_for_update(skip_locked=True)
+        stmt = update(k).where(k.c.id.in_(waiting), mine).values(claimed_at=at).returning(*k.c)
+        with self._write() as conn:
+            claimed = [_kill(row) for row in conn.execute(stmt)]
+        return sorted(claimed, key=lambda r: r.id)
+
+    def resolve_kill_request(self, request_id: int, result: str) -> None:
+        stmt = update(kill_requests).where(kill_requests.c.id == request_id).values(result=result)
+        with self._write() as conn:
+            if conn.execute(stmt).rowcount == 0:
+                raise KillRequestNotFoundError(request_id)
+
+    def get_kill_request(self, request_id: int) -> KillRequest:
+        with self._read() as conn:
+            row = conn.execute(select(kill_requests).where(kill_requests.c.id == request_id)).first()
+        if row is None:
+            raise KillRequestNotFoundError(request_id)
+        return _kill(row)
+
+    def _ring(self) -> None:
+        from jobfsm.store.bell import ring
+
+        ring(self)
+
+
+def _pause(row: Any) -> Pause:
+    m = row._mapping
+    return Pause(job=m["job"], user=m["user"], since=m["since"], until=m["until"], reason=m["reason"] or "")
+
+
+def _kill(row: Any) -> KillRequest:
+    m = row._mapping
+    return KillRequest(
+        id=m["id"], job=m["job"], run_id=m["run_id"], node=m["node"], user=m["user"],
+        requested_at=m["requested_at"], claimed_at=m["claimed_at"], result=m["result"] or KILL_PENDING,
+    )
 
 
 # -- SQLite connection hooks ------------------------------------------------------------------

@@ -1,0 +1,224 @@
+"""The admin page's run control: "Stop run", "Pause…"/"Resume", the paused jobs (with their
+reason and end), and the selected job's running output as it is written.
+
+Added to the jobs section by :func:`add_controls` (one call, after the section's own layout and
+events), so the rest of the page knows nothing of it. The same rules as the rest of the page:
+every entry point is a :func:`~jobfsm.admin.handlers.guarded` method (the role is checked on the
+server, a refused change is audited), the service does the work and audits it, and everything
+that shows a job's data (a pause's reason, a run's output) is a Textbox or a Dataframe of ``str``
+cells, which Gradio shows as text. See docs/operations-control.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from jobfsm.admin.handlers import ANONYMOUS, ActionResult, JobsHandlers, guarded
+from jobfsm.admin.layout import JobsLayout
+from jobfsm.store.control import Pause
+
+LIVE_SECONDS = 1.0
+"""How often the live output refreshes."""
+PAUSED_COLUMNS = ["Job", "Paused until", "Reason", "By", "Since"]
+
+KILL_JS = """
+(name) => {
+  if (!name) { return [name]; }
+  if (!window.confirm("Stop the running run of " + name + "? Its process group is terminated.")) {
+    throw new Error("jobfsm: stop cancelled by the user");
+  }
+  return [name];
+}
+"""
+"""The browser's confirmation (a convenience: the server checks the role)."""
+
+
+class ControlHandlers:
+    """Kill, pause, resume and the live views over the service, behind the page's role check."""
+
+    def __init__(self, handlers: JobsHandlers) -> None:
+        self.jobs = handlers
+        self.service = handlers.service
+
+    def authorize(self, request: gr.Request | None, action: str, job: str | None, *, changes: bool) -> str:
+        return self.jobs.authorize(request, action, job, changes=changes)
+
+    @guarded("kill", changes=True)
+    def kill(self, name: str, request: gr.Request) -> ActionResult:
+        user = self.jobs.user_of(request) or ANONYMOUS
+        if not name:
+            return ActionResult(False, "Select a job first.")
+        result = self.jobs._act(name, lambda: self.service.kill_run(name, user, how="admin page"), "")
+        if result.ok:
+            runs = result.view
+            result.message = "; ".join(
+                f"Run {r.id} of {name!r}: {r.status.value} ({r.outcome.value if r.outcome else '-'}): {r.message}"
+                for r in runs
+            )
+            result.view = None
+        return result
+
+    @guarded("pause", changes=True)
+    def pause(self, name: str, until: str | None, reason: str | None, request: gr.Request) -> ActionResult:
+        user = self.jobs.user_of(request) or ANONYMOUS
+        if not name:
+            return ActionResult(False, "Select a job first.")
+        text = (until or "").strip()
+        end: datetime | None = None
+        if text:
+            try:
+                end = datetime.fromisoformat(text)
+            except ValueError:
+                return ActionResult(False, f"Not paused: {text[:60]!r} is not an ISO 8601 time "
+                                           "(e.g. 2026-03-29T14:00 or 2026-03-29T14:00+02:00; no offset = UTC).", job=name)
+            end = end.replace(tzinfo=UTC) if end.tzinfo is None else end.astimezone(UTC)
+        why = " ".join((reason or "").split())[:1000]
+        result = self.jobs._act(name, lambda: self.service.pause_job(name, user, until=end, reason=why), "")
+        if result.ok:
+            result.message = f"Paused {name!r} {_until(result.view)}; its fires are recorded as skipped."
+            result.view = None
+        return result
+
+    @guarded("resume", changes=True)
+    def resume(self, name: str, request: gr.Request) -> ActionResult:
+        user = self.jobs.user_of(request) or ANONYMOUS
+        if not name:
+            return ActionResult(False, "Select a job first.")
+        result = self.jobs._act(name, lambda: self.service.resume_job(name, user), "")
+        if result.ok:
+            result.message = f"Resumed {name!r}." if result.view is not None else f"{name!r} was not paused."
+            result.view = None
+        return result
+
+    @guarded("view", changes=False, job_arg=None)
+    def paused(self, request: gr.Request) -> list[Pause]:
+        from jobfsm.service.control import active_pauses
+
+        return sorted(active_pauses(self.service).values(), key=lambda p: p.job)
+
+    @guarded("logs", changes=False)
+    def live(self, name: str, request: gr.Request) -> tuple[str, str]:
+        """What the live output box shows for job ``name``: a heading and the text."""
+        from jobfsm.service.control import live_output
+
+        if not name:
+            return "Select a job to see its output as it is written.", ""
+        run, out, err = live_output(self.service, name)
+        if run is None:
+            return f"Job {name!r} has not run yet.", ""
+        state = "running" if run.status.value == "running" else f"ended: {run.status.value}"
+        head = f"Run {run.id} of {name!r} ({state}, node {run.node})"
+        return head, out + (f"\n--- stderr ---\n{err}" if err else "")
+
+
+def paused_frame(pauses: list[Pause]) -> pd.DataFrame:
+    rows = [[p.job, _until(p), p.reason, p.user, p.since.isoformat(sep=" ", timespec="seconds")] for p in pauses]
+    return pd.DataFrame(rows, columns=PAUSED_COLUMNS)
+
+
+def _until(pause: Pause) -> str:
+    return pause.until.isoformat(sep=" ", timespec="seconds") if pause.until else "until resumed"
+
+
+@dataclass
+class ControlParts:
+    admin: gr.Column
+    kill: gr.Button
+    open_pause: gr.Button
+    pause_row: gr.Row
+    until: gr.Textbox
+    reason: gr.Textbox
+    pause: gr.Button
+    resume: gr.Button
+    status: gr.Textbox
+    paused: gr.Dataframe
+    live_head: gr.Textbox
+    live: gr.Textbox
+    timer: gr.Timer
+
+
+def _parts() -> ControlParts:
+    with gr.Group(elem_id="jobfsm-control"):
+        paused = gr.Dataframe(
+            value=paused_frame([]), interactive=False, wrap=True, datatype="str",
+            label="Paused jobs (their fires are recorded as skipped)", elem_id="jobfsm-paused",
+        )
+        with gr.Column(visible=False) as admin:
+            with gr.Row():
+                kill = gr.Button("Stop run", variant="stop", elem_id="jobfsm-kill")
+                open_pause = gr.Button("Pause…", elem_id="jobfsm-pause-open")
+                resume = gr.Button("Resume", elem_id="jobfsm-resume")
+            with gr.Row(visible=False) as pause_row:
+                until = gr.Textbox(label="Paused until (ISO time, no offset = UTC; empty: until resumed)",
+                                   elem_id="jobfsm-pause-until")
+                reason = gr.Textbox(label="Reason", elem_id="jobfsm-pause-reason")
+                pause = gr.Button("Pause", variant="primary", elem_id="jobfsm-pause")
+            status = gr.Textbox(label="Run control", interactive=False, elem_id="jobfsm-control-status")
+        live_head = gr.Textbox(label="Live output", interactive=False, elem_id="jobfsm-live-run")
+        live = gr.Textbox(show_label=False, lines=12, max_lines=30, autoscroll=True, interactive=False,
+                          elem_id="jobfsm-live-output")
+        timer = gr.Timer(LIVE_SECONDS)
+    return ControlParts(admin, kill, open_pause, pause_row, until, reason, pause, resume, status, paused,
+                        live_head, live, timer)
+
+
+class ControlEvents:
+    """The adapters; each function name is its endpoint's API name."""
+
+    def __init__(self, handlers: ControlHandlers, parts: ControlParts) -> None:
+        self.h = handlers
+        self.parts = parts
+
+    def control_setup(self, request: gr.Request) -> Any:
+        self.h.paused(request)  # the check: only signed-in users get here
+        return gr.update(visible=self.h.jobs.is_admin(request))
+
+    def pause_form(self, request: gr.Request) -> Any:
+        self.h.paused(request)
+        return gr.update(visible=self.h.jobs.is_admin(request))
+
+    def do_kill(self, name: str | None, request: gr.Request) -> str:
+        return self.h.kill(name or "", request).message
+
+    def do_pause(self, name: str | None, until: str | None, reason: str | None, request: gr.Request) -> Any:
+        result = self.h.pause(name or "", until, reason, request)
+        return result.message, gr.update(visible=not result.ok)
+
+    def do_resume(self, name: str | None, request: gr.Request) -> str:
+        return self.h.resume(name or "", request).message
+
+    def paused_jobs(self, request: gr.Request) -> pd.DataFrame:
+        return paused_frame(self.h.paused(request))
+
+    def live_output(self, name: str | None, request: gr.Request) -> tuple[str, str]:
+        return self.h.live(name or "", request)
+
+
+def add_controls(layout: JobsLayout, handlers: JobsHandlers) -> ControlParts:
+    """Add run control to the jobs section being built (call inside the ``gr.Blocks``)."""
+    with layout.accordion:
+        parts = _parts()
+    ev = ControlEvents(ControlHandlers(handlers), parts)
+    quiet: dict[str, Any] = {"show_progress": "hidden"}
+    root = gr.context.Context.root_block
+    if root is not None:
+        root.load(ev.control_setup, None, [parts.admin], **quiet)
+        root.load(ev.paused_jobs, None, [parts.paused], **quiet)
+    layout.timer.tick(ev.paused_jobs, None, [parts.paused], **quiet)
+    parts.timer.tick(ev.live_output, [layout.job], [parts.live_head, parts.live], **quiet)
+    layout.job.change(ev.live_output, [layout.job], [parts.live_head, parts.live], **quiet)
+    parts.kill.click(ev.do_kill, [layout.job], [parts.status], js=KILL_JS).then(
+        ev.paused_jobs, None, [parts.paused], **quiet)
+    parts.open_pause.click(ev.pause_form, None, [parts.pause_row], **quiet)
+    parts.pause.click(ev.do_pause, [layout.job, parts.until, parts.reason], [parts.status, parts.pause_row]).then(
+        ev.paused_jobs, None, [parts.paused], **quiet)
+    parts.resume.click(ev.do_resume, [layout.job], [parts.status]).then(ev.paused_jobs, None, [parts.paused], **quiet)
+    return parts
+
+
+__all__ = ["ControlHandlers", "ControlParts", "add_controls"]
