@@ -403,22 +403,27 @@ class Store(ABC):
         """The run recorded for (job, scheduled_for, attempt), if any."""
 
     @abstractmethod
-    def database_now(self) -> datetime:
-        """The database's clock (PostgreSQL's ``now``; a SQLite file has only its host's)."""
+    def database_now(self, at: datetime | None = None) -> datetime:
+        """The database's clock: PostgreSQL's. A store with no clock of its own (a SQLite file,
+        on one host; memory) takes ``at``, the caller's clock (or this host's when None): there
+        is only one clock there. The same holds for ``at`` of the calls below."""
 
     @abstractmethod
-    def beat(self, node: str, *, pid: int, host: str) -> Beat:
+    def beat(self, node: str, *, pid: int, host: str, at: datetime | None = None) -> Beat:
         """A heartbeat stamped with the database's clock, never the node's. A node that had
         been declared dead is registered again, and the :class:`Beat` says by whom."""
 
     @abstractmethod
-    def nodes(self, *, seen_within: float, dead_after: float = DEFAULT_DEAD_AFTER_SECONDS) -> list[NodeInfo]:
+    def nodes(
+        self, *, seen_within: float, dead_after: float = DEFAULT_DEAD_AFTER_SECONDS, at: datetime | None = None,
+    ) -> list[NodeInfo]:
         """Every node whose last heartbeat is at most ``seen_within`` seconds old by the
         database's clock, by name; ``alive`` by ``dead_after``."""
 
     @abstractmethod
     def declare_dead(
         self, node: str, *, by: str, dead_after: float | None, found: str = "", note: str = "",
+        at: datetime | None = None,
     ) -> DeadNode | None:
         """In one transaction: if ``node``'s last heartbeat is older than ``dead_after`` seconds
         by the database's clock (``None``: dead regardless, e.g. its process is known gone), or it

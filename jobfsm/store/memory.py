@@ -65,6 +65,7 @@ class MemoryStore(Store):
     """Everything in dictionaries; gone when the process ends."""
 
     def __init__(self, *, database_clock: Clock | None = None) -> None:
+        self._database_clock = database_clock
         self._clock: Clock = database_clock or SystemClock()
         """The "database's" clock of :meth:`beat` and :meth:`nodes` (this host's by default)."""
         self._exclusive: dict[str, int] = {}
@@ -394,11 +395,13 @@ class MemoryStore(Store):
             found = [r for r in self._runs.values() if (r.job, r.scheduled_for, r.attempt) == key]
             return replace(found[0]) if found else None
 
-    def database_now(self) -> datetime:
-        return utc(self._clock.now())
+    def database_now(self, at: datetime | None = None) -> datetime:
+        if self._database_clock is not None or at is None:
+            return utc(self._clock.now())
+        return utc(at)
 
-    def beat(self, node: str, *, pid: int, host: str) -> Beat:
-        now = self.database_now()
+    def beat(self, node: str, *, pid: int, host: str, at: datetime | None = None) -> Beat:
+        now = self.database_now(at)
         with self._lock:
             old = self._heartbeats.get(node)
             same_process = old is not None and old.pid == pid and old.host == host
@@ -407,8 +410,10 @@ class MemoryStore(Store):
             dead = self._dead.pop(node, None)
         return Beat(now, *dead) if dead is not None else Beat(now)
 
-    def nodes(self, *, seen_within: float, dead_after: float = DEFAULT_DEAD_AFTER_SECONDS) -> list[NodeInfo]:
-        now = self.database_now()
+    def nodes(
+        self, *, seen_within: float, dead_after: float = DEFAULT_DEAD_AFTER_SECONDS, at: datetime | None = None,
+    ) -> list[NodeInfo]:
+        now = self.database_now(at)
         with self._lock:
             running: dict[str, list[int]] = {}
             for run in sorted(self._runs.values(), key=lambda r: r.id):
@@ -428,8 +433,9 @@ class MemoryStore(Store):
 
     def declare_dead(
         self, node: str, *, by: str, dead_after: float | None, found: str = "", note: str = "",
+        at: datetime | None = None,
     ) -> DeadNode | None:
-        now = self.database_now()
+        now = self.database_now(at)
         with self._lock:
             beat = self._heartbeats.get(node)
             last_seen = beat.last_seen if beat is not None else None

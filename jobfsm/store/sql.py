@@ -1144,21 +1144,21 @@ class SqlStore(Store):
             row = conn.execute(stmt, {"at": scheduled_for}).first()
         return _run(row) if row is not None else None
 
-    def _now(self, conn: Connection) -> datetime:
+    def _now(self, conn: Connection, at: datetime | None) -> datetime:
         if self._database_clock is not None:
             return utc(self._database_clock.now())
-        if self._is_sqlite:
-            return datetime.now(UTC)  # one host: its clock is the only one there is
+        if self._is_sqlite:  # one host: its clock is the only one there is
+            return utc(at) if at is not None else datetime.now(UTC)
         # clock_timestamp(), not now(): now() is the start of the transaction.
         return utc(conn.execute(select(func.clock_timestamp())).scalar_one())
 
-    def database_now(self) -> datetime:
+    def database_now(self, at: datetime | None = None) -> datetime:
         with self._read() as conn:
-            return self._now(conn)
+            return self._now(conn, at)
 
-    def beat(self, node: str, *, pid: int, host: str) -> Beat:
+    def beat(self, node: str, *, pid: int, host: str, at: datetime | None = None) -> Beat:
         with self._write() as conn:
-            now = self._now(conn)
+            now = self._now(conn, at)
             old = conn.execute(
                 select(heartbeats.c.declared_dead_by, heartbeats.c.declared_dead_at)
                 .where(heartbeats.c.node == node).with_for_update()
@@ -1169,9 +1169,11 @@ class SqlStore(Store):
             return Beat(now, old.declared_dead_by, old.declared_dead_at)
         return Beat(now)
 
-    def nodes(self, *, seen_within: float, dead_after: float = DEFAULT_DEAD_AFTER_SECONDS) -> list[NodeInfo]:
+    def nodes(
+        self, *, seen_within: float, dead_after: float = DEFAULT_DEAD_AFTER_SECONDS, at: datetime | None = None,
+    ) -> list[NodeInfo]:
         with self._read() as conn:
-            now = self._now(conn)
+            now = self._now(conn, at)
             rows = conn.execute(
                 select(heartbeats).where(heartbeats.c.last_seen >= bindparam("oldest", type_=UTCDateTime))
                 .order_by(heartbeats.c.node), {"oldest": now - timedelta(seconds=seen_within)},
@@ -1194,9 +1196,10 @@ class SqlStore(Store):
 
     def declare_dead(
         self, node: str, *, by: str, dead_after: float | None, found: str = "", note: str = "",
+        at: datetime | None = None,
     ) -> DeadNode | None:
         with self._write() as conn:
-            now = self._now(conn)
+            now = self._now(conn, at)
             row = conn.execute(
                 select(heartbeats.c.last_seen, heartbeats.c.declared_dead_by)
                 .where(heartbeats.c.node == node).with_for_update()
