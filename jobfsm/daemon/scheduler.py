@@ -178,15 +178,23 @@ class Scheduler:
         self.clock_watch = cluster.ClockWatch(lambda message: self.logger.error(message, component="cluster"))
         self._declared_lost: dict[int, str] = {}
         """Runs of this node that another declared lost while they went on: by whom."""
+        self._catch_up_missed = True
+        """False when another node was alive at start-up: nothing was missed then."""
         self._blocked: set[str] = set()
         """Jobs whose waiting starts wait for a run on another node (looked at by :meth:`retry_waiting`)."""
 
     # -- start-up -------------------------------------------------------------------------
     def start(self) -> None:
-        """Recover from a crash, load every job, catch up missed fires, schedule the rest."""
+        """Recover from a crash, load every job, catch up missed fires, schedule the rest.
+
+        Fires are caught up only when no other node is alive (:attr:`live_nodes`, from the
+        heartbeat the daemon sends first): while one is, the schedule was not down, and a node
+        joining must not record as missed a fire the others are about to run (its clock may be
+        ahead). Nodes starting together all catch up; the fires' unique keys make it once."""
         now = self.clock.now()
         self._replay_spool()
         self.reap_lost(now, found="at start-up")
+        self._catch_up_missed = not any(node != self.node for node in self.live_nodes)
         self.reload(catch_up=True)
         self.store.warm_up()  # the first fire must not pay for compiling the store's statements
         self._seen = (now.timestamp(), self.clock.monotonic())
@@ -319,7 +327,7 @@ class Scheduler:
                     f"loaded job {config.name!r} ({'enabled' if config.enabled else 'disabled'})",
                     component="loader",
                 )
-            if catch_up and config.enabled:
+            if catch_up and config.enabled and self._catch_up_missed:
                 self._catch_up(entry, now, self._last_fires.get(config.name))
             self.jobs[config.name] = entry  # only now: a store failure above leaves the job new
             self._reschedule(entry, now)
