@@ -63,6 +63,18 @@ class Cluster:
                  and " started: " in (logs / "scheduler_main.log").read_text(), 20, f"daemon {node} to start")
         return proc
 
+    def all_alive(self) -> bool:
+        return all(p.poll() is None for p in self.procs.values())
+
+    def deaths(self) -> str:
+        """What ended the daemons that are gone: exit code, stderr, the end of their log."""
+        out = []
+        for node, p in self.procs.items():
+            if p.poll() is not None:
+                err = p.stderr.read().decode(errors="replace")[-2000:] if p.stderr else ""
+                out.append(f"{node} exited {p.returncode}: {err} / {self.main_log(node)[-2000:]}")
+        return "\n".join(out)
+
     def main_log(self, node: str) -> str:
         return (self.root / f"logs-{node}" / "scheduler_main.log").read_text()
 
@@ -128,7 +140,7 @@ def test_three_daemons_run_every_fire_once_and_share_them(cluster: Cluster) -> N
     assert len(runs) == len(wanted) and all(r.status is RunStatus.SUCCEEDED for r in runs)
     nodes = {r.node for r in runs}
     assert len(nodes) > 1, f"every run landed on {nodes}"
-    assert all(p.poll() is None for p in cluster.procs.values())
+    assert cluster.all_alive(), cluster.deaths()
 
 
 def test_kill_9_of_the_node_running_a_job_retries_it_on_a_survivor(cluster: Cluster) -> None:
@@ -192,6 +204,6 @@ def test_terminated_connections_before_a_minute_boundary_lose_and_double_nothing
     wanted = sorted((name, boundary.isoformat()) for name in names)
     seen = sorted(m for m in _marks(cluster.out) if m[1] == boundary.isoformat())
     assert seen == wanted, "each fire of that minute ran exactly once"
-    assert all(p.poll() is None for p in cluster.procs.values()), "every daemon survived"
+    assert cluster.all_alive(), f"every daemon survives: {cluster.deaths()}"
     runs = [r for r in cluster.store.list_runs() if r.scheduled_for == boundary]
     assert sorted(r.job for r in runs) == names and all(r.status is RunStatus.SUCCEEDED for r in runs)

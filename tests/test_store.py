@@ -1395,3 +1395,12 @@ def test_an_old_store_gets_the_cluster_columns(tmp_path: Path) -> None:
         assert store.beat("n", pid=1, host="h", at=at(0)).declared_dead_by is None
     finally:
         store.close()
+
+
+def test_claimed_fires_names_the_fires_taken_already(store: Store) -> None:
+    claim(store, "a", 0)
+    claim(store, "b", 0, attempt=1, trigger=Trigger.RETRY)
+    claim(store, "c", 1)
+    asked = [("a", at(0).astimezone(PLUS2), 0), ("b", at(0), 0), ("b", at(0), 1), ("c", at(1), 0), ("d", at(1), 0)]
+    assert store.claimed_fires(asked) == {("a", at(0), 0), ("b", at(0), 1), ("c", at(1), 0)}
+    assert store.claimed_fires([]) == set()

@@ -18,7 +18,7 @@ Mechanisms of their own, no store calls: the scheduler gives them what the store
 
 from __future__ import annotations
 
-import zlib
+import hashlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -34,9 +34,15 @@ def claim_delay(node: str, live: Sequence[str], job: str, fire: datetime) -> flo
     if not live or (len(live) == 1 and live[0] == node):
         return 0.0
     key = f"|{job}|{fire.timestamp():.0f}".encode()
-    mine = zlib.crc32(node.encode() + key)
-    rank = sum(1 for other in live if other != node and zlib.crc32(other.encode() + key) > mine)
+    mine = _score(node, key)
+    rank = sum(1 for other in live if other != node and _score(other, key) > mine)
     return rank * CLAIM_STEP_SECONDS
+
+
+def _score(node: str, key: bytes) -> bytes:
+    # A real hash, not a CRC: a CRC is linear, so node names that differ in one character
+    # would rank alike for every fire and the shares come out uneven.
+    return hashlib.blake2b(node.encode() + key, digest_size=8).digest()
 
 
 class ClockWatch:

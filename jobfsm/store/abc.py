@@ -402,6 +402,17 @@ class Store(ABC):
     def fire_claimed(self, job: str, scheduled_for: datetime, attempt: int = 0) -> RunRecord | None:
         """The run recorded for (job, scheduled_for, attempt), if any."""
 
+    def claimed_fires(self, fires: Sequence[tuple[str, datetime, int]]) -> set[tuple[str, datetime, int]]:
+        """Which of these (job, scheduled_for, attempt) are recorded already (scheduled_for in
+        UTC in the answer): a node whose batch of claims came back partly empty learns at once
+        which fires another node took. A backend may answer in one query; this asks one by one."""
+        out = set()
+        for job, at, attempt in fires:
+            run = self.fire_claimed(job, at, attempt)
+            if run is not None and run.scheduled_for is not None:
+                out.add((job, run.scheduled_for, attempt))
+        return out
+
     @abstractmethod
     def database_now(self, at: datetime | None = None) -> datetime:
         """The database's clock: PostgreSQL's. A store with no clock of its own (a SQLite file,

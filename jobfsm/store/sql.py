@@ -1144,6 +1144,26 @@ class SqlStore(Store):
             row = conn.execute(stmt, {"at": scheduled_for}).first()
         return _run(row) if row is not None else None
 
+    def claimed_fires(self, fires: Sequence[tuple[str, datetime, int]]) -> set[tuple[str, datetime, int]]:
+        """One query per fire time and chunk of jobs (a burst is one time); filtered here."""
+        wanted = {(job, utc(at), attempt) for job, at, attempt in fires}
+        by_time: dict[datetime, set[str]] = {}
+        for job, at, _ in wanted:
+            by_time.setdefault(at, set()).add(job)
+        found: set[tuple[str, datetime, int]] = set()
+        stmt = select(runs.c.job, runs.c.scheduled_for, runs.c.attempt).where(
+            runs.c.scheduled_for == bindparam("at", type_=UTCDateTime),
+            runs.c.job.in_(bindparam("jobs", expanding=True)))
+        with self._read() as conn:
+            for at, jobs in by_time.items():
+                names = sorted(jobs)
+                for start in range(0, len(names), _ID_CHUNK):
+                    for row in conn.execute(stmt, {"at": at, "jobs": names[start:start + _ID_CHUNK]}):
+                        key = (row.job, row.scheduled_for, row.attempt)
+                        if key in wanted:
+                            found.add(key)
+        return found
+
     def _now(self, conn: Connection, at: datetime | None) -> datetime:
         if self._database_clock is not None:
             return utc(self._database_clock.now())
