@@ -65,6 +65,11 @@ def node_worker(url: str, node: str, nodes: list[str], fires: int, start: Any, d
     for part in (mine, others):
         for i in range(0, len(part), CHUNK):
             chunk = part[i:i + CHUNK]
+            if part is others:  # as the daemon does for fires another node comes first for
+                taken = store.claimed_fires([(j, T0, 0) for j in chunk])
+                chunk = [j for j in chunk if (j, T0, 0) not in taken]
+                if not chunk:
+                    continue
             with store.batch():
                 runs = store.claim_runs([Claim(j, Trigger.SCHEDULE, node, T0, T0, exclusive=True) for j in chunk])
                 empty = [(j, T0, 0) for j, r in zip(chunk, runs, strict=True) if r is None]

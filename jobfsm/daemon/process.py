@@ -8,8 +8,8 @@
 - **The loop sleeps until whichever is due first**: the scheduler's next fire or retry, the
   next housekeeping job, or a finished run (the reaper sets the scheduler's ``wake`` event).
 - **The loop sleeps until something is due or happens**: the next fire or retry, the next
-  housekeeping step (heartbeat every five seconds, lost runs of dead nodes every ten, pruning
-  every hour, on a monotonic timetable that a step of the wall clock does not disturb), a
+  housekeeping step (heartbeat four times per ``--dead-after``, lost runs of dead nodes five
+  times, pruning every hour, on a monotonic timetable that a step of the wall clock does not disturb), a
   finished run or a signal, a change in the jobs folder (inotify), a trigger request (the
   store's bell, :mod:`jobfsm.store.bell`). Without inotify or a bell it looks every second.
 - **The store may fail** (a dropped connection, a lock held too long, a full disk): the
@@ -60,9 +60,10 @@ REAP_SECONDS = 10
 
 def cluster_intervals(dead_after: float) -> tuple[float, float]:
     """How often to beat and to look for dead nodes with ``--dead-after``: four beats within it
-    (a late one or two do not make a node dead), and a look a tenth of it apart, so a dead
-    node's runs are lost within ``dead_after`` plus about a second (with the default 10 s)."""
-    return min(dead_after / 4, HEARTBEAT_SECONDS), min(max(dead_after / 10, 0.5), REAP_SECONDS)
+    (a late one or two do not make a node dead), and a look a fifth of it apart, so a dead
+    node's runs are lost within ``dead_after`` plus 2 s of its last beat (with the default 10 s;
+    an idle daemon then wakes every 2 s, for one cheap query)."""
+    return min(dead_after / 4, HEARTBEAT_SECONDS), min(max(dead_after / 5, 0.5), REAP_SECONDS)
 GIL_SWITCH_SECONDS = 0.0005
 """How long the loop may hold the GIL while the reaper thread waits for it (CPython's default is
 5 ms): in a burst the reaper starts the runs that waited for a slot, and each of its turns

@@ -608,6 +608,13 @@ class Scheduler:
             name = entry.config.name
             (rest if name in seen or not self._plain_start(entry, start) else plain).append((entry, start))
             seen.add(name)
+        late = [(e, s) for e, s in plain if e.delay > 0 and s.scheduled_for is not None]
+        if late:  # fires another node comes first for: claim only those it has not taken (no lock waits)
+            taken = self.store.claimed_fires([(e.config.name, s.scheduled_for, s.attempt)
+                                              for e, s in late if s.scheduled_for is not None])
+            if taken:
+                plain = [(e, s) for e, s in plain if s.scheduled_for is None
+                         or (e.config.name, utc(s.scheduled_for), s.attempt) not in taken]
         if plain:
             now = self.clock.now()
             runs = self.store.claim_runs([
