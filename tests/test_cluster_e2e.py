@@ -207,3 +207,25 @@ def test_terminated_connections_before_a_minute_boundary_lose_and_double_nothing
     assert cluster.all_alive(), f"every daemon survives: {cluster.deaths()}"
     runs = [r for r in cluster.store.list_runs() if r.scheduled_for == boundary]
     assert sorted(r.job for r in runs) == names and all(r.status is RunStatus.SUCCEEDED for r in runs)
+
+
+def test_manual_triggers_are_taken_by_exactly_one_node_within_a_second(cluster: Cluster) -> None:
+    cluster.write("adhoc", schedule="0 0 1 1 *", overlap="allow", command="true")
+    for node in ("n1", "n2", "n3"):
+        cluster.start(node)
+    wait_for(lambda: len([n for n in cluster.store.nodes(seen_within=10) if n.alive]) == 3, 10, "three live nodes")
+    time.sleep(1.0)  # every daemon's LISTEN connection is up
+    takers = []
+    for _ in range(8):
+        asked = time.monotonic()
+        request = cluster.store.request_trigger("adhoc", user="ann", at=datetime.now(UTC))
+        run_id = wait_for(lambda r=request.id: cluster.store.get_trigger_request(r).run_id, 5, "the trigger's run")
+        assert time.monotonic() - asked < 1.0, "picked up within a second"
+        taken = cluster.store.get_trigger_request(request.id)
+        run = cluster.store.get_run(int(run_id))  # type: ignore[call-overload]
+        assert taken.claimed_by == run.node
+        takers.append(run.node)
+        time.sleep(0.3)
+    runs = cluster.store.list_runs("adhoc")
+    assert len(runs) == 8, "each request ran once"
+    assert cluster.all_alive(), cluster.deaths()
