@@ -141,7 +141,7 @@ def test_retention_flags_prune_old_runs_and_their_output_at_start_up(start_daemo
     # keep the newest run, and no run merely for being young
     again = start_daemon(keep_runs=1, keep_days=0)
     main_log = (again.daemon.logs_dir / "scheduler_main.log").read_text()
-    assert f"store={again.store.url} max_workers=32 grace_seconds=30 keep_runs=1 keep_days=0\n" in main_log
+    assert f"store={again.store.url} max_workers=32 grace_seconds=30 keep_runs=1 keep_days=0 dead_after=10\n" in main_log
     assert [r.id for r in again.store.list_runs("chatty")] == [ids[-1]]
     for run_id, run in runs.items():
         for path in (run.stdout_path, run.stderr_path):

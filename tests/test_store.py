@@ -755,7 +755,7 @@ def test_schema_version_is_recorded_and_reopening_keeps_data(sql_url: str) -> No
     run = claim(first, "backup", 0)
     first.set_state("backup", JobState.RUNNING, at(0))
     first.close()
-    assert _meta_version(sql_url) == len(MIGRATIONS) == 1
+    assert _meta_version(sql_url) == len(MIGRATIONS)
 
     second = SqlStore(sql_url)
     try:
@@ -771,7 +771,7 @@ def test_schema_version_is_recorded_and_reopening_keeps_data(sql_url: str) -> No
 def test_a_store_from_a_newer_jobfsm_is_refused(sql_url: str) -> None:
     SqlStore(sql_url).close()
     _set_meta_version(sql_url, len(MIGRATIONS) + 1)
-    with pytest.raises(StoreError, match=r"schema version 2, written by a newer jobfsm.*upgrade jobfsm"):
+    with pytest.raises(StoreError, match=rf"schema version {len(MIGRATIONS) + 1}, written by a newer jobfsm.*upgrade jobfsm"):
         SqlStore(sql_url)
 
 
@@ -792,7 +792,7 @@ def test_an_old_store_is_migrated_forward_step_by_step(sql_url: str) -> None:
     v1.close()
 
     v2 = StoreV2(sql_url)
-    assert v2.schema_version == 2
+    assert v2.schema_version == len(MIGRATIONS) + 1
     assert v2.get_run(run.id) == run
     v2.close()
     StoreV2(sql_url).close()  # already at 2: the step must not run again (it would fail: table exists)
@@ -812,7 +812,7 @@ def test_a_version_zero_file_gets_every_table(tmp_path: Path) -> None:
     raw.close()
     store = SqlStore(f"sqlite:///{path}")
     try:
-        assert store.schema_version == 1
+        assert store.schema_version == len(MIGRATIONS)
         assert claim(store).id == 1
     finally:
         store.close()
@@ -1183,3 +1183,236 @@ def test_warm_up_leaves_no_trace_and_can_be_repeated(store: Store) -> None:
     for fire in (WARM_UP_AT, WARM_UP_AT + timedelta(minutes=1)):  # the fires it rehearses are free
         run = store.claim_run(WARM_UP_JOB, trigger=Trigger.SCHEDULE, node="n", started_at=fire, scheduled_for=fire)
         assert run is not None and run.job == WARM_UP_JOB
+
+
+# -- several hosts: overlap, liveness, fencing (DESIGN.md §4) ----------------------------------
+
+class StepClock:
+    """What stands in for the database's clock: moved by the test."""
+
+    def __init__(self, start: datetime) -> None:
+        self.at = start
+
+    def now(self) -> datetime:
+        return self.at
+
+    def monotonic(self) -> float:
+        return self.at.timestamp()
+
+    def wait(self, event: Any, timeout: float | None) -> bool:
+        return False
+
+
+@pytest.fixture(params=BACKENDS)
+def clocked(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Store, StepClock]]:
+    """A store of every backend whose "database clock" the test moves (on PostgreSQL the
+    server's own clock is checked separately, in test_postgresql_beats_by_its_own_clock)."""
+    db_clock = StepClock(at(0))
+    backend: Store
+    if request.param == "memory":
+        backend = MemoryStore(database_clock=db_clock)
+    else:
+        backend = SqlStore(_url_for(request.param, request, tmp_path), database_clock=db_clock)
+    try:
+        yield backend, db_clock
+    finally:
+        backend.close()
+
+
+def test_an_exclusive_job_has_one_running_run_across_nodes(store: Store) -> None:
+    first = store.claim_run("sync", trigger=Trigger.SCHEDULE, node="node-a", started_at=at(0),
+                            scheduled_for=at(0), exclusive=True)
+    assert first is not None
+    # Another node, another fire: refused while the first runs, and the refusal names it.
+    assert store.claim_run("sync", trigger=Trigger.SCHEDULE, node="node-b", started_at=at(1),
+                           scheduled_for=at(1), exclusive=True) is None
+    met = store.running_exclusive("sync")
+    assert met is not None and (met.id, met.node) == (first.id, "node-a")
+    assert store.fire_claimed("sync", at(1)) is None, "the refused fire is not recorded by the refusal"
+    assert store.fire_claimed("sync", at(0).astimezone(PLUS2)) == first
+    # A manual run is refused too; a skipped record, another job, or an allow run are not.
+    assert store.claim_run("sync", trigger=Trigger.MANUAL, node="node-b", started_at=at(1), exclusive=True) is None
+    skipped = store.claim_run("sync", trigger=Trigger.SCHEDULE, node="node-b", started_at=at(1),
+                              scheduled_for=at(1), status=RunStatus.SKIPPED, message="busy", exclusive=True)
+    assert skipped is not None
+    assert claim(store, "other", 1, exclusive=True).status is RunStatus.RUNNING
+    assert claim(store, "sync", 2, node="node-c").status is RunStatus.RUNNING  # not exclusive
+    # A batch of claims obeys it as well.
+    batch = store.claim_runs([Claim("sync", Trigger.SCHEDULE, "node-b", at(3), at(3), exclusive=True),
+                              Claim("free", Trigger.SCHEDULE, "node-b", at(3), at(3), exclusive=True)])
+    assert batch[0] is None and batch[1] is not None
+    # Once it ends, the next one may start, and a waiting one may begin.
+    store.finish_run(first.id, outcome=Outcome.SUCCEEDED, ended_at=at(4), exit_code=0, duration_seconds=1.0)
+    assert store.running_exclusive("sync") is None
+    waiting = store.claim_run("sync", trigger=Trigger.SCHEDULE, node="node-b", started_at=at(4),
+                              scheduled_for=at(4), status=RunStatus.SKIPPED, message="queued", exclusive=True)
+    assert waiting is not None
+    second = store.claim_run("sync", trigger=Trigger.SCHEDULE, node="node-c", started_at=at(5),
+                             scheduled_for=at(5), exclusive=True)
+    assert second is not None
+    assert store.start_queued_run(waiting.id, started_at=at(5)) is None, "a waiting run waits for the running one"
+    assert store.get_run(waiting.id).status is RunStatus.SKIPPED
+    store.mark_lost(at=at(6), node="node-c", message="gone")
+    started = store.start_queued_run(waiting.id, started_at=at(6))
+    assert started is not None and started.status is RunStatus.RUNNING
+
+
+def test_a_refused_waiting_start_does_not_abort_the_batch(sql_url: str) -> None:
+    store = SqlStore(sql_url)
+    try:
+        running = claim(store, "sync", 0, exclusive=True)
+        waiting = claim(store, "sync", 1, status=RunStatus.SKIPPED, message="queued", exclusive=True)
+        with store.batch():
+            assert store.start_queued_run(waiting.id, started_at=at(2)) is None
+            later = claim(store, "later", 2)
+        assert store.get_run(later.id).status is RunStatus.RUNNING, "the rest of the batch committed"
+        assert store.running_exclusive("sync") == running
+    finally:
+        store.close()
+
+
+def test_exclusive_claims_from_many_connections_start_one_run(sql_url: str) -> None:
+    """Ten connections race for ten fires of one skip job: exactly one runs; the rest are refused."""
+    stores = [SqlStore(sql_url) for _ in range(5)]
+    barrier = threading.Barrier(len(stores))
+    won: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            for i in range(2):
+                run = stores[n].claim_run("sync", trigger=Trigger.SCHEDULE, node=f"node-{n}",
+                                          started_at=at(n), scheduled_for=at(2 * n + i), exclusive=True)
+                if run is not None:
+                    won.append(run.id)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    try:
+        assert not errors
+        assert len(won) == 1
+        assert [r.id for r in stores[0].list_runs("sync", status=RunStatus.RUNNING)] == won
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_beats_liveness_and_declaring_a_node_dead(clocked: tuple[Store, StepClock]) -> None:
+    store, db = clocked
+    skewed = at(0) + timedelta(hours=1)  # a node's own clock, an hour off: it does not matter
+    beat = store.beat("node-a", pid=1, host="h1", at=skewed)
+    assert beat.at == at(0) and beat.declared_dead_by is None
+    store.beat("node-b", pid=2, host="h2", at=skewed)
+    lost_run = claim(store, "long", 0, node="node-b")
+    db.at = at(0) + timedelta(seconds=8)
+    store.beat("node-a", pid=1, host="h1", at=skewed)
+    nodes = store.nodes(seen_within=60, dead_after=10)
+    assert [(n.node, n.alive, n.running) for n in nodes] == [("node-a", True, ()), ("node-b", True, (lost_run.id,))]
+    assert nodes[0].last_heartbeat == at(0) + timedelta(seconds=8) and nodes[0].started_at == at(0)
+    assert store.declare_dead("node-b", by="node-a", dead_after=10) is None, "seen 8 s ago: alive"
+
+    db.at = at(0) + timedelta(seconds=11)
+    assert [n.alive for n in store.nodes(seen_within=60, dead_after=10)] == [True, False]
+    dead = store.declare_dead("node-b", by="node-a", dead_after=10, found="by housekeeping")
+    assert dead is not None and dead.last_seen == at(0) and dead.at == db.at
+    assert [r.id for r in dead.lost] == [lost_run.id]
+    run = store.get_run(lost_run.id)
+    assert run.status is RunStatus.LOST and run.ended_at == db.at
+    assert "node node-b" in run.message and at(0).isoformat() in run.message and "by node-a" in run.message
+    again = store.declare_dead("node-b", by="node-c", dead_after=10)
+    assert again is not None and again.lost == (), "each lost run goes to one finder"
+    info = store.nodes(seen_within=60)[1]
+    assert (info.declared_dead_by, info.declared_dead_at, info.alive) == ("node-a", db.at, False)
+
+    # Its result comes in after all: kept on the run. It beats: told, and registered again.
+    store.finish_run(lost_run.id, outcome=Outcome.SUCCEEDED, ended_at=db.at, exit_code=0, duration_seconds=11.0)
+    assert store.get_run(lost_run.id).status is RunStatus.SUCCEEDED
+    back = store.beat("node-b", pid=2, host="h2", at=skewed)
+    assert (back.declared_dead_by, back.declared_dead_at) == ("node-a", db.at)
+    assert store.beat("node-b", pid=2, host="h2").declared_dead_by is None
+    assert all(n.alive for n in store.nodes(seen_within=60, dead_after=10))
+    assert [n.node for n in store.nodes(seen_within=5, dead_after=10)] == ["node-a", "node-b"]
+    db.at += timedelta(seconds=30)
+    assert store.nodes(seen_within=5) == []
+    assert store.nodes(seen_within=60)[1].to_dict()["last_heartbeat"] == (at(0) + timedelta(seconds=11)).isoformat()
+
+
+def test_a_node_without_heartbeat_or_known_gone_is_dead_at_once(clocked: tuple[Store, StepClock]) -> None:
+    store, _ = clocked
+    orphan = claim(store, "job", 0, node="never-beat")
+    dead = store.declare_dead("never-beat", by="node-a", dead_after=10)
+    assert dead is not None and dead.last_seen is None and [r.id for r in dead.lost] == [orphan.id]
+    assert "no heartbeat" in store.get_run(orphan.id).message
+    store.beat("node-b", pid=2, host="h", at=at(0))
+    run = claim(store, "job", 1, node="node-b")
+    forced = store.declare_dead("node-b", by="node-a", dead_after=None, note="; its process is gone")
+    assert forced is not None and [r.id for r in forced.lost] == [run.id]
+    assert store.get_run(run.id).message.endswith("; its process is gone")
+
+
+def test_postgresql_beats_by_its_own_clock(pg_url: str) -> None:
+    """No injected clock: the server's clock stamps beats, whatever the node's clock says."""
+    store = SqlStore(pg_url)
+    try:
+        engine = create_engine(normalize_url(pg_url))
+        with engine.connect() as conn:
+            server = utc(conn.execute(text("SELECT clock_timestamp()")).scalar_one())
+        engine.dispose()
+        wrong = server - timedelta(days=3)
+        beat = store.beat("node-a", pid=1, host="h", at=wrong)
+        assert abs((beat.at - server).total_seconds()) < 5
+        assert abs((store.database_now(wrong) - server).total_seconds()) < 5
+        [node] = store.nodes(seen_within=10, dead_after=10, at=wrong)
+        assert node.alive and node.last_heartbeat == beat.at
+        assert store.declare_dead("node-a", by="node-b", dead_after=10, at=wrong + timedelta(days=30)) is None
+    finally:
+        store.close()
+
+
+def test_sqlite_and_memory_take_the_callers_clock(store: Store) -> None:
+    """One host: its clock is the only one; the caller's (injected in tests) is it."""
+    if isinstance(store, SqlStore) and store.sqlite_path is None:
+        pytest.skip("PostgreSQL has a clock of its own")
+    assert store.beat("node-a", pid=1, host="h", at=at(0)).at == at(0)
+    assert [n.alive for n in store.nodes(seen_within=60, dead_after=10, at=at(0) + timedelta(seconds=5))] == [True]
+    assert [n.alive for n in store.nodes(seen_within=60, dead_after=10, at=at(1))] == [False]
+
+
+def test_an_old_store_gets_the_cluster_columns(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    SqlStore(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as raw:  # back to the first schema
+        raw.execute("DROP INDEX uq_runs_one_running")
+        raw.execute("ALTER TABLE runs DROP COLUMN exclusive")
+        raw.execute("ALTER TABLE heartbeats DROP COLUMN declared_dead_by")
+        raw.execute("ALTER TABLE heartbeats DROP COLUMN declared_dead_at")
+        raw.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        raw.execute("INSERT INTO runs (job, status, \"trigger\", node, attempt, message, stdout_tail, stderr_tail) "
+                    "VALUES ('old', 'running', 'manual', 'n', 0, '', '', '')")
+    raw.close()
+    store = SqlStore(f"sqlite:///{path}")
+    try:
+        assert store.schema_version == len(MIGRATIONS)
+        assert store.get_run(1).status is RunStatus.RUNNING
+        assert claim(store, "old", 0, exclusive=True).status is RunStatus.RUNNING, "old runs are not exclusive"
+        assert claim(store, "sync", 0, exclusive=True) is not None
+        assert store.claim_run("sync", trigger=Trigger.SCHEDULE, node="n", started_at=at(1), scheduled_for=at(1),
+                               exclusive=True) is None
+        assert store.beat("n", pid=1, host="h", at=at(0)).declared_dead_by is None
+    finally:
+        store.close()
+
+
+def test_claimed_fires_names_the_fires_taken_already(store: Store) -> None:
+    claim(store, "a", 0)
+    claim(store, "b", 0, attempt=1, trigger=Trigger.RETRY)
+    claim(store, "c", 1)
+    asked = [("a", at(0).astimezone(PLUS2), 0), ("b", at(0), 0), ("b", at(0), 1), ("c", at(1), 0), ("d", at(1), 0)]
+    assert store.claimed_fires(asked) == {("a", at(0), 0), ("b", at(0), 1), ("c", at(1), 0)}
+    assert store.claimed_fires([]) == set()

@@ -13,5 +13,5 @@ def cmd_start(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return run_daemon(
         args.jobs, args.logs, args.store, max_workers=args.max_workers,
         grace_seconds=args.grace_seconds, node=args.node, keep_runs=args.keep_runs,
-        keep_days=args.keep_days, stderr=err,
+        keep_days=args.keep_days, stderr=err, dead_after=args.dead_after,
     )

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from jobfsm import __version__
-from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
+from jobfsm.store.abc import DEFAULT_DEAD_AFTER_SECONDS, DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
 
 MAX_NEXT = 1000
 """``jobfsm next -n``: fire times listed at most."""
@@ -193,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default 30, at most {MAX_GRACE_SECONDS:,})",
     )
     p.add_argument("--node", metavar="NAME", help="this daemon's name in the store (default host:pid)")
+    p.add_argument(
+        "--dead-after", type=real_number(1, 3600), default=DEFAULT_DEAD_AFTER_SECONDS, metavar="SECONDS",
+        help=f"several hosts on one store: a node with no heartbeat for this long, by the database's clock, "
+        f"is dead; its running runs are marked lost and retried elsewhere (default {DEFAULT_DEAD_AFTER_SECONDS:g})",
+    )
     p.add_argument(
         "--keep-runs", type=whole_number(0, MAX_KEEP_RUNS), default=DEFAULT_KEEP_RUNS, metavar="N",
         help=f"retention: keep at least the last N runs of every job (default {DEFAULT_KEEP_RUNS:,}, "

@@ -8,8 +8,8 @@
 - **SIGHUP** reloads: the log files are reopened (so logrotate may move them away without
   ``copytruncate``) and the jobs folder is scanned in full, not only where inotify saw a change.
 - **The loop sleeps until something is due or happens**: the next fire or retry, the next
-  housekeeping step (heartbeat every five seconds, lost runs of dead nodes every ten, pruning
-  every hour, on a monotonic timetable that a step of the wall clock does not disturb), a
+  housekeeping step (heartbeat four times per ``--dead-after``, lost runs of dead nodes five
+  times, pruning every hour, on a monotonic timetable that a step of the wall clock does not disturb), a
   finished run or a signal, a change in the jobs folder (inotify), a trigger request (the
   store's bell, :mod:`jobfsm.store.bell`). Without inotify or a bell it looks every second.
 - **The store may fail** (a dropped connection, a lock held too long, a full disk): the
@@ -42,7 +42,7 @@ from jobfsm.joblog import JobLogger
 from jobfsm.nodes import default_node
 from jobfsm.runs.executor import JobExecutor
 from jobfsm.store import Store, open_store
-from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
+from jobfsm.store.abc import DEFAULT_DEAD_AFTER_SECONDS, DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
 from jobfsm.store.bell import Bell
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,14 @@ LOOK_ANYWAY_SECONDS = 60.0
 HEARTBEAT_SECONDS = 5
 PRUNE_SECONDS = 3600
 REAP_SECONDS = 10
+
+
+def cluster_intervals(dead_after: float) -> tuple[float, float]:
+    """How often to beat and to look for dead nodes with ``--dead-after``: four beats within it
+    (a late one or two do not make a node dead), and a look a fifth of it apart, so a dead
+    node's runs are lost within ``dead_after`` plus 2 s of its last beat (with the default 10 s;
+    an idle daemon then wakes every 2 s, for one cheap query)."""
+    return min(dead_after / 4, HEARTBEAT_SECONDS), min(max(dead_after / 5, 0.5), REAP_SECONDS)
 GIL_SWITCH_SECONDS = 0.0005
 """How long the loop may hold the GIL while the reaper thread waits for it (CPython's default is
 5 ms): in a burst the reaper starts the runs that waited for a slot, and each of its turns
@@ -76,7 +84,9 @@ class Daemon:
         keep_days: float = DEFAULT_KEEP_DAYS,
         clock: Clock | None = None,
         stderr: TextIO | None = None,
+        dead_after: float = DEFAULT_DEAD_AFTER_SECONDS,
     ) -> None:
+        self.dead_after = dead_after
         self.jobs_dir = Path(jobs_dir)
         self.logs_dir = Path(logs_dir).absolute()  # output paths in the store must not depend on the cwd
         self.store_url = store_url
@@ -179,7 +189,7 @@ class Daemon:
         scheduler = Scheduler(
             self.jobs_dir, store, logger, clock=self.clock, node=self.node,
             executor=executor, max_workers=self.max_workers, keep_runs=self.keep_runs,
-            keep_days=self.keep_days,
+            keep_days=self.keep_days, dead_after=self.dead_after,
         )
         self.scheduler = scheduler
         self._start(scheduler)
@@ -192,13 +202,15 @@ class Daemon:
         logger.info(  # what it runs with, for whoever reads the log later
             f"settings: jobs={self.jobs_dir.absolute()} logs={self.logs_dir} store={store.url} "
             f"max_workers={self.max_workers} grace_seconds={self.grace_seconds:g} "
-            f"keep_runs={self.keep_runs} keep_days={self.keep_days:g}"
+            f"keep_runs={self.keep_runs} keep_days={self.keep_days:g} dead_after={self.dead_after:g}"
         )
         bell = Bell(store)
         housekeeping = Timetable(self.clock)
-        housekeeping.every(HEARTBEAT_SECONDS, lambda: scheduler.guarded(scheduler.heartbeat))
+        beat, reap = cluster_intervals(self.dead_after)
+        housekeeping.every(beat, lambda: scheduler.guarded(scheduler.heartbeat))
         housekeeping.every(PRUNE_SECONDS, lambda: scheduler.guarded(scheduler.prune))
-        housekeeping.every(REAP_SECONDS, lambda: scheduler.guarded(scheduler.reap_lost))
+        housekeeping.every(reap, lambda: scheduler.guarded(scheduler.reap_lost))
+        housekeeping.every(reap, lambda: scheduler.guarded(scheduler.retry_waiting))
         watched = scheduler.watching and bell.working
         housekeeping.every(LOOK_ANYWAY_SECONDS if watched else LOOK_SECONDS, lambda: self._look(scheduler, None))
         scheduler.guarded(scheduler.prune)
@@ -293,10 +305,12 @@ def run_daemon(
     keep_runs: int,
     keep_days: float,
     stderr: TextIO,
+    dead_after: float = DEFAULT_DEAD_AFTER_SECONDS,
 ) -> int:
     daemon = Daemon(
         jobs_dir, logs_dir, store_url, max_workers=max_workers,
         grace_seconds=grace_seconds, node=node, keep_runs=keep_runs, keep_days=keep_days, stderr=stderr,
+        dead_after=dead_after,
     )
     daemon.install_signal_handlers()
     if not jobs_dir.is_dir():

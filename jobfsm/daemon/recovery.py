@@ -1,7 +1,7 @@
 """Finding the runs of dead nodes: mark them lost, and first end what is left of them here.
 
-A node is dead when its heartbeat is old (``HEARTBEAT_MAX_AGE_SECONDS``) or, on this host, its
-process is gone (a daemon killed with -9 and restarted at once must not wait for its old
+A node is dead when its heartbeat is older than ``--dead-after`` by the database's clock, or it
+has none, or, on this host, its process is gone (a daemon killed with -9 and restarted at once must not wait for its old
 heartbeat to age). A run of a dead node of this host is not called lost while its processes go
 on unseen: they are ended first, and its message says so. A node of another host ran its
 processes there, out of reach.
@@ -15,42 +15,53 @@ from jobfsm.lifecycle import Announcer, RunLost
 from jobfsm.model import RunStatus
 from jobfsm.nodes import local_pid, local_process_alive, pid_alive, this_host
 from jobfsm.runs.executor import RunTag, end_run_processes
-from jobfsm.store import RunRecord, Store
-from jobfsm.store.abc import HEARTBEAT_MAX_AGE_SECONDS
+from jobfsm.store import DeadNode, RunRecord, Store
+from jobfsm.store.abc import DEFAULT_DEAD_AFTER_SECONDS
 
 LOST_KILL_GRACE_SECONDS = 2.0
 """The processes of a lost run get this long between SIGTERM and SIGKILL (nobody waits for
 their output any more; the loop waits for this)."""
 
 
-def reap_lost(store: Store, events: Announcer, *, node: str, now: datetime, found: str = "") -> int:
-    """Mark lost the running runs of every dead node (``node`` is the caller's, alive); how many."""
+def reap_lost(
+    store: Store, events: Announcer, *, node: str, now: datetime, found: str = "",
+    dead_after: float = DEFAULT_DEAD_AFTER_SECONDS,
+) -> list[DeadNode]:
+    """Mark lost the running runs of every dead node (``node`` is the caller's, alive): the
+    nodes found dead, each with the runs it lost (to this caller alone: retry those).
+
+    "Dead" is decided by the database's clock (:meth:`Store.declare_dead`, which checks the
+    age again under a row lock, so a node that beat meanwhile keeps its runs); a node of this
+    host whose process is gone is dead at once, and one whose process lives is not (a
+    ``jobfsm run`` running a job without a daemon, which never beats)."""
     running = store.list_runs(status=RunStatus.RUNNING)
     if all(r.node == node for r in running):
-        return 0  # the common case, and what an idle daemon pays every few seconds
+        return []  # the common case, and what an idle daemon pays every few seconds
     host = this_host()
-    live = {
-        h.node
-        for h in store.live_nodes(now=now, max_age_seconds=HEARTBEAT_MAX_AGE_SECONDS)
-        if h.host != host or pid_alive(h.pid)
-    }
-    live.add(node)
-    count = 0
-    for dead in sorted({r.node for r in running} - live):
-        if local_process_alive(dead):
-            continue  # a `jobfsm run` or admin page running a job here, without a daemon
-        pid = local_pid(dead)  # gone, by the line above
-        note = "" if pid is None else _end_lost_processes([r for r in running if r.node == dead], pid)
-        lost = store.mark_lost(
-            at=now,
-            node=dead,
-            message=f"daemon {dead} stopped while the run was going; "
-            f"found {found or 'by housekeeping'} at {now.isoformat()} by {node}{note}",
-        )
-        for run in lost:
-            events.announce(RunLost(run, dead))
-        count += len(lost)
-    return count
+    beats = {n.node: n for n in store.nodes(seen_within=_FOREVER, dead_after=dead_after, at=now)}
+    dead_nodes: list[DeadNode] = []
+    for other in sorted({r.node for r in running} - {node}):
+        if local_process_alive(other):
+            continue  # a process of this host, alive: a daemon, or a local run without one
+        info = beats.get(other)
+        pid = local_pid(other)
+        if pid is None and info is not None and info.host == host and not pid_alive(info.pid):
+            pid = info.pid  # a node of this host named with --node, its process gone
+        gone_here = pid is not None
+        if info is not None and info.alive and not gone_here:
+            continue
+        note = "" if pid is None else _end_lost_processes([r for r in running if r.node == other], pid)
+        dead = store.declare_dead(other, by=node, dead_after=None if gone_here else dead_after,
+                                  found=found, note=note, at=now)
+        if dead is None or not dead.lost:
+            continue
+        for run in dead.lost:
+            events.announce(RunLost(run, other))
+        dead_nodes.append(dead)
+    return dead_nodes
+
+
+_FOREVER = 10 * 365 * 86400.0
 
 
 def _end_lost_processes(runs: list[RunRecord], node_pid: int) -> str:

@@ -39,9 +39,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from jobfsm import cron
-from jobfsm.clock import Clock
+from jobfsm.clock import Clock, utc
 from jobfsm.config.loader import validate_file
-from jobfsm.daemon import policy, recovery, shutdown, spool
+from jobfsm.daemon import cluster, policy, recovery, shutdown, spool
 from jobfsm.daemon.control import Control
 from jobfsm.daemon.jobfolder import JobFolder
 from jobfsm.daemon.policy import Start, Verdict
@@ -57,13 +57,13 @@ from jobfsm.lifecycle import (
     RunSkipped,
     RunStarted,
 )
-from jobfsm.model import JobConfig, JobState, Outcome, RunStatus, Trigger
+from jobfsm.model import JobConfig, JobState, Outcome, Overlap, RunStatus, Trigger
 from jobfsm.nodes import this_host
 from jobfsm.problems import Problem
 from jobfsm.runs.executor import JobExecutor, JobResult
 from jobfsm.runs.runner import ProcessRunner, Runner, Ticket
-from jobfsm.store import Claim, RunRecord, Store, TriggerRequest
-from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
+from jobfsm.store import Claim, DeadNode, RunRecord, Store, TriggerRequest
+from jobfsm.store.abc import DEFAULT_DEAD_AFTER_SECONDS, DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,8 @@ class JobEntry:
     generation: int = 0
     waiting: deque[Start] | None = None
     """Starts waiting for the job's current run; created on first use (most jobs never queue)."""
+    delay: float = 0.0
+    """Seconds after ``next_fire`` at which this node claims it (:func:`cluster.claim_delay`)."""
 
 
 
@@ -122,6 +124,7 @@ class Scheduler:
         keep_days: float = DEFAULT_KEEP_DAYS,
         events: Announcer | None = None,
         fires: bool = True,
+        dead_after: float = DEFAULT_DEAD_AFTER_SECONDS,
     ) -> None:
         self.jobs_dir = Path(jobs_dir)
         self.store = store
@@ -171,14 +174,31 @@ class Scheduler:
         """False for a scheduler that only runs what it is asked to (the service's local runs)."""
         self.control = Control(self)
         """Pauses and kill requests (:mod:`jobfsm.daemon.control`)."""
+        self.dead_after = dead_after
+        """Seconds without a heartbeat, by the database's clock, after which a node is dead."""
+        self.live_nodes: list[str] = []
+        """The live nodes at the last heartbeat (this one included): who claims which fire first."""
+        self.clock_watch = cluster.ClockWatch(lambda message: self.logger.error(message, component="cluster"))
+        self._declared_lost: dict[int, str] = {}
+        """Runs of this node that another declared lost while they went on: by whom."""
+        self._catch_up_missed = True
+        """False when another node was alive at start-up: nothing was missed then."""
+        self._blocked: set[str] = set()
+        """Jobs whose waiting starts wait for a run on another node (looked at by :meth:`retry_waiting`)."""
 
     # -- start-up -------------------------------------------------------------------------
     def start(self) -> None:
-        """Recover from a crash, load every job, catch up missed fires, schedule the rest."""
+        """Recover from a crash, load every job, catch up missed fires, schedule the rest.
+
+        Fires are caught up only when no other node is alive (:attr:`live_nodes`, from the
+        heartbeat the daemon sends first): while one is, the schedule was not down, and a node
+        joining must not record as missed a fire the others are about to run (its clock may be
+        ahead). Nodes starting together all catch up; the fires' unique keys make it once."""
         now = self.clock.now()
         self._replay_spool()
         self.reap_lost(now, found="at start-up")
         self.control.refresh()  # before catch-up: a paused job's missed fires are skipped as paused
+        self._catch_up_missed = not any(node != self.node for node in self.live_nodes)
         self.reload(catch_up=True)
         self.store.warm_up()  # the first fire must not pay for compiling the store's statements
         self._seen = (now.timestamp(), self.clock.monotonic())
@@ -197,8 +217,33 @@ class Scheduler:
         self.folder.close()
 
     def reap_lost(self, now: datetime | None = None, *, found: str = "") -> int:
-        """Mark lost the runs of every dead node (:func:`jobfsm.daemon.recovery.reap_lost`)."""
-        return recovery.reap_lost(self.store, self.events, node=self.node, now=now or self.clock.now(), found=found)
+        """Mark lost the runs of every dead node (:func:`jobfsm.daemon.recovery.reap_lost`) and
+        retry those whose job has retries left, here; how many runs were lost."""
+        now = now or self.clock.now()
+        dead = recovery.reap_lost(self.store, self.events, node=self.node, now=now, found=found,
+                                  dead_after=self.dead_after)
+        for node in dead:
+            self._retry_lost(node, now)
+        return sum(len(node.lost) for node in dead)
+
+    def _retry_lost(self, dead: DeadNode, now: datetime) -> None:
+        """A lost run is retried like a failed one (trigger ``retry``, the next attempt of its
+        fire), due ``retry_delay_seconds`` after its node was last seen: detecting the death
+        counts towards the delay. Each lost run came back to this node alone, so once."""
+        for run in dead.lost:
+            entry = self.jobs.get(run.job)
+            if entry is None:
+                continue
+            since = dead.last_seen or now
+            due = policy.retry_due(entry.config, attempt=run.attempt, succeeded=False,
+                                   enabled=entry.config.enabled, now=since)
+            if due is None:
+                continue
+            self.logger.info(
+                f"run {run.id} of job {run.job!r} was lost with node {dead.node}; retrying it here "
+                f"(attempt {run.attempt + 1} of {entry.config.retries})", component="cluster")
+            retry = Start(Trigger.RETRY, scheduled_for=run.scheduled_for, attempt=run.attempt + 1, user=run.user)
+            self._push_retry(max(due, now).timestamp(), run.job, retry)
 
     # -- job files ----------------------------------------------------------------------
     @property
@@ -286,7 +331,7 @@ class Scheduler:
                     f"loaded job {config.name!r} ({'enabled' if config.enabled else 'disabled'})",
                     component="loader",
                 )
-            if catch_up and config.enabled:
+            if catch_up and config.enabled and self._catch_up_missed:
                 self._catch_up(entry, now, self._last_fires.get(config.name))
             self.jobs[config.name] = entry  # only now: a store failure above leaves the job new
             self._reschedule(entry, now)
@@ -361,8 +406,9 @@ class Scheduler:
             self.logger.schedule_error(entry.config.name, str(exc))
             return
         entry.next_fire = fire
+        entry.delay = cluster.claim_delay(self.node, self.live_nodes, entry.config.name, fire)
         self._seq += 1
-        heapq.heappush(self._heap, (fire.timestamp(), self._seq, entry.config.name, entry.generation))
+        heapq.heappush(self._heap, (fire.timestamp() + entry.delay, self._seq, entry.config.name, entry.generation))
 
     def _catch_up(self, entry: JobEntry, now: datetime, last: datetime | None) -> None:
         """Fires missed while the daemon was down, after the job's last recorded fire ``last``:
@@ -400,10 +446,8 @@ class Scheduler:
                 break
             heapq.heappop(self._heap)
         times = []
-        if self._heap:
-            entry = self.jobs[self._heap[0][2]]
-            assert entry.next_fire is not None
-            times.append(entry.next_fire)
+        if self._heap:  # the fire time, plus this node's claim delay
+            times.append(datetime.fromtimestamp(self._heap[0][0], tz=self.clock.now().tzinfo))
         if self._retries:
             times.append(datetime.fromtimestamp(self._retries[0][0], tz=self.clock.now().tzinfo))
         pause_end = self.control.next_end()
@@ -446,7 +490,7 @@ class Scheduler:
                 if entry is None or entry.generation != generation or entry.next_fire is None:
                     continue
                 fire = entry.next_fire
-                if now - fire < timedelta(seconds=1):
+                if now - fire < timedelta(seconds=1 + entry.delay):
                     starts, late = [Start(Trigger.SCHEDULE, scheduled_for=fire)], list[tuple[JobEntry, Start, str]]()
                     after[id(entry)] = max(fire, now - _JUST_BEFORE)
                 else:
@@ -499,7 +543,8 @@ class Scheduler:
         for entry, _ in entries:
             if entry.next_fire is not None:
                 self._seq += 1
-                heapq.heappush(self._heap, (entry.next_fire.timestamp(), self._seq, entry.config.name, entry.generation))
+                heapq.heappush(self._heap, (entry.next_fire.timestamp() + entry.delay, self._seq,
+                                            entry.config.name, entry.generation))
         now = self.clock.now().timestamp()
         for entry, retry in retries:
             self._seq += 1
@@ -568,26 +613,46 @@ class Scheduler:
         may skip or wait, go one by one after them, in order: a job's fires keep their order."""
         plain: list[tuple[JobEntry, Start]] = []
         rest: list[tuple[JobEntry, Start]] = []
+        refused: list[tuple[JobEntry, Start]] = []
         seen: set[str] = set()
         for entry, start in work:
             name = entry.config.name
             (rest if name in seen or not self._plain_start(entry, start) else plain).append((entry, start))
             seen.add(name)
+        late = [(e, s) for e, s in plain if e.delay > 0 and s.scheduled_for is not None]
+        if late:  # fires another node comes first for: claim only those it has not taken (no lock waits)
+            taken = self.store.claimed_fires([(e.config.name, s.scheduled_for, s.attempt)
+                                              for e, s in late if s.scheduled_for is not None])
+            if taken:
+                plain = [(e, s) for e, s in plain if s.scheduled_for is None
+                         or (e.config.name, utc(s.scheduled_for), s.attempt) not in taken]
         if plain:
             now = self.clock.now()
             runs = self.store.claim_runs([
                 Claim(
                     entry.config.name, trigger=start.trigger, node=self.node, started_at=now,
                     scheduled_for=start.scheduled_for, attempt=start.attempt, user=start.user,
+                    exclusive=_exclusive(entry.config),
                 )
                 for entry, start in plain
                 if start.scheduled_for is not None  # always, by _plain_start; for the type checker
             ])
             for (entry, start), run in zip(plain, runs, strict=True):
-                if run is None:
-                    log.debug("fire %s of %r was claimed by another node", start.scheduled_for, entry.config.name)
-                else:
+                if run is not None:
                     self._begin(entry, start, run)
+                elif _exclusive(entry.config):
+                    refused.append((entry, start))  # taken by another node, or the job runs there
+                else:
+                    log.debug("fire %s of %r was claimed by another node", start.scheduled_for, entry.config.name)
+        if refused:  # in a cluster, mostly fires another node claimed first: one query for all
+            taken = self.store.claimed_fires([(e.config.name, s.scheduled_for, s.attempt)
+                                              for e, s in refused if s.scheduled_for is not None])
+            for entry, start in refused:
+                if start.scheduled_for is not None and (entry.config.name, utc(start.scheduled_for),
+                                                        start.attempt) in taken:
+                    continue
+                if not self._claim_refused(entry, start)[0]:
+                    self._fire(entry, start)
         for entry, start in rest:
             self._fire(entry, start)
 
@@ -643,23 +708,87 @@ class Scheduler:
 
     def _start(self, entry: JobEntry, start: Start) -> RunRecord | None:
         config = entry.config
-        if start.run_id is not None:
-            run = self.store.start_queued_run(start.run_id, started_at=self.clock.now())
-        else:
-            run = self.store.claim_run(
-                config.name,
-                trigger=start.trigger,
-                node=self.node,
-                started_at=self.clock.now(),
-                scheduled_for=start.scheduled_for,
-                attempt=start.attempt,
-                user=start.user,
-            )
+        exclusive = _exclusive(config)
+        for _ in range(3):  # an exclusive claim refused by a run that ended meanwhile is made again
+            if start.run_id is not None:
+                run = self.store.start_queued_run(start.run_id, started_at=self.clock.now())
+                if run is None and exclusive and self._still_waiting(entry, start):
+                    return None
+            else:
+                run = self.store.claim_run(
+                    config.name,
+                    trigger=start.trigger,
+                    node=self.node,
+                    started_at=self.clock.now(),
+                    scheduled_for=start.scheduled_for,
+                    attempt=start.attempt,
+                    user=start.user,
+                    exclusive=exclusive,
+                )
+                if run is None and exclusive:
+                    settled, record = self._claim_refused(entry, start)
+                    if not settled:
+                        continue
+                    return record
+            break
         if run is None:
             log.debug("fire %s of %r was claimed by another node", start.scheduled_for, config.name)
             return None
         self._begin(entry, start, run)
         return run
+
+    def _claim_refused(self, entry: JobEntry, start: Start) -> tuple[bool, RunRecord | None]:
+        """An exclusive claim (``overlap: skip``/``queue``) came back empty: the fire is another
+        node's, or the job runs on another node, and this fire is skipped or waits, naming that
+        run. ``(False, None)``: neither any more (that run ended meanwhile); claim again."""
+        name = entry.config.name
+        if start.scheduled_for is not None and self.store.fire_claimed(name, start.scheduled_for, start.attempt):
+            return True, None
+        met = self.store.running_exclusive(name)
+        if met is None:
+            return False, None
+        decision = policy.decide(
+            entry.config, start, enabled=entry.model.enabled, running=1, running_ids=f"{met.id} on node {met.node}",
+            fire_waiting=any(w.trigger is Trigger.SCHEDULE for w in entry.waiting or ()),
+        )
+        if decision.verdict is Verdict.SKIP:
+            return True, self._record_skip(entry, start, decision.reason)
+        if decision.verdict is Verdict.QUEUE:
+            run = self._enqueue(entry, start, decision.reason)
+            self._blocked.add(name)
+            return True, run
+        return decision.verdict is Verdict.IGNORE, None
+
+    def _still_waiting(self, entry: JobEntry, start: Start) -> bool:
+        """A waiting start could not begin: is that because its job runs on another node? Then
+        it waits again, first in line, and :meth:`retry_waiting` tries it later."""
+        met = self.store.running_exclusive(entry.config.name)
+        if met is None or met.id == start.run_id:
+            return False
+        if entry.waiting is None:
+            entry.waiting = deque()
+        waiting = entry.waiting
+        waiting.appendleft(start)
+        self._on_rollback(waiting.popleft)
+        self._blocked.add(entry.config.name)
+        return True
+
+    def retry_waiting(self) -> int:
+        """Start what waits for a run on another node, once the store says it ended (the
+        housekeeping's; a run here ending starts its job's waiting ones at once); how many."""
+        started = 0
+        for name in sorted(self._blocked):
+            entry = self.jobs.get(name)
+            if entry is None or not entry.waiting:
+                self._blocked.discard(name)
+                continue
+            before = len(entry.waiting)
+            with self._batched():
+                self._start_waiting(entry)
+            started += before - len(entry.waiting)
+            if not entry.waiting or entry.waiting[0].run_id is None:
+                self._blocked.discard(name)
+        return started
 
     def _begin(self, entry: JobEntry, start: Start, run: RunRecord) -> None:
         """The run is claimed: move the job to ``running``, hand it to the runner once the
@@ -767,11 +896,22 @@ class Scheduler:
                     self.store.finish_runs([(ticket.run_id, result.finish_fields()) for ticket, result, _ in items])
                     for ticket, result, logged in items:
                         self._complete(ticket, result, logged=logged)
+                    if self._declared_lost:
+                        self._later(functools.partial(self._note_declared_lost, [t for t, _, _ in items]))
             except StoreError as exc:
                 self._unrecorded.extendleft(reversed(items))
                 self.store_failed(exc)
                 return count
             count += len(items)
+
+    def _note_declared_lost(self, tickets: list[Ticket]) -> None:
+        for ticket in tickets:
+            by = self._declared_lost.pop(ticket.run_id, None)
+            if by is not None:
+                self.logger.info(
+                    f"run {ticket.run_id} of job {ticket.job.name!r} ended after {by} had declared it lost; "
+                    "its result is recorded on that run (a retry elsewhere, if any, is a run of its own)",
+                    component="cluster")
 
     def _take_results(self, limit: int) -> list[tuple[Ticket, JobResult, bool]]:
         items: list[tuple[Ticket, JobResult, bool]] = []
@@ -832,6 +972,8 @@ class Scheduler:
             start = entry.waiting.popleft()
             self._on_rollback(functools.partial(entry.waiting.appendleft, start))
             self._start(entry, start)
+            if entry.waiting and entry.waiting[0] is start:
+                break  # it waits for a run on another node
 
     def start_waiting(self, name: str) -> None:
         """Start what waits for job ``name`` if it may start now (its pause ended)."""
@@ -959,7 +1101,23 @@ class Scheduler:
             self.store.resolve_trigger_request(request.id, run.id)
 
     def heartbeat(self) -> None:
-        self.store.heartbeat(self.node, pid=os.getpid(), host=this_host(), at=self.clock.now())
+        """Beat (stamped by the database's clock), compare this node's clock with it, learn
+        the live nodes; a node that finds it was declared dead says so (it is registered again)."""
+        before = self.clock.now()
+        beat = self.store.beat(self.node, pid=os.getpid(), host=this_host(), at=before)
+        after = self.clock.now()
+        self.clock_watch.check(beat.at, before, after, monotonic=self.clock.monotonic())
+        if beat.declared_dead_by is not None:
+            when = beat.declared_dead_at.isoformat() if beat.declared_dead_at else "?"
+            for run_id in self.in_flight:
+                self._declared_lost[run_id] = beat.declared_dead_by
+            self.logger.error(
+                f"this node ({self.node}) was declared dead by {beat.declared_dead_by} at {when} (no heartbeat "
+                f"for over {self.dead_after:g} s); its running runs were marked lost there and may be retried "
+                f"elsewhere; registered again; {len(self.in_flight)} run(s) in progress go on and their results "
+                "are kept on their runs", component="cluster")
+        self.live_nodes = [n.node for n in self.store.nodes(seen_within=self.dead_after, dead_after=self.dead_after,
+                                                            at=after) if n.alive or n.node == self.node]
 
     def prune(self) -> int:
         """Apply the retention policy; output files of pruned runs go too."""
@@ -984,3 +1142,8 @@ class Scheduler:
     def running_count(self) -> int:
         """Runs whose process has not ended yet (in flight, their result not back)."""
         return len(self.in_flight) - len(self._unrecorded) - self._results.qsize()
+
+
+def _exclusive(config: JobConfig) -> bool:
+    """Runs of the job may not overlap on any node: the store enforces it for such claims."""
+    return config.overlap is not Overlap.ALLOW

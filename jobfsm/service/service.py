@@ -332,9 +332,11 @@ class JobManagementService:
         return problems
 
     def daemon_alive(self) -> bool:
-        """Whether a daemon heartbeated within ``heartbeat_max_age`` seconds."""
-        live = self.store.live_nodes(now=self.clock.now(), max_age_seconds=self.heartbeat_max_age)
-        return bool(live)
+        """Whether a daemon heartbeated within ``heartbeat_max_age`` seconds (by the database's
+        clock: a CLI on a host whose clock is off still sees the daemons of the others)."""
+        live = self.store.nodes(seen_within=self.heartbeat_max_age, dead_after=self.heartbeat_max_age,
+                                at=self.clock.now())
+        return any(n.alive for n in live)
 
     # -- changing --------------------------------------------------------------------------
     def create_job(self, config: JobConfig | Mapping[str, Any], user: str) -> JobView:

@@ -6,9 +6,19 @@
 
 from __future__ import annotations
 
-from jobfsm.store.abc import AuditEntry, Claim, Heartbeat, RunRecord, Store, TriggerRequest
+from jobfsm.store.abc import (
+    AuditEntry,
+    Beat,
+    Claim,
+    DeadNode,
+    Heartbeat,
+    NodeInfo,
+    RunRecord,
+    Store,
+    TriggerRequest,
+)
 
-__all__ = ["AuditEntry", "Claim", "Heartbeat", "RunRecord", "Store", "TriggerRequest", "open_store"]
+__all__ = ["AuditEntry", "Beat", "Claim", "DeadNode", "Heartbeat", "NodeInfo", "RunRecord", "Store", "TriggerRequest", "open_store"]
 
 
 def open_store(url: str) -> Store:

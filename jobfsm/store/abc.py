@@ -86,6 +86,8 @@ class Claim:
     status: RunStatus = RunStatus.RUNNING
     message: str = ""
     user: str | None = None
+    exclusive: bool = False
+    """The job's overlap is ``skip`` or ``queue``: see :meth:`Store.claim_run`."""
 
     def __post_init__(self) -> None:
         if self.scheduled_for is None:
@@ -138,6 +140,68 @@ beyond the newest ``DEFAULT_KEEP_RUNS`` of its job and older than ``DEFAULT_KEEP
 that fires every minute keeps 30 days and one that fires monthly keeps its last thousand."""
 
 
+DEFAULT_DEAD_AFTER_SECONDS = 10.0
+"""``jobfsm start --dead-after``: a node whose last heartbeat is older than this, by the
+database's clock, is dead (its running runs are lost and retried elsewhere)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """A node as the store sees it (``jobfsm nodes``, DESIGN.md §5); ages by the database's clock."""
+
+    node: str
+    host: str
+    pid: int
+    started_at: datetime
+    last_heartbeat: datetime
+    alive: bool
+    """Seen within ``dead_after`` seconds by the database's clock, and not declared dead since."""
+    running: tuple[int, ...] = ()
+    """Ids of its ``running`` runs."""
+    declared_dead_by: str | None = None
+    declared_dead_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "node": self.node, "host": self.host, "pid": self.pid,
+            "started_at": _iso(self.started_at), "last_heartbeat": _iso(self.last_heartbeat),
+            "alive": self.alive, "running": list(self.running),
+            "declared_dead_by": self.declared_dead_by, "declared_dead_at": _iso(self.declared_dead_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """What a heartbeat (:meth:`Store.beat`) learnt."""
+
+    at: datetime
+    """The database's time of the beat: the node compares it with its own clock."""
+    declared_dead_by: str | None = None
+    """Set when another node had declared this one dead (its runs were marked lost) since its
+    last beat; the beat has registered it again."""
+    declared_dead_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadNode:
+    """A node :meth:`Store.declare_dead` found dead, and the runs it had going, now ``lost``."""
+
+    node: str
+    last_seen: datetime | None
+    """Its last heartbeat (None: it never had one, or removed it)."""
+    at: datetime
+    """When it was declared dead, by the database's clock."""
+    lost: tuple[RunRecord, ...]
+
+
+def lost_message(node: str, *, last_seen: datetime | None, now: datetime, by: str, found: str, note: str) -> str:
+    """The message of a run whose node died: which node, last seen when, found how and by whom."""
+    seen = (f"last seen {last_seen.isoformat()} ({(now - last_seen).total_seconds():.1f} s before)"
+            if last_seen is not None else "with no heartbeat in the store")
+    return (f"node {node} stopped while the run was going ({seen}); declared dead "
+            f"{found or 'by housekeeping'} at {now.isoformat()} by {by} (database clock){note}")
+
+
 @dataclass
 class Heartbeat:
     node: str
@@ -184,12 +248,18 @@ class Store(ABC):
         status: RunStatus = RunStatus.RUNNING,
         message: str = "",
         user: str | None = None,
+        exclusive: bool = False,
     ) -> RunRecord | None:
         """Record a new run; ``None`` when (job, scheduled_for, attempt) is already claimed.
 
         The unique key is what keeps two daemons on one store from running the same fire
         twice. Runs with ``scheduled_for=None`` (manual) never conflict. A skipped fire is
         claimed too, with ``status=SKIPPED`` and the reason in ``message``.
+
+        ``exclusive`` (a job with ``overlap: skip`` or ``queue``): a ``running`` claim also
+        returns ``None`` while another exclusive run of the job is ``running``, on any node;
+        :meth:`running_exclusive` then names it. The database enforces it (a partial unique
+        index on the SQL store), so two nodes can never both start the job.
         """
 
     def claim_runs(self, claims: Sequence[Claim]) -> list[RunRecord | None]:
@@ -203,7 +273,7 @@ class Store(ABC):
             self.claim_run(
                 c.job, trigger=c.trigger, node=c.node, started_at=c.started_at,
                 scheduled_for=c.scheduled_for, attempt=c.attempt, status=c.status,
-                message=c.message, user=c.user,
+                message=c.message, user=c.user, exclusive=c.exclusive,
             )
             for c in claims
         ]
@@ -212,7 +282,8 @@ class Store(ABC):
     def start_queued_run(self, run_id: int, *, started_at: datetime) -> RunRecord | None:
         """A fire recorded as ``skipped`` while it waited (``overlap: queue``) starts now:
         it becomes ``running`` with ``started_at`` and an empty message. ``None`` when the run
-        is not a waiting one (already started, or pruned)."""
+        is not a waiting one (already started, or pruned), or when it was claimed
+        ``exclusive`` and another exclusive run of its job is running (it stays waiting)."""
 
     @abstractmethod
     def finish_run(
@@ -359,6 +430,55 @@ class Store(ABC):
     @abstractmethod
     def get_kill_request(self, request_id: int) -> KillRequest:
         """Raises :class:`LookupError` (:class:`jobfsm.errors.JobfsmError`) for an unknown id."""
+    # -- several hosts (DESIGN.md §4; docs/cluster.md) --------------------------------------
+    @abstractmethod
+    def running_exclusive(self, job: str) -> RunRecord | None:
+        """The ``running`` exclusive run of ``job`` (on whichever node), if any."""
+
+    @abstractmethod
+    def fire_claimed(self, job: str, scheduled_for: datetime, attempt: int = 0) -> RunRecord | None:
+        """The run recorded for (job, scheduled_for, attempt), if any."""
+
+    def claimed_fires(self, fires: Sequence[tuple[str, datetime, int]]) -> set[tuple[str, datetime, int]]:
+        """Which of these (job, scheduled_for, attempt) are recorded already (scheduled_for in
+        UTC in the answer): a node whose batch of claims came back partly empty learns at once
+        which fires another node took. A backend may answer in one query; this asks one by one."""
+        out = set()
+        for job, at, attempt in fires:
+            run = self.fire_claimed(job, at, attempt)
+            if run is not None and run.scheduled_for is not None:
+                out.add((job, run.scheduled_for, attempt))
+        return out
+
+    @abstractmethod
+    def database_now(self, at: datetime | None = None) -> datetime:
+        """The database's clock: PostgreSQL's. A store with no clock of its own (a SQLite file,
+        on one host; memory) takes ``at``, the caller's clock (or this host's when None): there
+        is only one clock there. The same holds for ``at`` of the calls below."""
+
+    @abstractmethod
+    def beat(self, node: str, *, pid: int, host: str, at: datetime | None = None) -> Beat:
+        """A heartbeat stamped with the database's clock, never the node's. A node that had
+        been declared dead is registered again, and the :class:`Beat` says by whom."""
+
+    @abstractmethod
+    def nodes(
+        self, *, seen_within: float, dead_after: float = DEFAULT_DEAD_AFTER_SECONDS, at: datetime | None = None,
+    ) -> list[NodeInfo]:
+        """Every node whose last heartbeat is at most ``seen_within`` seconds old by the
+        database's clock, by name; ``alive`` by ``dead_after``."""
+
+    @abstractmethod
+    def declare_dead(
+        self, node: str, *, by: str, dead_after: float | None, found: str = "", note: str = "",
+        at: datetime | None = None,
+    ) -> DeadNode | None:
+        """In one transaction: if ``node``'s last heartbeat is older than ``dead_after`` seconds
+        by the database's clock (``None``: dead regardless, e.g. its process is known gone), or it
+        has none, mark it dead and turn its ``running`` runs ``lost`` with a message naming the
+        node, when it was last seen, ``found`` (how) and ``by`` whom, then ``note``. ``None``
+        when it is alive after all (a beat came in meanwhile). Each run is returned to one
+        caller only: two nodes finding the same dead node do not both retry its runs."""
 
     def batch(self) -> AbstractContextManager[None]:
         """Store calls made inside (on this thread) may share one transaction; a backend

@@ -24,10 +24,21 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jobfsm.clock import utc
+from jobfsm.clock import Clock, SystemClock, utc
 from jobfsm.errors import RunNotFoundError, TriggerRequestNotFoundError
 from jobfsm.model import JobState, Outcome, RunStatus, Trigger
-from jobfsm.store.abc import AuditEntry, Heartbeat, RunRecord, Store, TriggerRequest
+from jobfsm.store.abc import (
+    DEFAULT_DEAD_AFTER_SECONDS,
+    AuditEntry,
+    Beat,
+    DeadNode,
+    Heartbeat,
+    NodeInfo,
+    RunRecord,
+    Store,
+    TriggerRequest,
+    lost_message,
+)
 from jobfsm.store.control import KILL_PENDING, KillRequest, KillRequestNotFoundError, Pause
 
 logger = logging.getLogger(__name__)
@@ -54,7 +65,13 @@ def run_sort_key(run: RunRecord) -> tuple[bool, datetime, int]:
 class MemoryStore(Store):
     """Everything in dictionaries; gone when the process ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, database_clock: Clock | None = None) -> None:
+        self._database_clock = database_clock
+        self._clock: Clock = database_clock or SystemClock()
+        """The "database's" clock of :meth:`beat` and :meth:`nodes` (this host's by default)."""
+        self._exclusive: dict[str, int] = {}
+        """job -> its running exclusive run (what the SQL store's partial unique index holds)."""
+        self._dead: dict[str, tuple[str, datetime]] = {}
         self._lock = threading.Lock()
         self._states: dict[str, tuple[JobState, datetime]] = {}
         self._runs: dict[int, RunRecord] = {}
@@ -63,6 +80,7 @@ class MemoryStore(Store):
         self._audit: list[AuditEntry] = []
         self._heartbeats: dict[str, Heartbeat] = {}
         self._next_run_id = 1
+        self._exclusive_ids: set[int] = set()
         self._next_request_id = 1
         self._next_audit_id = 1
         self._pauses: dict[str, Pause] = {}
@@ -107,6 +125,7 @@ class MemoryStore(Store):
         status: RunStatus = RunStatus.RUNNING,
         message: str = "",
         user: str | None = None,
+        exclusive: bool = False,
     ) -> RunRecord | None:
         scheduled = _opt_utc(scheduled_for)
         with self._lock:
@@ -115,6 +134,10 @@ class MemoryStore(Store):
                 if key in self._fires:
                     logger.debug("fire %r of job %r attempt %s already claimed", scheduled, job, attempt)
                     return None
+            exclusive_running = exclusive and RunStatus(status) is RunStatus.RUNNING
+            if exclusive_running and self._running_exclusive(job) is not None:
+                return None
+            if scheduled is not None:
                 self._fires.add(key)
             run = RunRecord(
                 id=self._next_run_id,
@@ -130,13 +153,29 @@ class MemoryStore(Store):
             )
             self._next_run_id += 1
             self._runs[run.id] = run
+            if exclusive:
+                self._exclusive_ids.add(run.id)
+            if exclusive_running:
+                self._exclusive[job] = run.id
             return replace(run)
+
+    def _running_exclusive(self, job: str) -> RunRecord | None:
+        run_id = self._exclusive.get(job)
+        run = self._runs.get(run_id) if run_id is not None else None
+        if run is None or run.status is not RunStatus.RUNNING:
+            self._exclusive.pop(job, None)
+            return None
+        return run
 
     def start_queued_run(self, run_id: int, *, started_at: datetime) -> RunRecord | None:
         with self._lock:
             run = self._runs.get(run_id)
             if run is None or run.status is not RunStatus.SKIPPED:
                 return None
+            if run.id in self._exclusive_ids:
+                if self._running_exclusive(run.job) is not None:
+                    return None
+                self._exclusive[run.job] = run.id
             run.status = RunStatus.RUNNING
             run.started_at = utc(started_at)
             run.message = ""
@@ -398,3 +437,70 @@ class MemoryStore(Store):
         if request is None:
             raise KillRequestNotFoundError(request_id)
         return request
+    # -- several hosts -------------------------------------------------------------------
+    def running_exclusive(self, job: str) -> RunRecord | None:
+        with self._lock:
+            run = self._running_exclusive(job)
+            return replace(run) if run is not None else None
+
+    def fire_claimed(self, job: str, scheduled_for: datetime, attempt: int = 0) -> RunRecord | None:
+        key = (job, utc(scheduled_for), attempt)
+        with self._lock:
+            found = [r for r in self._runs.values() if (r.job, r.scheduled_for, r.attempt) == key]
+            return replace(found[0]) if found else None
+
+    def database_now(self, at: datetime | None = None) -> datetime:
+        if self._database_clock is not None or at is None:
+            return utc(self._clock.now())
+        return utc(at)
+
+    def beat(self, node: str, *, pid: int, host: str, at: datetime | None = None) -> Beat:
+        now = self.database_now(at)
+        with self._lock:
+            old = self._heartbeats.get(node)
+            same_process = old is not None and old.pid == pid and old.host == host
+            started = old.started_at if old is not None and same_process else now
+            self._heartbeats[node] = Heartbeat(node=node, pid=pid, host=host, started_at=started, last_seen=now)
+            dead = self._dead.pop(node, None)
+        return Beat(now, *dead) if dead is not None else Beat(now)
+
+    def nodes(
+        self, *, seen_within: float, dead_after: float = DEFAULT_DEAD_AFTER_SECONDS, at: datetime | None = None,
+    ) -> list[NodeInfo]:
+        now = self.database_now(at)
+        with self._lock:
+            running: dict[str, list[int]] = {}
+            for run in sorted(self._runs.values(), key=lambda r: r.id):
+                if run.status is RunStatus.RUNNING:
+                    running.setdefault(run.node, []).append(run.id)
+            out = []
+            for h in sorted(self._heartbeats.values(), key=lambda h: h.node):
+                if h.last_seen < now - timedelta(seconds=seen_within):
+                    continue
+                by, when = self._dead.get(h.node, (None, None))
+                out.append(NodeInfo(
+                    node=h.node, host=h.host, pid=h.pid, started_at=h.started_at, last_heartbeat=h.last_seen,
+                    alive=h.last_seen >= now - timedelta(seconds=dead_after) and by is None,
+                    running=tuple(running.get(h.node, ())), declared_dead_by=by, declared_dead_at=when,
+                ))
+            return out
+
+    def declare_dead(
+        self, node: str, *, by: str, dead_after: float | None, found: str = "", note: str = "",
+        at: datetime | None = None,
+    ) -> DeadNode | None:
+        now = self.database_now(at)
+        with self._lock:
+            beat = self._heartbeats.get(node)
+            last_seen = beat.last_seen if beat is not None else None
+            if dead_after is not None and last_seen is not None and last_seen >= now - timedelta(seconds=dead_after):
+                return None
+            message = lost_message(node, last_seen=last_seen, now=now, by=by, found=found, note=note)
+            lost = []
+            for run in sorted(self._runs.values(), key=lambda r: r.id):
+                if run.status is RunStatus.RUNNING and run.node == node:
+                    run.status, run.ended_at, run.message = RunStatus.LOST, now, message
+                    lost.append(replace(run))
+            if beat is not None:
+                self._dead.setdefault(node, (by, now))
+        return DeadNode(node, last_seen, now, tuple(lost))

@@ -63,11 +63,12 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     ColumnElement,
     Connection,
@@ -93,7 +94,9 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -107,7 +110,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.pool import StaticPool
 
-from jobfsm.clock import utc
+from jobfsm.clock import Clock, utc
 from jobfsm.errors import (
     RunNotFoundError,
     StoreError,
@@ -116,14 +119,19 @@ from jobfsm.errors import (
 )
 from jobfsm.model import JobState, Outcome, RunStatus, Trigger
 from jobfsm.store.abc import (
+    DEFAULT_DEAD_AFTER_SECONDS,
     WARM_UP_AT,
     WARM_UP_JOB,
     AuditEntry,
+    Beat,
     Claim,
+    DeadNode,
     Heartbeat,
+    NodeInfo,
     RunRecord,
     Store,
     TriggerRequest,
+    lost_message,
 )
 from jobfsm.store.control import KILL_PENDING, KillRequest, KillRequestNotFoundError, Pause
 
@@ -194,9 +202,20 @@ runs = Table(
     Column("stdout_path", Text, nullable=True),
     Column("stderr_path", Text, nullable=True),
     Column("user", String(255), nullable=True),
+    Column("exclusive", Boolean, nullable=False, default=False, server_default="0"),
     UniqueConstraint("job", "scheduled_for", "attempt", name="uq_runs_fire"),
     Index("ix_runs_job_started", "job", "started_at"),
     Index("ix_runs_status", "status"),
+)
+_ONE_RUNNING_WHERE = "status = 'running' AND exclusive"
+# Overlap across nodes (``overlap: skip``/``queue``): at most one running exclusive run per job,
+# enforced by this partial unique index, not by a read-then-write. A row lock on a per-job row
+# would do too, but it needs a table of jobs kept in step with the files, a lock held for the
+# whole batch, and a second statement; the index costs nothing on the claim (the same INSERT, whose
+# ON CONFLICT DO NOTHING covers it) and also holds for writers that forget to take a lock.
+Index(
+    "uq_runs_one_running", runs.c.job, unique=True,
+    postgresql_where=text(_ONE_RUNNING_WHERE), sqlite_where=text(_ONE_RUNNING_WHERE),
 )
 
 trigger_requests = Table(
@@ -233,6 +252,8 @@ heartbeats = Table(
     Column("host", String(255), nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("last_seen", UTCDateTime, nullable=False),
+    Column("declared_dead_by", String(255), nullable=True),
+    Column("declared_dead_at", UTCDateTime, nullable=True),
 )
 
 # Operational control (docs/operations-control.md). New tables need no migration step: opening
@@ -269,8 +290,25 @@ def _migrate_0_to_1(conn: Connection) -> None:
     METADATA.create_all(conn, tables=list(_V1_TABLES), checkfirst=True)
 
 
+def _migrate_cluster(conn: Connection) -> None:
+    """Several hosts (DESIGN.md §4): ``runs.exclusive`` and the partial unique index on the
+    running exclusive run of a job; who declared a node dead, and when. Idempotent (a store
+    created at version 0 got the columns from the current tables already), written as plain
+    DDL: it must not follow later changes of the table definitions above."""
+    columns = {c["name"] for c in inspect(conn).get_columns("runs")}
+    if "exclusive" not in columns:
+        false = "false" if conn.dialect.name == "postgresql" else "0"
+        conn.execute(text(f"ALTER TABLE runs ADD COLUMN exclusive BOOLEAN NOT NULL DEFAULT {false}"))
+    conn.execute(text(f"CREATE UNIQUE INDEX IF NOT EXISTS uq_runs_one_running ON runs (job) WHERE {_ONE_RUNNING_WHERE}"))
+    columns = {c["name"] for c in inspect(conn).get_columns("heartbeats")}
+    stamp = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    for name, kind in (("declared_dead_by", "VARCHAR(255)"), ("declared_dead_at", stamp)):
+        if name not in columns:
+            conn.execute(text(f"ALTER TABLE heartbeats ADD COLUMN {name} {kind}"))
+
+
 Migration = Callable[[Connection], None]
-MIGRATIONS: tuple[Migration, ...] = (_migrate_0_to_1,)
+MIGRATIONS: tuple[Migration, ...] = (_migrate_0_to_1, _migrate_cluster)
 """``MIGRATIONS[v]`` moves a store from schema version ``v`` to ``v + 1``."""
 SCHEMA_VERSION_KEY = "schema_version"
 
@@ -440,7 +478,10 @@ class SqlStore(Store):
     migrations: tuple[Migration, ...] = MIGRATIONS
     """The migration steps this class applies (a subclass may extend them, e.g. in tests)."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, database_clock: Clock | None = None) -> None:
+        self._database_clock = database_clock
+        """Tests only: what stands in for the database's clock (several fake hosts on one
+        server, each with its own skewed clock). Otherwise PostgreSQL's, or this host's on SQLite."""
         self.url = mask_url(url)
         """The URL with the password masked, for messages and logs."""
         self._batch: tuple[int, Connection] | None = None
@@ -472,11 +513,9 @@ class SqlStore(Store):
         dialect_insert = _insert_for(self._engine.dialect.name)
         # A fire claimed by someone else inserts nothing and returns no row: no error, so a claim
         # can share a transaction with others (PostgreSQL aborts a transaction on any error).
-        self._claim = (
-            dialect_insert(runs)
-            .on_conflict_do_nothing(index_elements=["job", "scheduled_for", "attempt"])
-            .returning(*runs.c)
-        )
+        # No conflict target: the same DO NOTHING covers the fire's key and an exclusive job's
+        # one running run (``uq_runs_one_running``).
+        self._claim = dialect_insert(runs).on_conflict_do_nothing().returning(*runs.c)
         # What finish_runs looks up first. On PostgreSQL ``= ANY(array)`` is one parameter (an
         # expanding IN list of 256 ids costs ~12 µs per id there, ANY ~3.5); SQLite has no arrays.
         ids_match: ColumnElement[bool]
@@ -492,6 +531,11 @@ class SqlStore(Store):
         self._heartbeat = beat.on_conflict_do_update(index_elements=["node"], set_={
             "pid": beat.excluded.pid, "host": beat.excluded.host, "last_seen": beat.excluded.last_seen,
             "started_at": case((same_process, heartbeats.c.started_at), else_=beat.excluded.started_at),
+        })
+        self._beat_cluster = beat.on_conflict_do_update(index_elements=["node"], set_={
+            "pid": beat.excluded.pid, "host": beat.excluded.host, "last_seen": beat.excluded.last_seen,
+            "started_at": case((same_process, heartbeats.c.started_at), else_=beat.excluded.started_at),
+            "declared_dead_by": None, "declared_dead_at": None,
         })
         upsert = dialect_insert(job_states)
         self._set_state = upsert.on_conflict_do_update(
@@ -585,8 +629,8 @@ class SqlStore(Store):
             self._batched_states = {}
             try:
                 yield
-                if self._batched_states:
-                    conn.execute(self._set_state, list(self._batched_states.values()))
+                if self._batched_states:  # in one order on every node: no deadlock between two
+                    conn.execute(self._set_state, [self._batched_states[job] for job in sorted(self._batched_states)])
             finally:
                 self._batch = None
                 self._batched_states = {}
@@ -732,12 +776,13 @@ class SqlStore(Store):
         status: RunStatus = RunStatus.RUNNING,
         message: str = "",
         user: str | None = None,
+        exclusive: bool = False,
     ) -> RunRecord | None:
         values = {
             "job": job, "status": RunStatus(status).value, "trigger": Trigger(trigger).value,
             "node": node, "scheduled_for": scheduled_for, "attempt": attempt,
             "started_at": started_at, "message": message, "stdout_tail": "", "stderr_tail": "",
-            "user": user,
+            "user": user, "exclusive": exclusive,
         }
         try:
             with self._write() as conn:
@@ -769,7 +814,7 @@ class SqlStore(Store):
                 "job": c.job, "status": RunStatus(c.status).value, "trigger": Trigger(c.trigger).value,
                 "node": c.node, "scheduled_for": fire[1], "attempt": c.attempt,
                 "started_at": c.started_at, "message": c.message, "stdout_tail": "", "stderr_tail": "",
-                "user": c.user,
+                "user": c.user, "exclusive": c.exclusive,
             })
         if not rows:
             return claimed
@@ -791,13 +836,18 @@ class SqlStore(Store):
         return claimed
 
     def start_queued_run(self, run_id: int, *, started_at: datetime) -> RunRecord | None:
+        stmt = (
+            update(runs)
+            .where(runs.c.id == run_id, runs.c.status == RunStatus.SKIPPED.value)
+            .values(status=RunStatus.RUNNING.value, started_at=started_at, message="")
+            .returning(*runs.c)
+        )
         with self._write() as conn:
-            row = conn.execute(
-                update(runs)
-                .where(runs.c.id == run_id, runs.c.status == RunStatus.SKIPPED.value)
-                .values(status=RunStatus.RUNNING.value, started_at=started_at, message="")
-                .returning(*runs.c)
-            ).first()
+            try:
+                with conn.begin_nested():  # a savepoint: the index refusing it must not abort a batch
+                    row = conn.execute(stmt).first()
+            except IntegrityError:  # an exclusive run of its job is running (on another node)
+                return None
         return _run(row) if row is not None else None
 
     def finish_run(
@@ -1060,7 +1110,8 @@ class SqlStore(Store):
 
     # -- node heartbeats -------------------------------------------------------------------
     def heartbeat(self, node: str, *, pid: int, host: str, at: datetime) -> None:
-        values = {"node": node, "pid": pid, "host": host, "started_at": at, "last_seen": at}
+        values = {"node": node, "pid": pid, "host": host, "started_at": at, "last_seen": at,
+                  "declared_dead_by": None, "declared_dead_at": None}
         if self._is_sqlite and self._read_lock is None and self._in_batch() is None:
             self._sqlite_heartbeat(values)
             return
@@ -1172,6 +1223,119 @@ class SqlStore(Store):
         from jobfsm.store.bell import ring
 
         ring(self)
+
+    # -- several hosts ----------------------------------------------------------------------
+    def running_exclusive(self, job: str) -> RunRecord | None:
+        stmt = select(runs).where(runs.c.job == job, runs.c.status == RunStatus.RUNNING.value,
+                                  runs.c.exclusive.is_(True))
+        with self._read() as conn:
+            row = conn.execute(stmt).first()
+        return _run(row) if row is not None else None
+
+    def fire_claimed(self, job: str, scheduled_for: datetime, attempt: int = 0) -> RunRecord | None:
+        stmt = select(runs).where(runs.c.job == job, runs.c.scheduled_for == bindparam("at", type_=UTCDateTime),
+                                  runs.c.attempt == attempt)
+        with self._read() as conn:
+            row = conn.execute(stmt, {"at": scheduled_for}).first()
+        return _run(row) if row is not None else None
+
+    def claimed_fires(self, fires: Sequence[tuple[str, datetime, int]]) -> set[tuple[str, datetime, int]]:
+        """One query per fire time and chunk of jobs (a burst is one time); filtered here."""
+        wanted = {(job, utc(at), attempt) for job, at, attempt in fires}
+        by_time: dict[datetime, set[str]] = {}
+        for job, at, _ in wanted:
+            by_time.setdefault(at, set()).add(job)
+        found: set[tuple[str, datetime, int]] = set()
+        stmt = select(runs.c.job, runs.c.scheduled_for, runs.c.attempt).where(
+            runs.c.scheduled_for == bindparam("at", type_=UTCDateTime),
+            runs.c.job.in_(bindparam("jobs", expanding=True)))
+        with self._read() as conn:
+            for at, jobs in by_time.items():
+                names = sorted(jobs)
+                for start in range(0, len(names), _ID_CHUNK):
+                    for row in conn.execute(stmt, {"at": at, "jobs": names[start:start + _ID_CHUNK]}):
+                        key = (row.job, row.scheduled_for, row.attempt)
+                        if key in wanted:
+                            found.add(key)
+        return found
+
+    def _now(self, conn: Connection, at: datetime | None) -> datetime:
+        if self._database_clock is not None:
+            return utc(self._database_clock.now())
+        if self._is_sqlite:  # one host: its clock is the only one there is
+            return utc(at) if at is not None else datetime.now(UTC)
+        # clock_timestamp(), not now(): now() is the start of the transaction.
+        return utc(conn.execute(select(func.clock_timestamp())).scalar_one())
+
+    def database_now(self, at: datetime | None = None) -> datetime:
+        with self._read() as conn:
+            return self._now(conn, at)
+
+    def beat(self, node: str, *, pid: int, host: str, at: datetime | None = None) -> Beat:
+        with self._write() as conn:
+            now = self._now(conn, at)
+            old = conn.execute(
+                select(heartbeats.c.declared_dead_by, heartbeats.c.declared_dead_at)
+                .where(heartbeats.c.node == node).with_for_update()
+            ).first()
+            conn.execute(self._beat_cluster, {"node": node, "pid": pid, "host": host, "started_at": now,
+                                              "last_seen": now, "declared_dead_by": None, "declared_dead_at": None})
+        if old is not None and old.declared_dead_by is not None:
+            return Beat(now, old.declared_dead_by, old.declared_dead_at)
+        return Beat(now)
+
+    def nodes(
+        self, *, seen_within: float, dead_after: float = DEFAULT_DEAD_AFTER_SECONDS, at: datetime | None = None,
+    ) -> list[NodeInfo]:
+        with self._read() as conn:
+            now = self._now(conn, at)
+            rows = conn.execute(
+                select(heartbeats).where(heartbeats.c.last_seen >= bindparam("oldest", type_=UTCDateTime))
+                .order_by(heartbeats.c.node), {"oldest": now - timedelta(seconds=seen_within)},
+            ).all()
+            running: dict[str, list[int]] = {}
+            for run_id, run_node in conn.execute(
+                select(runs.c.id, runs.c.node).where(runs.c.status == RunStatus.RUNNING.value).order_by(runs.c.id)
+            ):
+                running.setdefault(run_node, []).append(run_id)
+        alive_since = now - timedelta(seconds=dead_after)
+        return [
+            NodeInfo(
+                node=r.node, host=r.host, pid=r.pid, started_at=r.started_at, last_heartbeat=r.last_seen,
+                alive=r.last_seen >= alive_since and r.declared_dead_by is None,
+                running=tuple(running.get(r.node, ())), declared_dead_by=r.declared_dead_by,
+                declared_dead_at=r.declared_dead_at,
+            )
+            for r in rows
+        ]
+
+    def declare_dead(
+        self, node: str, *, by: str, dead_after: float | None, found: str = "", note: str = "",
+        at: datetime | None = None,
+    ) -> DeadNode | None:
+        with self._write() as conn:
+            now = self._now(conn, at)
+            row = conn.execute(
+                select(heartbeats.c.last_seen, heartbeats.c.declared_dead_by)
+                .where(heartbeats.c.node == node).with_for_update()
+            ).first()
+            last_seen = row.last_seen if row is not None else None
+            if (dead_after is not None and last_seen is not None
+                    and last_seen >= now - timedelta(seconds=dead_after)):
+                return None  # it beat meanwhile
+            message = lost_message(node, last_seen=last_seen, now=now, by=by, found=found, note=note)
+            lost = [_run(r) for r in conn.execute(
+                update(runs)
+                .where(runs.c.status == RunStatus.RUNNING.value, runs.c.node == node)
+                .values(status=RunStatus.LOST.value, ended_at=now, message=message)
+                .returning(*runs.c)
+            )]
+            if row is not None and row.declared_dead_by is None:
+                conn.execute(update(heartbeats).where(heartbeats.c.node == node)
+                             .values(declared_dead_by=by, declared_dead_at=now))
+        return DeadNode(node, last_seen, now, tuple(sorted(lost, key=lambda r: r.id)))
+
+
 
 
 def _pause(row: Any) -> Pause:
