@@ -67,7 +67,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -125,9 +125,12 @@ from jobfsm.store.abc import (
     AuditEntry,
     Claim,
     Heartbeat,
+    NodeInfo,
+    NodeRun,
     RunRecord,
     Store,
     TriggerRequest,
+    node_infos,
 )
 
 logger = logging.getLogger(__name__)
@@ -352,6 +355,9 @@ _RUN_ORDER = (runs.c.started_at.desc().nulls_last(), runs.c.id.desc())
 _GET_STATE = select(job_states.c.state).where(job_states.c.job == bindparam("job_name"))
 _FINISH_BEFORE = select(runs.c.status, runs.c.job).where(runs.c.id == bindparam("run_id"))
 _LIVE_NODES = select(heartbeats).where(heartbeats.c.last_seen >= bindparam("oldest")).order_by(heartbeats.c.node)
+_DB_NOW = select(func.now())
+_RUNNING_ON_NODES = select(runs.c.id, runs.c.job, runs.c.node, runs.c.started_at).where(
+    runs.c.status == RunStatus.RUNNING.value)
 _FINISH = update(runs).where(runs.c.id == bindparam("run_id")).returning(*runs.c)
 """The ``SET`` clause comes from the parameters' keys (every one but ``run_id``)."""
 _FINISH_MANY = update(runs).where(runs.c.id == bindparam("run_id"))
@@ -1076,6 +1082,14 @@ class SqlStore(Store):
         oldest = utc(now) - timedelta(seconds=max_age_seconds)
         with self._read() as conn:
             return [_heartbeat(row) for row in conn.execute(_LIVE_NODES, {"oldest": oldest})]
+
+    def nodes(self, *, seen_within: float) -> list[NodeInfo]:
+        """One snapshot, aged by the database's clock on PostgreSQL (SQLite's is this host's)."""
+        with self._read() as conn:
+            now = utc(conn.execute(_DB_NOW).scalar_one()) if not self._is_sqlite else datetime.now(UTC)
+            beats = [_heartbeat(row) for row in conn.execute(select(heartbeats))]
+            running = [(r.node, NodeRun(r.id, r.job, r.started_at)) for r in conn.execute(_RUNNING_ON_NODES)]
+        return node_infos(beats, running, now=now, seen_within=seen_within)
 
 
 # -- SQLite connection hooks ------------------------------------------------------------------
