@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jobfsm.cli import run as cli_run
 from jobfsm.model import Outcome, RunStatus, Trigger
@@ -22,6 +24,7 @@ from jobfsm.nodes import DEFAULT_DEAD_AFTER_SECONDS, this_host
 from jobfsm.runs.executor import OMITTED_MARKER
 from jobfsm.service import JobManagementService
 from jobfsm.store import Store, open_store
+from jobfsm.store.abc import Heartbeat, NodeRun, node_infos
 from tests.conftest import job_doc, pg_schema, wait_for
 
 PG_URL = os.environ.get("JOBFSM_TEST_POSTGRES")
@@ -110,6 +113,37 @@ def test_nodes_are_the_recent_heartbeats_and_every_node_running_something(store:
         None, None, None, None, None)
     assert [r.id for r in web.running] == [local]
     assert [n.node for n in store.nodes(seen_within=10)] == ["a:1", "stuck:4", "web-1"]
+
+
+NAMES = st.sampled_from(["a:1", "b:2", "c", "d:x", "web-1"])
+T = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@settings(max_examples=200)
+@given(
+    beats=st.dictionaries(NAMES, st.integers(min_value=-5_000, max_value=10_000_000).map(lambda ms: ms / 1000)),
+    running=st.lists(st.tuples(NAMES, st.sampled_from(["x", "y"])), max_size=8),
+    seen_within=st.integers(min_value=0, max_value=10_000_000).map(lambda ms: ms / 1000),
+)
+def test_node_infos_lists_each_running_run_once_under_its_node(
+    beats: dict[str, float], running: list[tuple[str, str]], seen_within: float
+) -> None:
+    heartbeats = [Heartbeat(n, 7, "h", T - timedelta(seconds=age + 60), T - timedelta(seconds=age))
+                  for n, age in beats.items()]
+    pairs = [(node, NodeRun(i, job, None)) for i, (node, job) in enumerate(running, start=1)]
+    infos = node_infos(heartbeats, list(reversed(pairs)), now=T, seen_within=seen_within)
+    names = [i.node for i in infos]
+    assert names == sorted(set(names))
+    busy = {node for node, _ in running}
+    assert set(names) == busy | {n for n, age in beats.items() if age <= seen_within}
+    for info in infos:
+        assert [r.id for r in info.running] == [r.id for node, r in pairs if node == info.node]
+        if info.node in beats:
+            assert info.seconds_since_heartbeat == pytest.approx(beats[info.node])
+            assert info.host == "h" and info.pid == 7
+        else:
+            assert info.last_heartbeat is None and info.seconds_since_heartbeat is None
+    assert sum(len(i.running) for i in infos) == len(running)
 
 
 def test_alive_is_a_heartbeat_within_dead_after(tmp_path: Path) -> None:

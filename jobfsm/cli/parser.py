@@ -271,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dead-after", type=real_number(0, MAX_SEEN_WITHIN), default=DEFAULT_DEAD_AFTER_SECONDS, metavar="S",
         help=f"a node is alive with a heartbeat at most S seconds old, by the store's clock (default "
-        f"{DEFAULT_DEAD_AFTER_SECONDS:g}, as `jobfsm start --dead-after`)",
+        f"{DEFAULT_DEAD_AFTER_SECONDS:g}, as `jobfsm start --dead-after`; at most {MAX_SEEN_WITHIN:,})",
     )
     _format(p, "json")
 
