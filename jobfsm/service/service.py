@@ -139,7 +139,7 @@ class JobView:
         return self.config is not None and not any(p.is_error for p in self.problems)
 
     def to_dict(self) -> dict[str, Any]:
-        """The DESIGN.md §5 ``status`` shape, plus the file, version, description and problems."""
+        """The ``status --format json`` shape, plus the file, version, description and problems."""
         config = self.config
         return {
             "name": self.name,

@@ -50,7 +50,7 @@ class RunRecord:
     """Who asked for a manual run."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The run as ``--format json`` and the admin page show it (DESIGN.md §5)."""
+        """The run as ``--format json`` and the admin page show it."""
         return {
             "id": self.id,
             "job": self.job,
