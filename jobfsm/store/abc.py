@@ -296,6 +296,14 @@ class Store(ABC):
         """Newest first (by ``started_at``, then id). ``since``/``until`` bound ``started_at``
         inclusively."""
 
+    def latest_runs(self) -> dict[str, RunRecord]:
+        """Each job's newest run (``list_runs(job, limit=1)`` of every job), in one query: what
+        ``jobfsm status`` and the dashboard show beside every job."""
+        latest: dict[str, RunRecord] = {}
+        for run in self.list_runs():
+            latest.setdefault(run.job, run)
+        return latest
+
     @abstractmethod
     def last_fire(self, job: str) -> datetime | None:
         """The latest ``scheduled_for`` of a scheduled or caught-up run (any status)."""
