@@ -171,6 +171,18 @@ def test_nodes_with_none_says_so_and_json_is_an_empty_list(tmp_path: Path) -> No
     assert code == 2 and "--dead-after must be a number, not 'soon'" in err
 
 
+@pytest.mark.parametrize("argv", [
+    ["--seen-within", "-1"], ["--seen-within", "nan"], ["--dead-after", "1e400"], ["--dead-after", "inf"],
+    ["--format", "xml"], ["--store", "nosuch://x"], ["--store", "postgresql://nobody@127.0.0.1:1/x"],
+    ["--store", "sqlite:///" + "x" * 5000],
+], ids=lambda argv: " ".join(argv)[:40])
+def test_bad_arguments_and_stores_are_one_line(tmp_path: Path, argv: list[str]) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli_run(["nodes", "--jobs", str(tmp_path), "--logs", str(tmp_path / "logs"), *argv], out, err)
+    assert code in (1, 2) and out.getvalue() == ""
+    assert len(err.getvalue().splitlines()) == 1 and err.getvalue().startswith("jobfsm"), err.getvalue()
+
+
 # -- two real daemons --------------------------------------------------------------------------
 
 def _daemon(tmp_path: Path, url: str, node: str) -> subprocess.Popen[bytes]:
