@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from jobfsm.nodes import heartbeat_alive, local_process_alive
-from jobfsm.store.abc import NodeInfo, NodeRun
+from jobfsm.store.nodes import NodeInfo, NodeRun
 
 
 def _iso(dt: datetime | None) -> str | None:

@@ -303,6 +303,13 @@ class JobManagementService:
                 entries.append(LogEntry(run, out, err, place.source, place.note))
         return entries
 
+    def nodes(
+        self, *, seen_within: float = NODES_SEEN_WITHIN_SECONDS, dead_after: float = DEFAULT_DEAD_AFTER_SECONDS
+    ) -> list[NodeView]:
+        """Every node heard from within ``seen_within`` seconds or running something, by name:
+        alive or not (a heartbeat at most ``dead_after`` seconds old) and its running runs."""
+        return [NodeView.of(info, dead_after=dead_after) for info in self.store.nodes(seen_within=seen_within)]
+
     def list_audit(
         self,
         user: str | None = None,
@@ -329,13 +336,6 @@ class JobManagementService:
                 name = None
         problems.extend(validate_document(doc, path, stem=name).problems)
         return problems
-
-    def nodes(
-        self, *, seen_within: float = NODES_SEEN_WITHIN_SECONDS, dead_after: float = DEFAULT_DEAD_AFTER_SECONDS
-    ) -> list[NodeView]:
-        """Every node heard from within ``seen_within`` seconds or running something, by name:
-        alive or not (a heartbeat at most ``dead_after`` seconds old) and its running runs."""
-        return [NodeView.of(info, dead_after=dead_after) for info in self.store.nodes(seen_within=seen_within)]
 
     def daemon_alive(self) -> bool:
         """Whether a daemon heartbeated within ``heartbeat_max_age`` seconds."""

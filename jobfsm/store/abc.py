@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobfsm.model import JobState, Outcome, RunStatus, Trigger
-from jobfsm.nodes import node_host, node_pid
+from jobfsm.store.nodes import ALL_HEARTBEATS_SECONDS, NodeInfo, NodeRun, node_infos
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -145,37 +145,6 @@ class Heartbeat:
     host: str
     started_at: datetime
     last_seen: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class NodeRun:
-    """A run in progress on a node (:attr:`NodeInfo.running`)."""
-
-    id: int
-    job: str
-    started_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class NodeInfo:
-    """A node as :meth:`Store.nodes` finds it: its last heartbeat and the runs it has running.
-
-    A node that runs something but never sent a heartbeat (``jobfsm run`` with no daemon alive)
-    has no ``pid``, ``started_at`` or heartbeat; its ``host`` is read from its name when it can be.
-    """
-
-    node: str
-    host: str | None
-    pid: int | None
-    started_at: datetime | None
-    last_heartbeat: datetime | None
-    seconds_since_heartbeat: float | None
-    """By the store's clock (the database's ``now()`` on PostgreSQL), when it was asked."""
-    running: tuple[NodeRun, ...] = ()
-
-
-_ALL_HEARTBEATS_SECONDS = 1e10
-"""``max_age_seconds`` that takes every heartbeat (about 300 years)."""
 
 
 class Store(ABC):
@@ -351,6 +320,18 @@ class Store(ABC):
     ) -> list[AuditEntry]:
         """Newest first."""
 
+    def nodes(self, *, seen_within: float) -> list[NodeInfo]:
+        """Every node that heartbeated within ``seen_within`` seconds or has a run ``running``,
+        by name, with its running runs (oldest first).
+
+        This default reads the heartbeats and the running runs in two calls and ages them by
+        this host's clock; a backend with a clock of its own (a database server) uses that.
+        """
+        now = datetime.now(UTC)
+        beats = self.live_nodes(now=now, max_age_seconds=ALL_HEARTBEATS_SECONDS)
+        running = [(r.node, NodeRun(r.id, r.job, r.started_at)) for r in self.list_runs(status=RunStatus.RUNNING)]
+        return node_infos(beats, running, now=now, seen_within=seen_within)
+
     # -- node heartbeats -----------------------------------------------------------
     @abstractmethod
     def heartbeat(self, node: str, *, pid: int, host: str, at: datetime) -> None: ...
@@ -361,18 +342,6 @@ class Store(ABC):
 
     @abstractmethod
     def live_nodes(self, *, now: datetime, max_age_seconds: float) -> list[Heartbeat]: ...
-
-    def nodes(self, *, seen_within: float) -> list[NodeInfo]:
-        """Every node that heartbeated within ``seen_within`` seconds or has a run ``running``,
-        by name, with its running runs (oldest first).
-
-        This default reads the heartbeats and the running runs in two calls and ages them by
-        this host's clock; a backend with a clock of its own (a database server) uses that.
-        """
-        now = datetime.now(UTC)
-        beats = self.live_nodes(now=now, max_age_seconds=_ALL_HEARTBEATS_SECONDS)
-        running = [(r.node, NodeRun(r.id, r.job, r.started_at)) for r in self.list_runs(status=RunStatus.RUNNING)]
-        return node_infos(beats, running, now=now, seen_within=seen_within)
 
     def batch(self) -> AbstractContextManager[None]:
         """Store calls made inside (on this thread) may share one transaction; a backend
@@ -386,25 +355,3 @@ class Store(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
-
-
-def node_infos(
-    beats: Sequence[Heartbeat], running: Sequence[tuple[str, NodeRun]], *, now: datetime, seen_within: float
-) -> list[NodeInfo]:
-    """:meth:`Store.nodes` from the heartbeats and the running runs (``(node, run)`` pairs),
-    aged at ``now``."""
-    runs_of: dict[str, list[NodeRun]] = {}
-    for node, run in sorted(running, key=lambda pair: pair[1].id):
-        runs_of.setdefault(node, []).append(run)
-    found: dict[str, NodeInfo] = {}
-    for beat in beats:
-        age = (now - beat.last_seen).total_seconds()
-        if age <= seen_within or beat.node in runs_of:
-            found[beat.node] = NodeInfo(
-                beat.node, beat.host, beat.pid, beat.started_at, beat.last_seen, age,
-                tuple(runs_of.get(beat.node, ())),
-            )
-    for node, runs in runs_of.items():
-        if node not in found:
-            found[node] = NodeInfo(node, node_host(node), node_pid(node), None, None, None, tuple(runs))
-    return [found[name] for name in sorted(found)]

@@ -121,13 +121,11 @@ from jobfsm.store.abc import (
     AuditEntry,
     Claim,
     Heartbeat,
-    NodeInfo,
-    NodeRun,
     RunRecord,
     Store,
     TriggerRequest,
-    node_infos,
 )
+from jobfsm.store.nodes import NodeInfo, NodeRun, node_infos
 
 logger = logging.getLogger(__name__)
 
@@ -353,9 +351,6 @@ _LATEST_RUNS = select(*[_newest.c[c.name] for c in runs.c]).where(_newest.c.rank
 _GET_STATE = select(job_states.c.state).where(job_states.c.job == bindparam("job_name"))
 _FINISH_BEFORE = select(runs.c.status, runs.c.job).where(runs.c.id == bindparam("run_id"))
 _LIVE_NODES = select(heartbeats).where(heartbeats.c.last_seen >= bindparam("oldest")).order_by(heartbeats.c.node)
-_DB_NOW = select(func.now())
-_RUNNING_ON_NODES = select(runs.c.id, runs.c.job, runs.c.node, runs.c.started_at).where(
-    runs.c.status == RunStatus.RUNNING.value)
 _FINISH = update(runs).where(runs.c.id == bindparam("run_id")).returning(*runs.c)
 """The ``SET`` clause comes from the parameters' keys (every one but ``run_id``)."""
 _FINISH_MANY = update(runs).where(runs.c.id == bindparam("run_id"))
@@ -1037,6 +1032,16 @@ class SqlStore(Store):
         with self._read() as conn:
             return [_audit(row) for row in conn.execute(stmt)]
 
+    def nodes(self, *, seen_within: float) -> list[NodeInfo]:
+        """One snapshot, aged by the database's clock on PostgreSQL (SQLite's is this host's)."""
+        running_runs = select(runs.c.id, runs.c.job, runs.c.node, runs.c.started_at).where(
+            runs.c.status == RunStatus.RUNNING.value)
+        with self._read() as conn:
+            now = utc(conn.execute(select(func.now())).scalar_one()) if not self._is_sqlite else datetime.now(UTC)
+            beats = [_heartbeat(row) for row in conn.execute(select(heartbeats))]
+            running = [(r.node, NodeRun(r.id, r.job, r.started_at)) for r in conn.execute(running_runs)]
+        return node_infos(beats, running, now=now, seen_within=seen_within)
+
     # -- node heartbeats -------------------------------------------------------------------
     def heartbeat(self, node: str, *, pid: int, host: str, at: datetime) -> None:
         values = {"node": node, "pid": pid, "host": host, "started_at": at, "last_seen": at}
@@ -1084,14 +1089,6 @@ class SqlStore(Store):
         oldest = utc(now) - timedelta(seconds=max_age_seconds)
         with self._read() as conn:
             return [_heartbeat(row) for row in conn.execute(_LIVE_NODES, {"oldest": oldest})]
-
-    def nodes(self, *, seen_within: float) -> list[NodeInfo]:
-        """One snapshot, aged by the database's clock on PostgreSQL (SQLite's is this host's)."""
-        with self._read() as conn:
-            now = utc(conn.execute(_DB_NOW).scalar_one()) if not self._is_sqlite else datetime.now(UTC)
-            beats = [_heartbeat(row) for row in conn.execute(select(heartbeats))]
-            running = [(r.node, NodeRun(r.id, r.job, r.started_at)) for r in conn.execute(_RUNNING_ON_NODES)]
-        return node_infos(beats, running, now=now, seen_within=seen_within)
 
 
 # -- SQLite connection hooks ------------------------------------------------------------------
