@@ -44,3 +44,27 @@ def local_process_alive(node: str) -> bool:
     """Whether ``node`` names a live process of this host."""
     pid = local_pid(node)
     return pid is not None and pid_alive(pid)
+
+
+DEFAULT_DEAD_AFTER_SECONDS = 10.0
+"""A node whose last heartbeat is older than this (by the store's clock) is dead
+(``jobfsm start --dead-after``; ``jobfsm nodes`` shows it as not alive)."""
+NODES_SEEN_WITHIN_SECONDS = 3600.0
+"""``jobfsm nodes`` lists the nodes heard from within this long (and every node running something)."""
+
+
+def node_host(node: str) -> str | None:
+    """The host in a default node name (``host:pid``), or None for a name chosen with ``--node``."""
+    host, _, pid = node.rpartition(":")
+    return host if host and pid.isdigit() else None
+
+
+def node_pid(node: str) -> int | None:
+    """The pid in a default node name (``host:pid``), or None."""
+    host, _, pid = node.rpartition(":")
+    return int(pid) if host and pid.isdigit() else None
+
+
+def heartbeat_alive(seconds_since_heartbeat: float | None, dead_after: float) -> bool:
+    """Whether a heartbeat that old says its node is alive (None: it never sent one)."""
+    return seconds_since_heartbeat is not None and seconds_since_heartbeat <= dead_after

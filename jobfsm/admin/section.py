@@ -19,6 +19,7 @@ from jobfsm.admin.events import SectionEvents, wire
 from jobfsm.admin.form import job_form
 from jobfsm.admin.handlers import JobsHandlers, RoleOf
 from jobfsm.admin.layout import CSS, build_layout
+from jobfsm.admin.nodes import add_nodes_view
 from jobfsm.clock import Clock
 
 __all__ = ["CSS", "REFRESH_SECONDS", "create_jobs_section"]
@@ -45,4 +46,6 @@ def create_jobs_section(
     layout = build_layout(form, label=label, open=open, refresh_seconds=REFRESH_SECONDS)
     wire(layout, SectionEvents(handlers, form, layout))
     add_controls(layout, handlers)  # kill, pause/resume, live output (jobfsm.admin.control)
+    with layout.accordion:  # the Nodes view, below the tabs (jobfsm.admin.nodes)
+        add_nodes_view(handlers, layout.timer)
     return layout.accordion

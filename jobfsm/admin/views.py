@@ -183,9 +183,11 @@ def logs_text(entries: Iterable[Any], *, search: str | None = None) -> str:
         head = (
             f"=== run {run.id} · {run.status.value} · {run.trigger.value} · "
             f"started {fmt_time(run.started_at) or '-'} · exit {run.exit_code}"
-            f" · {fmt_duration(run.duration_seconds) or '-'}"
+            f" · {fmt_duration(run.duration_seconds) or '-'} · node {run.node}"
         )
         parts = [head]
+        if getattr(entry, "note", ""):  # the full output is on another host
+            parts.append(f"--- {entry.note}")
         for label, text in (("stdout", entry.stdout), ("stderr", entry.stderr)):
             if text:
                 parts.append(f"--- {label}")

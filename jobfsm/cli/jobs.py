@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from jobfsm.cli.parser import PATH_QUOTE_CHARS, UsageError, parse_time
 from jobfsm.errors import ValidationError
+from jobfsm.model import RunStatus
 from jobfsm.problems import quote
 
 if TYPE_CHECKING:
@@ -148,7 +149,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         last = v.last_run
         last_text = f"{_when(last.started_at)} {last.status.value}" if last else "-"
         if v.config is None:
-            rows.append([_one_line(v.name), "invalid", "-", "-", "-", last_text])
+            rows.append([_one_line(v.name), "invalid", "-", "-", "-", last_text, "-"])
             broken.append(v)
             continue
         rows.append([
@@ -158,8 +159,9 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             v.config.schedule,
             _when(v.next_run),
             last_text,
+            _one_line(last.node) if last and last.status is RunStatus.RUNNING else "-",
         ])
-    _table(out, ["NAME", "STATE", "ENABLED", "SCHEDULE", "NEXT RUN", "LAST RUN"], rows)
+    _table(out, ["NAME", "STATE", "ENABLED", "SCHEDULE", "NEXT RUN", "LAST RUN", "RUNNING ON"], rows)
     from jobfsm.cli.control import print_pauses
 
     print_pauses(out, views)
@@ -181,6 +183,7 @@ def _run_rows(runs: list[RunRecord]) -> list[list[str]]:
             _when(r.started_at),
             _duration(r.duration_seconds),
             "-" if r.exit_code is None else str(r.exit_code),
+            _one_line(r.node),
             _one_line(r.message)[:60],
         ]
         for r in runs
@@ -200,7 +203,7 @@ def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not runs:
         out.write(f"no runs of job {args.name!r}\n")
         return 0
-    _table(out, ["ID", "STATUS", "TRIGGER", "STARTED", "DURATION", "EXIT", "MESSAGE"], _run_rows(runs))
+    _table(out, ["ID", "STATUS", "TRIGGER", "STARTED", "DURATION", "EXIT", "NODE", "MESSAGE"], _run_rows(runs))
     return 0
 
 
@@ -214,7 +217,8 @@ def cmd_logs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             args.name, search=args.grep, status=args.status, run_id=args.run, limit=args.limit
         )
     if args.format == "json":
-        _json(out, [{"run": e.run.to_dict(), "stdout": e.stdout, "stderr": e.stderr} for e in entries])
+        _json(out, [{"run": e.run.to_dict(), "stdout": e.stdout, "stderr": e.stderr, "output": e.source.value,
+                     "note": e.note} for e in entries])
         return 0
     if not entries:
         what = f" matching {args.grep!r}" if args.grep else ""
@@ -223,7 +227,9 @@ def cmd_logs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for e in entries:
         r = e.run
         code = "" if r.exit_code is None else f", exit {r.exit_code}"
-        out.write(f"== run {r.id} ({r.status.value}{code}, {_when(r.started_at)}) ==\n")
+        out.write(f"== run {r.id} ({r.status.value}{code}, {_when(r.started_at)}, node {_one_line(r.node)}) ==\n")
+        if e.note:
+            out.write(f"-- {_one_line(e.note)} --\n")
         if e.stdout:
             out.write(e.stdout if e.stdout.endswith("\n") else e.stdout + "\n")
         if e.stderr:
@@ -275,6 +281,8 @@ def _print_attempt(out: TextIO, name: str, run: RunRecord, entries: list[LogEntr
             out.write("-- stdout (last lines) --\n" + stdout)
         if stderr:
             out.write("-- stderr (last lines) --\n" + stderr)
+        if entries[0].note:
+            out.write(f"-- {_one_line(entries[0].note)} --\n")
     out.flush()
 
 

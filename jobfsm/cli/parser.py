@@ -21,7 +21,8 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from jobfsm import __version__
-from jobfsm.store.abc import DEFAULT_DEAD_AFTER_SECONDS, DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
+from jobfsm.nodes import DEFAULT_DEAD_AFTER_SECONDS, NODES_SEEN_WITHIN_SECONDS
+from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
 
 MAX_NEXT = 1000
 """``jobfsm next -n``: fire times listed at most."""
@@ -35,6 +36,8 @@ MAX_KEEP_RUNS = 1_000_000_000
 MAX_KEEP_DAYS = 36_500
 """``start --keep-days``: a hundred years (more would move the cut-off before year 1)."""
 MAX_GRACE_SECONDS = 86_400
+MAX_SEEN_WITHIN = 100 * 365 * 86_400
+"""``nodes --seen-within`` and ``--dead-after``: a hundred years."""
 MAX_WORKERS = 4096
 PATH_QUOTE_CHARS = 4096
 """A path given on the command line is quoted whole up to PATH_MAX, shortened beyond."""
@@ -289,6 +292,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("init", "jobfsm.cli.init:cmd_init", "start a jobs repository: an example job, a systemd unit, a CI workflow")
     p.add_argument("dir", nargs="?", default=".", metavar="DIR", help="where (default the current folder)")
+
+    p = command("nodes", "jobfsm.cli.nodes:cmd_nodes", "every node seen recently: alive or not, what it runs")
+    p.add_argument(
+        "--seen-within", type=real_number(0, MAX_SEEN_WITHIN), default=NODES_SEEN_WITHIN_SECONDS, metavar="S",
+        help=f"nodes heard from within S seconds, and every node running something (default "
+        f"{NODES_SEEN_WITHIN_SECONDS:g}, at most {MAX_SEEN_WITHIN:,})",
+    )
+    p.add_argument(
+        "--dead-after", type=real_number(0, MAX_SEEN_WITHIN), default=DEFAULT_DEAD_AFTER_SECONDS, metavar="S",
+        help=f"a node is alive with a heartbeat at most S seconds old, by the store's clock (default "
+        f"{DEFAULT_DEAD_AFTER_SECONDS:g}, as `jobfsm start --dead-after`; at most {MAX_SEEN_WITHIN:,})",
+    )
+    _format(p, "json")
 
     p = command("admin", "jobfsm.cli.admin:cmd_admin", "serve the admin page")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")

@@ -39,10 +39,10 @@ from jobfsm.daemon.scheduler import PROBE_FIRST_SECONDS, PROBE_MAX_SECONDS, Sche
 from jobfsm.daemon.timetable import Timetable
 from jobfsm.errors import JobfsmError, StoreError, StoreUnavailableError
 from jobfsm.joblog import JobLogger
-from jobfsm.nodes import default_node
+from jobfsm.nodes import DEFAULT_DEAD_AFTER_SECONDS, default_node
 from jobfsm.runs.executor import JobExecutor
 from jobfsm.store import Store, open_store
-from jobfsm.store.abc import DEFAULT_DEAD_AFTER_SECONDS, DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
+from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
 from jobfsm.store.bell import Bell
 
 log = logging.getLogger(__name__)

@@ -13,10 +13,15 @@ from datetime import datetime
 
 from jobfsm.lifecycle import Announcer, RunLost
 from jobfsm.model import RunStatus
-from jobfsm.nodes import local_pid, local_process_alive, pid_alive, this_host
+from jobfsm.nodes import (
+    DEFAULT_DEAD_AFTER_SECONDS,
+    local_pid,
+    local_process_alive,
+    pid_alive,
+    this_host,
+)
 from jobfsm.runs.executor import RunTag, end_run_processes
 from jobfsm.store import DeadNode, RunRecord, Store
-from jobfsm.store.abc import DEFAULT_DEAD_AFTER_SECONDS
 
 LOST_KILL_GRACE_SECONDS = 2.0
 """The processes of a lost run get this long between SIGTERM and SIGKILL (nobody waits for

@@ -58,12 +58,12 @@ from jobfsm.lifecycle import (
     RunStarted,
 )
 from jobfsm.model import JobConfig, JobState, Outcome, Overlap, RunStatus, Trigger
-from jobfsm.nodes import this_host
+from jobfsm.nodes import DEFAULT_DEAD_AFTER_SECONDS, this_host
 from jobfsm.problems import Problem
 from jobfsm.runs.executor import JobExecutor, JobResult
 from jobfsm.runs.runner import ProcessRunner, Runner, Ticket
 from jobfsm.store import Claim, DeadNode, RunRecord, Store, TriggerRequest
-from jobfsm.store.abc import DEFAULT_DEAD_AFTER_SECONDS, DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
+from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
 
 log = logging.getLogger(__name__)
 

@@ -220,7 +220,8 @@ class JobExecutor:
         # Names the process that starts the runs in their environment: once it is gone, its
         # runs' processes can be told from any other's (end_run_processes).
         self._node_pid = str(os.getpid()).encode()
-        self._runs_dir = os.path.join(self.log_dir, "runs")
+        # Absolute: the store names a run's output files to every host (and `--logs logs` is relative).
+        self._runs_dir = os.path.join(os.path.abspath(self.log_dir), "runs")
         self._lock = threading.Lock()
         self._runs: dict[int, _Run] = {}
         self._reaper: _Reaper | None = None

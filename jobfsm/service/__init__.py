@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from jobfsm.service.nodes import NodeView
+from jobfsm.service.output import OutputSource
 from jobfsm.service.service import (
     JobManagementService,
     JobView,
@@ -10,4 +12,12 @@ from jobfsm.service.service import (
     TriggerTimeoutError,
 )
 
-__all__ = ["JobManagementService", "JobView", "LogEntry", "RunWaitTimeoutError", "TriggerTimeoutError"]
+__all__ = [
+    "JobManagementService",
+    "JobView",
+    "LogEntry",
+    "NodeView",
+    "OutputSource",
+    "RunWaitTimeoutError",
+    "TriggerTimeoutError",
+]

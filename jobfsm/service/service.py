@@ -75,9 +75,11 @@ from jobfsm.errors import (
     ValidationError,
 )
 from jobfsm.model import JobConfig, JobState, RunStatus, Trigger
-from jobfsm.nodes import default_node
+from jobfsm.nodes import DEFAULT_DEAD_AFTER_SECONDS, NODES_SEEN_WITHIN_SECONDS, default_node
 from jobfsm.problems import Problem, quote, sort_problems
 from jobfsm.service import edits
+from jobfsm.service.nodes import NodeView, nodes_seen
+from jobfsm.service.output import OutputSource, output_place
 from jobfsm.store.abc import HEARTBEAT_MAX_AGE_SECONDS, AuditEntry, RunRecord, Store
 from jobfsm.store.control import Pause
 
@@ -175,6 +177,10 @@ class LogEntry:
     run: RunRecord
     stdout: str
     stderr: str
+    source: OutputSource = OutputSource.FILE
+    """The output files read here, or the stored head and tail (the files are elsewhere)."""
+    note: str = ""
+    """Where the full output is when it was not read here (names the node and the path)."""
 
 
 @dataclass
@@ -292,17 +298,27 @@ class JobManagementService:
         for run in runs:
             if limit is not None and len(entries) >= limit:
                 break
+            place = output_place(run)
+            # Output stored by a node of another host: its paths name files of that host, not this one.
+            out_path, err_path = (run.stdout_path, run.stderr_path) if place.source is OutputSource.FILE else (None, None)
             if needle is None:
                 entries.append(
-                    LogEntry(run, _read_output(run.stdout_path, run.stdout_tail),
-                             _read_output(run.stderr_path, run.stderr_tail))
+                    LogEntry(run, _read_output(out_path, run.stdout_tail),
+                             _read_output(err_path, run.stderr_tail), place.source, place.note)
                 )
                 continue
-            out = _grep(run.stdout_path, run.stdout_tail, needle)
-            err = _grep(run.stderr_path, run.stderr_tail, needle)
+            out = _grep(out_path, run.stdout_tail, needle)
+            err = _grep(err_path, run.stderr_tail, needle)
             if out or err:
-                entries.append(LogEntry(run, out, err))
+                entries.append(LogEntry(run, out, err, place.source, place.note))
         return entries
+
+    def nodes(
+        self, *, seen_within: float = NODES_SEEN_WITHIN_SECONDS, dead_after: float = DEFAULT_DEAD_AFTER_SECONDS
+    ) -> list[NodeView]:
+        """Every node heard from within ``seen_within`` seconds or running something, by name:
+        alive or not (a heartbeat at most ``dead_after`` seconds old) and its running runs."""
+        return [NodeView.of(info, dead_after=dead_after) for info in nodes_seen(self.store, seen_within=seen_within)]
 
     def list_audit(
         self,

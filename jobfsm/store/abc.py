@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobfsm.model import JobState, Outcome, RunStatus, Trigger
+from jobfsm.nodes import DEFAULT_DEAD_AFTER_SECONDS
 from jobfsm.store.control import KillRequest, Pause
 
 
@@ -138,11 +139,6 @@ DEFAULT_KEEP_DAYS = 30.0
 """Retention (``jobfsm start --keep-runs/--keep-days``): a finished run is deleted once it is both
 beyond the newest ``DEFAULT_KEEP_RUNS`` of its job and older than ``DEFAULT_KEEP_DAYS``, so a job
 that fires every minute keeps 30 days and one that fires monthly keeps its last thousand."""
-
-
-DEFAULT_DEAD_AFTER_SECONDS = 10.0
-"""``jobfsm start --dead-after``: a node whose last heartbeat is older than this, by the
-database's clock, is dead (its running runs are lost and retried elsewhere)."""
 
 
 @dataclass(frozen=True, slots=True)

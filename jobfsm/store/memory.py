@@ -27,8 +27,8 @@ from typing import Any
 from jobfsm.clock import Clock, SystemClock, utc
 from jobfsm.errors import RunNotFoundError, TriggerRequestNotFoundError
 from jobfsm.model import JobState, Outcome, RunStatus, Trigger
+from jobfsm.nodes import DEFAULT_DEAD_AFTER_SECONDS
 from jobfsm.store.abc import (
-    DEFAULT_DEAD_AFTER_SECONDS,
     AuditEntry,
     Beat,
     DeadNode,

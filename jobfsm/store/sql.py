@@ -118,8 +118,8 @@ from jobfsm.errors import (
     TriggerRequestNotFoundError,
 )
 from jobfsm.model import JobState, Outcome, RunStatus, Trigger
+from jobfsm.nodes import DEFAULT_DEAD_AFTER_SECONDS
 from jobfsm.store.abc import (
-    DEFAULT_DEAD_AFTER_SECONDS,
     WARM_UP_AT,
     WARM_UP_JOB,
     AuditEntry,
