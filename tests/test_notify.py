@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - start_daemon is a fixture imported from tests.test_daemon
 """Notifications end to end: a real local HTTP server receives the webhooks, a real local SMTP
 server the mail; the daemon runs in-process (real clock, real processes, a real SQLite file),
 or the scheduler under an injected clock (tests/scheduler_support.py) for downtime and overlap."""
