@@ -23,6 +23,8 @@ class Hook:
     headers: dict[str, str]
     at: float
     """time.monotonic() when it arrived."""
+    wall: float = 0.0
+    """time.time() when it arrived."""
 
     @property
     def json(self) -> dict[str, Any]:
@@ -51,7 +53,7 @@ class Hooks:
                     time.sleep(hooks.delay)
                 if status == 200:
                     with hooks._lock:
-                        hooks.received.append(Hook(body, dict(self.headers), time.monotonic()))
+                        hooks.received.append(Hook(body, dict(self.headers), time.monotonic(), time.time()))
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
