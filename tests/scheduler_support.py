@@ -103,6 +103,8 @@ class Rig:
             self.ops.attach(scheduler)
         self.runner.scheduler = scheduler
         scheduler.start()
+        if self.ops is not None:
+            self.ops.started()
         return scheduler
 
     def restart(self) -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobfsm.clock import Clock
-from jobfsm.config.loader import validate_file
 from jobfsm.lifecycle.events import Announcer, Event
 from jobfsm.model import JobConfig, JobState
 from jobfsm.notify.dispatcher import Dispatcher
@@ -71,6 +70,10 @@ class Operations:
     def attach(self, scheduler: Scheduler) -> None:
         self._scheduler = scheduler
 
+    def started(self) -> None:
+        """The scheduler's start-up is done (every job loaded)."""
+        self.notifier.started()
+
     @property
     def metrics_port(self) -> int | None:
         return None if self._server is None else int(self._server.server_port)
@@ -78,12 +81,7 @@ class Operations:
     def _config(self, name: str) -> JobConfig | None:
         scheduler = self._scheduler
         entry = scheduler.jobs.get(name) if scheduler is not None else None
-        if entry is not None:
-            return entry.config
-        # Announced while the job is being loaded (its fires missed while the daemon was down):
-        # read its file, as the loader did a moment ago.
-        report = validate_file(self.jobs_dir / f"{name}.json")
-        return report.config
+        return entry.config if entry is not None else None
 
     def _states(self) -> list[JobState]:
         scheduler = self._scheduler

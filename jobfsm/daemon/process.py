@@ -192,6 +192,7 @@ class Daemon:
         ops.attach(scheduler)
         self.scheduler = scheduler
         self._start(scheduler)
+        ops.started()
         # Thousands of long-lived job objects would otherwise be walked by every full garbage
         # collection, a pause that can land on a burst of fires: collect once, then freeze them.
         gc.collect()

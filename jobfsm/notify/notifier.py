@@ -60,6 +60,15 @@ class Notifier:
         self._going: dict[int, _Going] = {}
         self._lock = threading.Lock()
         """Guards ``_going``: the listener adds and removes, the long-running timers read."""
+        self._held: list[tuple[NotifyEvent, str, str, dict[str, Any]]] | None = []
+        """Notices of jobs not loaded yet, during start-up (the fires a job missed while the
+        daemon was down are recorded while it is being loaded); None once started."""
+
+    def started(self) -> None:
+        """Start-up is done and every job is loaded: send what was held for them."""
+        held, self._held = self._held or [], None
+        for event, job, message, kwargs in held:
+            self._send(event, job, message, **kwargs)
 
     # -- the listener (the loop's thread) ----------------------------------------------------
     def on_event(self, event: Event) -> None:
@@ -133,6 +142,9 @@ class Notifier:
     def _send(self, event: NotifyEvent, job: str, message: str, *, run_id: int | None = None,
               run: dict[str, Any] | None = None, stdout: str = "", stderr: str = "") -> None:
         targets = self._targets(job)
+        if targets is None and self._held is not None:
+            self._held.append((event, job, message, {"run_id": run_id, "run": run, "stdout": stdout, "stderr": stderr}))
+            return
         if targets is None or not targets.wants(event):
             return
         draft = Notice(event, job, self.clock.now(), message, self.node, run, stdout, stderr)
