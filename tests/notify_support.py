@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
@@ -88,20 +90,36 @@ def hooks(plan: list[int] | None = None, delay: float = 0.0) -> Iterator[Hooks]:
 class Mailbox:
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], Message]] = []
+        self.logins: list[str] = []
+        self.tls: list[bool] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
+        self.tls.append(session.ssl is not None)
         return "250 OK"
 
 
 @contextmanager
-def smtp_server() -> Iterator[tuple[str, Mailbox]]:
-    """A real SMTP server on a free local port; yields its ``smtp://`` URL and the mailbox."""
+def smtp_server(*, tls_context: Any = None, login: tuple[str, str] | None = None) -> Iterator[tuple[str, Mailbox]]:
+    """A real SMTP server on a free local port; yields its ``smtp://`` URL and the mailbox.
+    With ``tls_context`` it offers STARTTLS and requires it; with ``login`` it requires that
+    user and password (after STARTTLS)."""
     from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
 
     mailbox = Mailbox()
     port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    extra: dict[str, Any] = {}
+    if tls_context is not None:
+        extra.update(tls_context=tls_context, require_starttls=True)
+    if login is not None:
+        def check(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+            ok = (auth_data.login.decode(), auth_data.password.decode()) == login
+            mailbox.logins.append(auth_data.login.decode())
+            return AuthResult(success=ok)
+
+        extra.update(authenticator=check, auth_required=True)
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port, server_hostname="127.0.0.1", **extra)
     controller.start()
     try:
         yield f"smtp://127.0.0.1:{port}", mailbox
@@ -130,3 +148,12 @@ def silent_url() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
     finally:
         sock.close()
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made by openssl (the test trusts it by SSL_CERT_FILE)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import ssl
 import time
 from datetime import timedelta
 from io import StringIO
@@ -21,7 +22,7 @@ from jobfsm.model import JobState, Outcome, RunStatus
 from jobfsm.notify.notice import SIGNATURE_HEADER
 from jobfsm.notify.settings import NotifySettings, SmtpServer
 from tests.conftest import wait_for
-from tests.notify_support import hooks, refusing_url, silent_url, smtp_server
+from tests.notify_support import hooks, refusing_url, self_signed, silent_url, smtp_server
 from tests.scheduler_support import MINUTE, Rig
 from tests.test_daemon import start_daemon, trigger, write  # noqa: F401 - the fixture
 
@@ -134,6 +135,24 @@ def test_mail_names_job_and_event_and_carries_the_output_tail(start_daemon, jobs
         text = message.get_payload(decode=True).decode()
         assert "exit 2" in text and f"run id: {run_id}" in text
         assert "line30" in text and "line11" in text and "line10\n" not in text  # the last 20 lines
+
+
+def test_mail_goes_over_starttls_with_the_urls_login(start_daemon, jobs_dir: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client verifies the server: trust this one
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    with smtp_server(tls_context=context, login=("jobs", "p@ss word")) as (url, mailbox):
+        smtp = SmtpServer.parse(url.replace("smtp://", "smtp://jobs:p%40ss%20word@"))
+        running = start_daemon(operations=options(email=("ops@example.com",), smtp=smtp))
+        write(jobs_dir, "bad", schedule="0 0 1 1 *", command="exit 1")
+        wait_for(lambda: "bad" in running.daemon.scheduler.jobs, 5, "the job to load")
+        trigger(running.store, "bad")
+        wait_for(lambda: mailbox.messages, 15, "the mail")
+        running.stop()
+    assert mailbox.tls == [True] and mailbox.logins == ["jobs"]
+    assert mailbox.messages[0][1]["Subject"] == "[jobfsm] bad: failure"
 
 
 def test_after_downtime_each_job_is_told_once_how_many_fires_it_missed_and_when(tmp_path: Path) -> None:
