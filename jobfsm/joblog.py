@@ -23,14 +23,11 @@ Design decisions:
 - Timestamps are ISO 8601 in UTC with their offset and milliseconds
   (``2026-11-26T23:40:01.123+00:00``), like every other time jobfsm shows.
 - **A small writer of its own, not ``logging``.** A daemon writes two lines per job start and
-  two per completion, so a burst of 10,000 fires is 20,000+ lines. Through a
-  ``logging.Logger`` and a ``RotatingFileHandler`` a line cost 25 µs in
-  ``bench/bench_joblog.py`` and up to ~70 µs in a busy daemon on Python 3.11 (a ``LogRecord``,
-  a ``Formatter``, two ``stat`` calls, a ``seek`` and a ``tell`` in ``shouldRollover``, a
-  flush). Here a line is formatted by hand (the date and time part once a second), encoded
+  two per completion, so a burst of 10,000 fires is 20,000+ lines, and ``logging`` spends most
+  of a line on a ``LogRecord``, a ``Formatter`` and ``shouldRollover``'s ``stat``, ``seek`` and
+  ``tell``. Here a line is formatted by hand (the date and time part once a second), encoded
   once, and written under a lock to a binary file whose size the writer tracks itself (size
-  at open + bytes written): ~6 µs a line flushed, ~4 µs inside :meth:`JobLogger.buffered`,
-  about half of it formatting the fields as before. Rotation is the same as
+  at open + bytes written); ``bench/bench_joblog.py`` compares the two. Rotation is the same as
   ``RotatingFileHandler``'s (10 MB, 5 backups ``scheduler_jobs.log.1`` ... ``.5`` by default;
   a line that would bring the file to ``max_bytes`` or beyond goes into a fresh one, so a line
   is never split across files; ``max_bytes=0`` never rotates), with the fix of newer Pythons
@@ -100,6 +97,11 @@ def quote(text: object) -> str:
     return '"' + escape(text).replace('"', '\\"') + '"'
 
 
+RECOVERED_AFTER_SECONDS = 60.0
+"""A log file counts as writable again after this long without a failed write: on a nearly full
+disk short lines still fit in the last page now and then, and each would end the streak."""
+
+
 class _LogFile:
     """One append-only log file: whole lines written under a lock, rotated by size.
 
@@ -119,6 +121,7 @@ class _LogFile:
         self._flush_each_line = True
         self._closed = False
         self._failing = False
+        self._failed_at = 0.0  # time.monotonic() of the latest failed write
         self._size = 0
         self._file: IO[bytes] | None = self._open()  # raises OSError now: the write test
 
@@ -145,7 +148,7 @@ class _LogFile:
                 self._size += len(data)
                 if self._flush_each_line:
                     self._file.flush()
-                if self._failing:
+                if self._failing and time.monotonic() - self._failed_at >= RECOVERED_AFTER_SECONDS:
                     self._failing = False
                     self._say(f"jobfsm: the log {str(self.path)!r} can be written again")
             except OSError as exc:
@@ -178,6 +181,17 @@ class _LogFile:
                 except OSError as exc:
                     self._report(exc)
 
+    def reopen(self) -> None:
+        """Close the file; the next line opens the path again (a new file if it was moved away)."""
+        with self._lock:
+            if self._closed or self._file is None:
+                return
+            file, self._file = self._file, None
+            try:
+                file.close()
+            except OSError as exc:
+                self._report(exc)
+
     def close(self) -> None:
         """Flush and close; idempotent. Later writes are dropped."""
         with self._lock:
@@ -192,6 +206,7 @@ class _LogFile:
     def _report(self, exc: OSError) -> None:
         # As logging.Handler.handleError did: a full disk costs log lines, not the daemon. Said
         # once per streak of failures, not once per line (a full disk would flood stderr).
+        self._failed_at = time.monotonic()
         if self._failing:
             return
         self._failing = True
@@ -363,6 +378,11 @@ class JobLogger:
             self.job_skipped(event.job, event.run_id, reason=event.reason)
         elif isinstance(event, RunLost):
             self.error(f"run {event.run.id} of job {event.run.job!r} was lost: {event.run.message}")
+
+    def reopen(self) -> None:
+        """Reopen both files by name (after logrotate moved them away: SIGHUP)."""
+        for file in self._files:
+            file.reopen()
 
     def close(self) -> None:
         """Flush and close both files; idempotent, and later calls to this logger write nothing."""

@@ -1,4 +1,4 @@
-"""Prometheus metrics (DESIGN.md §7): a listener of the lifecycle's events, served at
+"""Prometheus metrics: a listener of the lifecycle's events, served at
 ``/metrics`` by ``jobfsm start --metrics HOST:PORT`` through the official ``prometheus_client``.
 
 Counters and histograms are fed by the events as they happen; what is a state rather than an
@@ -61,7 +61,7 @@ class Metrics:
     ) -> None:
         # No ``*_created`` series: a third more lines per job, and nothing in docs/operations.md uses
         # them (a process-wide switch of prometheus_client; the daemon has one registry).
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.clock = clock
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry

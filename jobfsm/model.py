@@ -20,7 +20,7 @@ DEFAULT_RETRY_DELAY_SECONDS = 60
 
 
 class JobState(StrEnum):
-    """Where a job is in its lifecycle (DESIGN.md §2)."""
+    """Where a job is in its lifecycle (the README's "Lifecycle")."""
 
     DISABLED = "disabled"
     """The file says ``"enabled": false``: the job never fires and cannot be triggered."""

@@ -236,6 +236,18 @@ def test_list_runs_newest_first_with_filters(store: Store) -> None:
     assert store.list_runs("nobody") == []
 
 
+def test_latest_runs_are_each_jobs_newest_in_one_call(store: Store) -> None:
+    assert store.latest_runs() == {}
+    claim(store, "a", 1)
+    b2 = claim(store, "b", 2)
+    claim(store, "a", 3)
+    a3_tie = claim(store, "a", 3, trigger=Trigger.MANUAL)
+    store.finish_run(b2.id, outcome=Outcome.FAILED, ended_at=at(4), exit_code=1, duration_seconds=60)
+    latest = store.latest_runs()
+    assert {job: run.id for job, run in latest.items()} == {"a": a3_tie.id, "b": b2.id}
+    assert latest["b"] == store.list_runs("b", limit=1)[0]  # the whole record, finished fields too
+
+
 def test_last_fire_counts_scheduled_and_catch_up_runs_only(store: Store) -> None:
     assert store.last_fire("backup") is None
     claim(store, "backup", 10)

@@ -1,4 +1,4 @@
-"""The ``jobfsm`` command line: a thin adapter over the library (DESIGN.md §5).
+"""The ``jobfsm`` command line: a thin adapter over the library (the README's "Command line").
 
 ``main()`` → ``sys.exit(run(argv, stdout, stderr))``, so tests call :func:`run` in-process with
 ``StringIO`` streams. Parsing imports nothing heavy; each command's module is imported only when

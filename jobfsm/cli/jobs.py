@@ -4,7 +4,7 @@ adapters over :class:`jobfsm.service.JobManagementService`.
 Each handler builds one service over ``--jobs``/``--logs``/``--store``, calls it, prints, and
 closes it. Errors from the service (unknown job, invalid file, stale version) propagate to
 :func:`jobfsm.cli.run`, which prints them as one line and exits 1; a bad ``--since``/``--until``
-is a :class:`UsageError` (exit 2). Machine output (``--format json``) follows DESIGN.md §5: times
+is a :class:`UsageError` (exit 2). Machine output (``--format json``) has the keys the README lists: times
 are ISO 8601 with their offset. The confirmation prompt of ``delete`` goes to stderr, so stdout
 stays clean for scripts.
 """

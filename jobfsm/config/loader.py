@@ -6,7 +6,7 @@ the order a person fixes them: the file cannot be read (or is not a regular file
 big) → it is not JSON (or is nested too deeply) → it does not match the schema (every error,
 sorted by path) → cron syntax, time zone, file name, what the operating system would refuse
 to start, duplicates. A missing working directory is a *warning*: it is a fact of the host
-that runs the job, and ``jobfsm validate`` usually runs in CI, elsewhere (DESIGN.md §1).
+that runs the job, and ``jobfsm validate`` usually runs in CI, elsewhere.
 A file reports at most :data:`~jobfsm.problems.MAX_PROBLEMS_PER_FILE` problems, and values
 are quoted shortened (:func:`~jobfsm.problems.quote`); the bounds are in :mod:`jobfsm.config.limits`.
 """

@@ -1,7 +1,7 @@
 """Which job files changed since the last look: Linux inotify, or "don't know" (rescan).
 
-The daemon checks its jobs folder every second. Listing and stat-ing 10,000 files costs about
-70 ms of CPU each time (7 % of a core doing nothing), so on Linux the folder is watched with
+Listing and stat-ing every file of a big jobs folder each time the daemon looks would cost it
+CPU while doing nothing, so on Linux the folder is watched with
 inotify (through ctypes; no dependency) and a check is one non-blocking ``read``. Events are taken
 when a file is *closed after writing* or renamed into place, never on each write, so a reader never
 sees a half-written file. Where inotify is unavailable, or its queue overflowed, or the folder

@@ -43,6 +43,10 @@ class JobFolder:
         self._rescan = True  # until apply() finishes: a failure part way rescans next time
         return stats
 
+    def rescan(self) -> None:
+        """Read the whole folder at the next look, whatever the watcher says (SIGHUP)."""
+        self._rescan = True
+
     def done(self) -> None:
         """Everything :meth:`current` returned is applied."""
         self._rescan = False

@@ -5,8 +5,8 @@
   lets running jobs finish within ``grace_seconds``, which includes killing what is left
   (SIGTERM, then SIGKILL at its end: see ``Scheduler.shutdown``); a second one kills them at
   once: the loop, waiting in the shutdown, is woken by the handler to do it.
-- **The loop sleeps until whichever is due first**: the scheduler's next fire or retry, the
-  next housekeeping job, or a finished run (the reaper sets the scheduler's ``wake`` event).
+- **SIGHUP** reloads: the log files are reopened (so logrotate may move them away without
+  ``copytruncate``) and the jobs folder is scanned in full, not only where inotify saw a change.
 - **The loop sleeps until something is due or happens**: the next fire or retry, the next
   housekeeping step (heartbeat every five seconds, lost runs of dead nodes every ten, pruning
   every hour, on a monotonic timetable that a step of the wall clock does not disturb), a
@@ -91,6 +91,7 @@ class Daemon:
         self.stderr = stderr
         self.stop = threading.Event()
         self.kill_now = threading.Event()
+        self.reload_requested = threading.Event()
         self.ready = threading.Event()
         """Set once start-up is done and the loop runs (tests wait on it)."""
         self.scheduler: Scheduler | None = None
@@ -106,9 +107,15 @@ class Daemon:
         if self.scheduler is not None:
             self.scheduler.wake.set()
 
+    def _on_hup(self, signum: int, frame: FrameType | None) -> None:
+        self.reload_requested.set()
+        if self.scheduler is not None:
+            self.scheduler.wake.set()
+
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_hup)
 
     def request_stop(self) -> None:
         """Stop as a SIGTERM would (for embedding and tests)."""
@@ -214,6 +221,9 @@ class Daemon:
         self.ready.set()
         try:
             while not self.stop.is_set():
+                if self.reload_requested.is_set():
+                    self.reload_requested.clear()
+                    self._reload(scheduler, logger)
                 try:
                     scheduler.probe_store()
                     scheduler.dispatch_due()
@@ -249,6 +259,13 @@ class Daemon:
                 if self.clock.wait(self.stop, delay):
                     return
                 delay = min(delay * 2, PROBE_MAX_SECONDS)
+
+    @staticmethod
+    def _reload(scheduler: Scheduler, logger: JobLogger) -> None:
+        """SIGHUP: new log files where the old ones were moved away, and a full scan of the jobs folder."""
+        logger.reopen()
+        logger.info("SIGHUP: log files reopened, jobs folder scanned again")
+        scheduler.folder.rescan()
 
     @staticmethod
     def _look(scheduler: Scheduler, bell: Bell | None) -> None:

@@ -361,7 +361,7 @@ def _names(value: object) -> list[str]:
         return []
     if isinstance(value, str):
         return [value]
-    return list(value)  # type: ignore[call-overload]
+    return list(value)  # type: ignore[call-overload,no-any-return]
 
 
 def _refusal(job: JobModel, event: str, overlap: Overlap) -> str:

@@ -137,7 +137,7 @@ class JobView:
         return self.config is not None and not any(p.is_error for p in self.problems)
 
     def to_dict(self) -> dict[str, Any]:
-        """The DESIGN.md §5 ``status`` shape, plus the file, version, description and problems."""
+        """The ``status --format json`` shape, plus the file, version, description and problems."""
         config = self.config
         return {
             "name": self.name,
@@ -218,6 +218,7 @@ class JobManagementService:
     def list_jobs(self) -> list[JobView]:
         """Every ``*.json`` of the jobs folder, valid or not, sorted by name."""
         states = self.store.all_states()
+        latest = self.store.latest_runs()
         now = self.clock.now()
         views = []
         for stem in self.files.names():
@@ -226,12 +227,14 @@ class JobManagementService:
                 jf = self.files.read_path(path, stem)
             except JobNotFoundError:
                 continue  # deleted while we listed
-            views.append(self._view(jf, states.get(stem), now))
+            views.append(self._view(jf, states.get(stem), now, latest.get(stem)))
         return views
 
     def get_job(self, name: str) -> JobView:
         jf = self.files.read(name)
-        return self._view(jf, self.store.get_state(name), self.clock.now())
+        # A file name that is no job name (one that is not even UTF-8) has no runs to look up.
+        last = self.store.list_runs(name, limit=1) if NAME_PATTERN.fullmatch(name) else []
+        return self._view(jf, self.store.get_state(name), self.clock.now(), last[0] if last else None)
 
     def get_job_history(
         self,
@@ -649,7 +652,7 @@ class JobManagementService:
         assert ctx is not None, "called outside _audited"
         return ctx
 
-    def _view(self, jf: JobFile, stored: JobState | None, now: datetime) -> JobView:
+    def _view(self, jf: JobFile, stored: JobState | None, now: datetime, last_run: RunRecord | None) -> JobView:
         problems: list[Problem] = []
         config: JobConfig | None = None
         if jf.problem is not None:
@@ -672,8 +675,6 @@ class JobManagementService:
                 with contextlib.suppress(JobfsmError):
                     next_run = next_fire(config.schedule, config.timezone, now)
             config = dc_replace(config, env=mask_env(config.env))
-        # A file name that is no job name (one that is not even UTF-8) has no runs to look up.
-        last = self.store.list_runs(jf.name, limit=1) if NAME_PATTERN.fullmatch(jf.name) else []
         return JobView(
             name=jf.name,
             config=config,
@@ -681,7 +682,7 @@ class JobManagementService:
             version=jf.version,
             state=state,
             enabled=config.enabled if config else None,
-            last_run=last[0] if last else None,
+            last_run=last_run,
             next_run=next_run,
             problems=problems,
         )

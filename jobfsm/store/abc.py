@@ -49,7 +49,7 @@ class RunRecord:
     """Who asked for a manual run."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The run as ``--format json`` and the admin page show it (DESIGN.md §5)."""
+        """The run as ``--format json`` and the admin page show it."""
         return {
             "id": self.id,
             "job": self.job,
@@ -263,6 +263,14 @@ class Store(ABC):
     ) -> list[RunRecord]:
         """Newest first (by ``started_at``, then id). ``since``/``until`` bound ``started_at``
         inclusively."""
+
+    def latest_runs(self) -> dict[str, RunRecord]:
+        """Each job's newest run (``list_runs(job, limit=1)`` of every job), in one query: what
+        ``jobfsm status`` and the dashboard show beside every job."""
+        latest: dict[str, RunRecord] = {}
+        for run in self.list_runs():
+            latest.setdefault(run.job, run)
+        return latest
 
     @abstractmethod
     def last_fire(self, job: str) -> datetime | None:

@@ -38,18 +38,14 @@ Design decisions:
   transaction on a unique-key error).
 - **Statements on a fire's path are built once** (the claim, ``_FINISH``, the ``set_state``
   upsert, ...) and executed with parameters: SQLAlchemy then reuses their cache key and compiled
-  form instead of rebuilding both on every call. Measured on SQLite: ``claim_run`` 1.44 -> 0.50
-  ms, ``finish_run`` 1.60 -> 0.44 ms, ``set_state`` 0.80 -> 0.30 ms; a fire makes four such calls.
+  form instead of rebuilding both on every call (about three times quicker; docs/benchmarks.md).
 - **A burst is recorded a chunk at a time.** ``claim_runs`` is one executemany of the claim,
   which SQLAlchemy's "insertmanyvalues" sends as one multi-row ``INSERT … ON CONFLICT DO
   NOTHING RETURNING`` per 1000 rows on both backends; the rows that come back (in no promised
   order, none for a fire already taken) are matched to the claims by (job, scheduled_for in
   UTC, attempt). ``finish_runs`` looks every run up first (finish_run's warnings, and an
   unknown id raises before anything is written), then updates them in one executemany; its
-  rowcount, the sum over the rows on sqlite3 and psycopg 3, is checked. Measured with
-  ``bench/bench_store.py`` (10,000 fires in chunks of 256, claim + finish): SQLite 161 -> 53 µs
-  per fire (0.33x), PostgreSQL 856 -> 138 µs (0.16x); the ratios held over runs on a busy
-  machine whose absolute figures varied by half.
+  rowcount, the sum over the rows on sqlite3 and psycopg 3, is checked (``bench/bench_store.py``).
 - **Pooling.** A ``QueuePool`` on both backends (``pool_pre_ping`` on PostgreSQL, since the
   daemon outlives server restarts); the daemon touches the store from its loop thread only, the
   admin page from several threads. ``sqlite://`` (in memory) uses one shared connection and
@@ -349,6 +345,8 @@ def _heartbeat(row: Any) -> Heartbeat:
 
 
 _RUN_ORDER = (runs.c.started_at.desc().nulls_last(), runs.c.id.desc())
+_newest = select(runs, func.row_number().over(partition_by=runs.c.job, order_by=_RUN_ORDER).label("rank")).subquery()
+_LATEST_RUNS = select(*[_newest.c[c.name] for c in runs.c]).where(_newest.c.rank == 1)
 _GET_STATE = select(job_states.c.state).where(job_states.c.job == bindparam("job_name"))
 _FINISH_BEFORE = select(runs.c.status, runs.c.job).where(runs.c.id == bindparam("run_id"))
 _LIVE_NODES = select(heartbeats).where(heartbeats.c.last_seen >= bindparam("oldest")).order_by(heartbeats.c.node)
@@ -512,7 +510,7 @@ class SqlStore(Store):
         usage = "use sqlite:///path/to/file.db or postgresql://user:password@host:5432/dbname"
         try:
             parsed = make_url(url)
-        except ArgumentError as exc:
+        except (ArgumentError, ValueError) as exc:  # ValueError: a port that is no number ("[::1")
             raise StoreError(f"cannot open the store {self.url!r}: not a database URL; {usage}") from exc
         backend = parsed.get_backend_name()
         if backend not in ("sqlite", "postgresql"):
@@ -873,6 +871,10 @@ class SqlStore(Store):
         with self._read() as conn:
             return [_run(row) for row in conn.execute(_list_runs_statement(frozenset(params)), params)]
 
+    def latest_runs(self) -> dict[str, RunRecord]:
+        with self._read() as conn:
+            return {row.job: _run(row) for row in conn.execute(_LATEST_RUNS)}
+
     def last_fire(self, job: str) -> datetime | None:
         stmt = select(func.max(runs.c.scheduled_for)).where(
             runs.c.job == job, runs.c.trigger.in_(_FIRE_TRIGGERS)
@@ -977,7 +979,7 @@ class SqlStore(Store):
             except Exception:  # the probe is an optimisation: on any trouble, just look
                 self._close_probe()
                 return True
-            changed = version != self._probe_version
+            changed: bool = version != self._probe_version
             self._probe_version = version
             return changed
 
