@@ -10,8 +10,10 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
+from jobfsm.daemon.operations import Operations, OperationsOptions
 from jobfsm.daemon.scheduler import Scheduler
 from jobfsm.joblog import JobLogger
+from jobfsm.lifecycle.events import Announcer
 from jobfsm.model import Outcome, RunStatus
 from jobfsm.runs.executor import JobResult
 from jobfsm.runs.runner import Ticket
@@ -71,7 +73,8 @@ class HeldRunner:
 class Rig:
     """A jobs folder of ``n`` jobs firing every minute, a store, a fake clock, a scheduler."""
 
-    def __init__(self, tmp_path: Path, url: str, n: int, **fields: object) -> None:
+    def __init__(self, tmp_path: Path, url: str, n: int, *, operations: OperationsOptions | None = None,
+                 **fields: object) -> None:
         self.jobs_dir = tmp_path / "jobs"
         self.jobs_dir.mkdir()
         self.names = [f"job-{i:03d}" for i in range(n)]
@@ -85,13 +88,26 @@ class Rig:
         self.store = open_store(url)
         self.logger = JobLogger(self.logs)
         self.runner = HeldRunner()
+        self.operations = operations
+        """Notifications and metrics as the daemon wires them (None: none), new for each scheduler."""
+        self.ops: Operations | None = None
         self.scheduler = self._scheduler()
 
     def _scheduler(self) -> Scheduler:
+        events = Announcer()
+        if self.operations is not None:
+            if self.ops is not None:
+                self.ops.close()
+            self.ops = Operations(self.operations, store=self.store, logger=self.logger, clock=self.clock,
+                                  node="here:1", jobs_dir=self.jobs_dir, events=events)
         scheduler = Scheduler(self.jobs_dir, self.store, self.logger, clock=self.clock,
-                              node="here:1", runner=self.runner)
+                              node="here:1", runner=self.runner, events=events)
+        if self.ops is not None:
+            self.ops.attach(scheduler)
         self.runner.scheduler = scheduler
         scheduler.start()
+        if self.ops is not None:
+            self.ops.started()
         return scheduler
 
     def restart(self) -> None:
@@ -135,5 +151,7 @@ class Rig:
             assert self.store.get_state(name) == entry.model.job_state, name
 
     def close(self) -> None:
+        if self.ops is not None:
+            self.ops.close()
         self.logger.close()
         self.store.close()

@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from jobfsm.model import CatchUp, JobConfig, Overlap
+from jobfsm.model import CatchUp, JobConfig, NotifyEvent, Overlap
 
 names = st.from_regex(r"\A[a-z0-9][a-z0-9_.-]{0,30}\Z", fullmatch=True)
 
@@ -39,6 +39,22 @@ commands = st.one_of(
 
 
 @st.composite
+def notify_objects(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid ``notify``: any subset of its keys, ``"on": []`` (silenced) included."""
+    out: dict[str, Any] = {}
+    if draw(st.booleans()):
+        out["on"] = draw(st.lists(st.sampled_from([e.value for e in NotifyEvent]), unique=True, max_size=5))
+    if draw(st.booleans()):
+        out["webhook"] = draw(st.sampled_from(["https://hooks.example/x", "http://127.0.0.1:9/h?a=1"]))
+    if draw(st.booleans()):
+        out["email"] = draw(st.lists(st.sampled_from(["ops@example.com", "dev@example.org"]), unique=True,
+                                     min_size=1, max_size=2))
+    if draw(st.booleans()):
+        out["long_running_seconds"] = draw(st.integers(1, 31622400))
+    return out
+
+
+@st.composite
 def job_documents(draw: st.DrawFn, name: str | None = None, minimal: bool = False) -> dict[str, Any]:
     """A schema-valid, semantically valid job document (working directory /tmp exists)."""
     doc: dict[str, Any] = {
@@ -59,6 +75,7 @@ def job_documents(draw: st.DrawFn, name: str | None = None, minimal: bool = Fals
         "catch_up": st.sampled_from([c.value for c in CatchUp]),
         "retries": st.integers(0, 100),
         "retry_delay_seconds": st.integers(0, 86400),
+        "notify": notify_objects(),
     }
     for key, strategy in optional.items():
         if draw(st.booleans()):

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+from jobfsm.cli.parser import UsageError
+
+if TYPE_CHECKING:
+    from jobfsm.daemon.operations import OperationsOptions
 
 
 def cmd_start(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -13,5 +18,19 @@ def cmd_start(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return run_daemon(
         args.jobs, args.logs, args.store, max_workers=args.max_workers,
         grace_seconds=args.grace_seconds, node=args.node, keep_runs=args.keep_runs,
-        keep_days=args.keep_days, stderr=err, dead_after=args.dead_after,
+        keep_days=args.keep_days, stderr=err, dead_after=args.dead_after, operations=_operations(args),
     )
+
+
+def _operations(args: argparse.Namespace) -> OperationsOptions:
+    """Notifications and metrics from the options and the environment; a bad value is a usage error."""
+    from jobfsm.daemon.operations import OperationsOptions
+    from jobfsm.metrics import MetricsAddressError, parse_address
+    from jobfsm.notify.settings import NotifySettings, SettingsError
+
+    try:
+        notify = NotifySettings.build(webhook=args.notify_webhook, email=args.notify_email, smtp=args.smtp)
+        metrics = parse_address(args.metrics) if args.metrics else None
+    except (SettingsError, MetricsAddressError) as exc:
+        raise UsageError(f"jobfsm start: error: {exc}") from None
+    return OperationsOptions(notify=notify, metrics=metrics)

@@ -148,6 +148,21 @@ def _format(parser: argparse.ArgumentParser, *choices: str) -> None:
     )
 
 
+def _operations(p: argparse.ArgumentParser) -> None:
+    """``jobfsm start``'s notification and metrics options (checked in :mod:`jobfsm.cli.daemon`)."""
+    group = p.add_argument_group("notifications and metrics")
+    group.add_argument("--notify-webhook", metavar="URL",
+                       help="POST every job's notifications here unless its notify says otherwise "
+                       "(env JOBFSM_NOTIFY_WEBHOOK; signed when JOBFSM_WEBHOOK_SECRET is set)")
+    group.add_argument("--notify-email", metavar="ADDR", action="append", default=[],
+                       help="mail every job's notifications here unless its notify says otherwise (repeatable)")
+    group.add_argument("--smtp", metavar="URL",
+                       help="mail server: smtp://user:password@host:port, STARTTLS when offered, or smtps://… "
+                       "(env JOBFSM_SMTP_URL)")
+    group.add_argument("--metrics", metavar="HOST:PORT",
+                       help="serve Prometheus metrics at http://HOST:PORT/metrics (default: off)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="jobfsm",
@@ -212,6 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
         f"{MAX_KEEP_DAYS:,}); older runs beyond the last N are deleted with their output files, "
         "hourly and at start-up",
     )
+    _operations(p)
+
+    p = command("check", "jobfsm.cli.check:cmd_check",
+                "exit 1 if no daemon is alive, a job missed fires or is failing (one line each)")
+    _format(p, "json")
 
     p = command("status", "jobfsm.cli.jobs:cmd_status", "every job: state, schedule, last and next run")
     _format(p, "json")

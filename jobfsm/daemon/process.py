@@ -35,10 +35,12 @@ from typing import TextIO
 
 from jobfsm import __version__
 from jobfsm.clock import Clock, SystemClock
+from jobfsm.daemon.operations import Operations, OperationsOptions
 from jobfsm.daemon.scheduler import PROBE_FIRST_SECONDS, PROBE_MAX_SECONDS, Scheduler
 from jobfsm.daemon.timetable import Timetable
 from jobfsm.errors import JobfsmError, StoreError, StoreUnavailableError
 from jobfsm.joblog import JobLogger
+from jobfsm.lifecycle.events import Announcer
 from jobfsm.nodes import DEFAULT_DEAD_AFTER_SECONDS, default_node
 from jobfsm.runs.executor import JobExecutor
 from jobfsm.store import Store, open_store
@@ -85,6 +87,7 @@ class Daemon:
         clock: Clock | None = None,
         stderr: TextIO | None = None,
         dead_after: float = DEFAULT_DEAD_AFTER_SECONDS,
+        operations: OperationsOptions | None = None,
     ) -> None:
         self.dead_after = dead_after
         self.jobs_dir = Path(jobs_dir)
@@ -102,6 +105,9 @@ class Daemon:
         self.ready = threading.Event()
         """Set once start-up is done and the loop runs (tests wait on it)."""
         self.scheduler: Scheduler | None = None
+        self.operations = operations or OperationsOptions()
+        self.ops: Operations | None = None
+        """Notifications and metrics (listeners of the scheduler's events), once serving."""
 
     # -- signals ------------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -185,15 +191,26 @@ class Daemon:
             sys.setswitchinterval(switch)  # the daemon may be embedded (tests): leave it as found
 
     def _schedule(self, store: Store, logger: JobLogger) -> None:
+        events = Announcer()
+        self.ops = Operations(self.operations, store=store, logger=logger, clock=self.clock,
+                              node=self.node, jobs_dir=self.jobs_dir, events=events)
+        try:
+            self._schedule_with(store, logger, events, self.ops)
+        finally:
+            self.ops.close()
+
+    def _schedule_with(self, store: Store, logger: JobLogger, events: Announcer, ops: Operations) -> None:
         executor = JobExecutor(self.logs_dir, clock=self.clock)
         scheduler = Scheduler(
             self.jobs_dir, store, logger, clock=self.clock, node=self.node,
             executor=executor, max_workers=self.max_workers, keep_runs=self.keep_runs,
-            keep_days=self.keep_days, dead_after=self.dead_after,
+            keep_days=self.keep_days, dead_after=self.dead_after, events=events,
         )
+        ops.attach(scheduler)
         self.scheduler = scheduler
         self._start(scheduler)
         self._say_loaded(scheduler)
+        ops.started()
         # Thousands of long-lived job objects would otherwise be walked by every full garbage
         # collection, a pause that can land on a burst of fires: collect once, then freeze them.
         gc.collect()
@@ -306,11 +323,13 @@ def run_daemon(
     keep_days: float,
     stderr: TextIO,
     dead_after: float = DEFAULT_DEAD_AFTER_SECONDS,
+    operations: OperationsOptions | None = None,
 ) -> int:
     daemon = Daemon(
         jobs_dir, logs_dir, store_url, max_workers=max_workers,
         grace_seconds=grace_seconds, node=node, keep_runs=keep_runs, keep_days=keep_days, stderr=stderr,
         dead_after=dead_after,
+        operations=operations,
     )
     daemon.install_signal_handlers()
     if not jobs_dir.is_dir():

@@ -666,9 +666,9 @@ class Scheduler:
             for entry, start, reason in skips
             if start.scheduled_for is not None  # always: late fires have their time
         ])
-        for (entry, _, reason), run in zip(skips, runs, strict=True):
+        for (entry, start, reason), run in zip(skips, runs, strict=True):
             if run is not None:
-                self.events.announce(RunSkipped(entry.config.name, run.id, reason))
+                self.events.announce(RunSkipped(entry.config.name, run.id, reason, start.trigger))
 
     def _plain_start(self, entry: JobEntry, start: Start) -> bool:
         return policy.is_plain(entry.config, start, enabled=entry.model.enabled, running=entry.model.active_runs,
@@ -701,7 +701,7 @@ class Scheduler:
         )
         if run is None:
             return None  # another node claimed this fire
-        self.events.announce(RunSkipped(entry.config.name, run.id, reason))
+        self.events.announce(RunSkipped(entry.config.name, run.id, reason, start.trigger))
         if start.request_id is not None:
             self.store.resolve_trigger_request(start.request_id, run.id)
         return run

@@ -53,6 +53,8 @@ class RunSkipped:
     job: str
     run_id: int | None
     reason: str
+    trigger: Trigger | None = None
+    """What the skipped start was (None: not said); a scheduled fire skipped may be a missed one."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,73 @@
+"""Metrics: known runs under the injected clock, then /metrics scraped over real HTTP and read
+with prometheus_client's own text parser."""
+
+from __future__ import annotations
+
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from jobfsm.daemon.operations import OperationsOptions
+from jobfsm.metrics import parse_address
+from jobfsm.model import Outcome
+from tests.scheduler_support import MINUTE, Rig
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_after_known_runs(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, f"sqlite:///{tmp_path / 'store.db'}", 2,
+              operations=OperationsOptions(metrics=("127.0.0.1", 0)))
+    try:
+        assert rig.ops is not None and rig.ops.metrics_port
+        rig.clock.set(MINUTE + timedelta(seconds=2))  # two seconds late
+        rig.scheduler.dispatch_due()
+        ok, bad = rig.runner.tickets
+        rig.runner.finish([ok], rig.clock.now())
+        rig.runner.finish([bad], rig.clock.now(), outcome=Outcome.TIMED_OUT)
+        rig.scheduler.apply_results()
+        rig.at(MINUTE + timedelta(minutes=1))  # both run again; job-001's is held
+        rig.runner.finish([rig.runner.tickets[2]], rig.clock.now())
+        rig.scheduler.apply_results()
+        rig.at(MINUTE + timedelta(minutes=2))  # job-000 runs, job-001's fire is skipped (overlap)
+        rig.scheduler.heartbeat()
+        m = scrape(rig.ops.metrics_port)
+
+        def job(name: str, **labels: str) -> tuple[tuple[str, str], ...]:
+            return tuple(sorted({"job": name, **labels}.items()))
+
+        assert m["jobfsm_runs_total", job("job-000", status="succeeded")] == 2
+        assert m["jobfsm_runs_total", job("job-001", status="failed")] == 1
+        assert m["jobfsm_runs_total", job("job-001", status="skipped")] == 1
+        assert m["jobfsm_missed_fires_total", job("job-001")] == 1
+        assert ("jobfsm_missed_fires_total", job("job-000")) not in m
+        assert m["jobfsm_run_duration_seconds_count", job("job-000")] == 2
+        assert m["jobfsm_run_duration_seconds_sum", job("job-000")] == 1.0  # 0.5 s each
+        assert m["jobfsm_fire_lateness_seconds_count", ()] == 5
+        assert m["jobfsm_fire_lateness_seconds_bucket", (("le", "1.0"),)] == 3  # the first two were 2 s late
+        assert m["jobfsm_last_success_timestamp_seconds", job("job-000")] == (MINUTE + timedelta(minutes=1)).timestamp()
+        assert ("jobfsm_last_success_timestamp_seconds", job("job-001")) not in m
+        assert m["jobfsm_jobs", (("state", "running"),)] == 2
+        assert m["jobfsm_jobs", (("state", "failed"),)] == 0
+        assert m["jobfsm_nodes_live", ()] == 1
+        assert m["jobfsm_node_last_heartbeat_timestamp_seconds", (("node", "here:1"),)] == rig.clock.now().timestamp()
+    finally:
+        rig.close()
+
+
+@pytest.mark.parametrize(("text", "address"), [
+    ("127.0.0.1:9108", ("127.0.0.1", 9108)), (":9108", ("0.0.0.0", 9108)), ("[::1]:9108", ("::1", 9108)),
+], ids=["ipv4", "every-address", "ipv6"])
+def test_metrics_addresses(text: str, address: tuple[str, int]) -> None:
+    assert parse_address(text) == address
