@@ -165,6 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("validate", "jobfsm.cli.validate:cmd_validate", "check job files and folders")
     p.add_argument("paths", nargs="+", metavar="PATH", help="job files or folders of *.json files")
     p.add_argument("--strict", action="store_true", help="warnings fail too (exit 1)")
+    p.add_argument(
+        "--as-of", metavar="ISO-TIME",
+        help="lint as of this time (DST changes of the next year, the coming week's minutes; default now)",
+    )
+    p.add_argument(
+        "--max-same-minute", type=whole_number(1, 1_000_000), default=None, metavar="N",
+        help="warn when more than N enabled jobs are due in one minute (default 32, "
+        "jobfsm start's default --max-workers)",
+    )
     _format(p, "json", "github")
 
     p = command("next", "jobfsm.cli.schedule:cmd_next", "show the next fire times of a job or expression")
