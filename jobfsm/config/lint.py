@@ -26,6 +26,7 @@ one place of that rule), never worked out again here.
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -167,7 +168,11 @@ def _walls_between(spec: Expansion, low: datetime, high: datetime) -> list[datet
     day = low.date()
     while day <= high.date():
         if spec.day_matches(day):
+            first = low.hour if day == low.date() else 0
+            last = high.hour if day == high.date() else 23
             for hour in spec.hours:
+                if not first <= hour <= last:
+                    continue
                 for minute in spec.minutes:
                     wall = datetime(day.year, day.month, day.day, hour, minute)
                     if low <= wall < high:
@@ -181,10 +186,16 @@ def _hhmm(wall: datetime) -> str:
 
 
 def _dst_problems(config: JobConfig, spec: Expansion, path: str, now: datetime) -> list[Problem]:
-    tz = zone(config.timezone)
-    start = now.astimezone(UTC).replace(tzinfo=None)
+    return [_warning(path, "$.schedule", message, rule) for rule, message in
+            _dst_findings(config.schedule, config.timezone, now.astimezone(UTC))]
+
+
+@functools.lru_cache(maxsize=4096)  # an estate repeats its (schedule, zone) pairs
+def _dst_findings(schedule: str, timezone: str, now: datetime) -> tuple[tuple[Rule, str], ...]:
+    spec, tz = expand(schedule), zone(timezone)
+    start = now.replace(tzinfo=None)
     day = start.replace(hour=0, minute=0, second=0, microsecond=0)
-    problems = []
+    found = []
     for shift in _transitions(tz, day, DST_HORIZON.days + 1):
         if not start < shift.at <= start + DST_HORIZON:
             continue
@@ -197,19 +208,19 @@ def _dst_problems(config: JobConfig, spec: Expansion, path: str, now: datetime) 
         if not shift.gap and spec.wildcard_hour and len(spec.hours) == 24:
             continue  # every hour: it fires in both halves and keeps its real interval
         fires = []
-        for fire in iter_fires(config.schedule, tz, (shift.at - _NEAR).replace(tzinfo=UTC)):
+        for fire in iter_fires(schedule, tz, (shift.at - _NEAR).replace(tzinfo=UTC)):
             if fire.at.astimezone(UTC).replace(tzinfo=None) > shift.at + _NEAR:
                 break
             if fire.note:
                 fires.append(fire)
         if fires:
-            problems.append(_dst_problem(config, path, shift, walls, fires[0].at))
-    return problems
+            found.append(_dst_message(spec, timezone, shift, walls, fires[0].at))
+    return tuple(found)
 
 
-def _dst_problem(
-    config: JobConfig, path: str, shift: _Transition, walls: list[datetime], at: datetime
-) -> Problem:
+def _dst_message(
+    spec: Expansion, timezone: str, shift: _Transition, walls: list[datetime], at: datetime
+) -> tuple[Rule, str]:
     first, low, high = walls[0], *shift.walls
     many = len(walls) > 1
     when = f"{first.date().isoformat()} {_hhmm(first)}"
@@ -221,28 +232,20 @@ def _dst_problem(
     )
     if shift.gap:
         what = "they all run" if many else "the fire runs"
-        return _warning(
-            path, "$.schedule",
-            f"{when} {'do' if many else 'does'} not exist in {config.timezone} (clocks jump from {_hhmm(low)} "
-            f"to {_hhmm(high)}); {what} at {_hhmm(at)} {at.tzname()}, once; {fix}",
-            Rule.DST_GAP,
+        return Rule.DST_GAP, (
+            f"{when} {'do' if many else 'does'} not exist in {timezone} (clocks jump from {_hhmm(low)} "
+            f"to {_hhmm(high)}); {what} at {_hhmm(at)} {at.tzname()}, once; {fix}"
         )
-    tz = zone(config.timezone)
+    tz = zone(timezone)
     names = f"{_tzname(tz, shift.at - _NEAR)} and {_tzname(tz, shift.at + _NEAR)}"
     what = (
-        f"{'each fires' if many else 'it fires'} at both ({names})" if _wildcard_hour(config)
+        f"{'each fires' if many else 'it fires'} at both ({names})" if spec.wildcard_hour
         else f"{'each fires' if many else 'it fires'} once, at the first ({_tzname(tz, shift.at - _NEAR)})"
     )
-    return _warning(
-        path, "$.schedule",
-        f"{when} {'happen' if many else 'happens'} twice in {config.timezone} (clocks go back from {_hhmm(high)} "
-        f"to {_hhmm(low)}); {what}; {fix}",
-        Rule.DST_FOLD,
+    return Rule.DST_FOLD, (
+        f"{when} {'happen' if many else 'happens'} twice in {timezone} (clocks go back from {_hhmm(high)} "
+        f"to {_hhmm(low)}); {what}; {fix}"
     )
-
-
-def _wildcard_hour(config: JobConfig) -> bool:
-    return expand(config.schedule).wildcard_hour
 
 
 def _tzname(tz: tzinfo, instant: datetime) -> str:
@@ -351,21 +354,29 @@ def _month_problems(config: JobConfig, spec: Expansion, path: str) -> list[Probl
 # -- crowded minutes -----------------------------------------------------------------------
 
 
-def _fire_minutes(spec: Expansion, tz: tzinfo, start: int, end: int) -> list[int]:
+def _fire_minutes(
+    spec: Expansion, tz: tzinfo, start: int, end: int, offsets: dict[tuple[date, int], int]
+) -> list[int]:
     """Minutes since the epoch (UTC) in (start, end] at which the schedule fires. The offset of
-    each local hour is that of its start (a DST day is counted to within its shift)."""
+    each local hour is that of its start (a DST day is counted to within its shift);
+    ``offsets`` caches them for the zone."""
     out: list[int] = []
-    first = date.fromordinal(_EPOCH + start // 1440) - timedelta(days=1)
+    day = date.fromordinal(_EPOCH + start // 1440) - timedelta(days=1)
     last = date.fromordinal(_EPOCH + end // 1440) + timedelta(days=1)
-    day = first
     while day <= last:
         if spec.day_matches(day):
             base = (day.toordinal() - _EPOCH) * 1440
             for hour in spec.hours:
-                offset = tz.utcoffset(datetime(day.year, day.month, day.day, hour))
-                assert offset is not None
-                at = base + hour * 60 - int(offset.total_seconds()) // 60
-                out.extend(at + m for m in spec.minutes if start < at + m <= end)
+                offset = offsets.get((day, hour))
+                if offset is None:
+                    utc_offset = tz.utcoffset(datetime(day.year, day.month, day.day, hour))
+                    offset = int(utc_offset.total_seconds()) // 60 if utc_offset is not None else 0
+                    offsets[day, hour] = offset
+                at = base + hour * 60 - offset
+                if start < at and at + 59 <= end:
+                    out.extend(at + m for m in spec.minutes)
+                else:
+                    out.extend(at + m for m in spec.minutes if start < at + m <= end)
         day += timedelta(days=1)
     return out
 
@@ -382,15 +393,20 @@ def _crowd_problems(
     start = int(now.timestamp()) // 60
     end = start + int(CROWD_WINDOW.total_seconds()) // 60
     minutes: dict[tuple[str, str], list[int]] = {}
-    counts: dict[int, int] = {}
+    counts: Counter[int] = Counter()
+    offsets: dict[str, dict[tuple[date, int], int]] = {}
     for key, group in groups.items():
         try:
-            fired = _fire_minutes(expand(key[0]), zone(key[1]), start, end)
+            fired = _fire_minutes(expand(key[0]), zone(key[1]), start, end, offsets.setdefault(key[1], {}))
         except JobfsmError:
             continue
         minutes[key] = fired
-        for minute in fired:
-            counts[minute] = counts.get(minute, 0) + len(group)
+        if len(group) == 1:
+            counts.update(fired)  # counted in C
+        else:
+            weight = len(group)
+            for minute in fired:
+                counts[minute] += weight
     crowded = {m for m, n in counts.items() if n > limit}
     if not crowded:
         return []
@@ -400,14 +416,12 @@ def _crowd_problems(
         if not hits:
             continue
         worst = max(hits, key=lambda m: (counts[m], -m))
-        for path, config in groups[key]:
-            problems.append(_crowd_problem(config, path, worst, counts, limit))
+        message = _crowd_message(groups[key][0][1], worst, counts, limit)
+        problems += [_warning(path, "$.schedule", message, Rule.CROWDED_MINUTE) for path, _ in groups[key]]
     return problems
 
 
-def _crowd_problem(
-    config: JobConfig, path: str, worst: int, counts: dict[int, int], limit: int
-) -> Problem:
+def _crowd_message(config: JobConfig, worst: int, counts: dict[int, int], limit: int) -> str:
     when = datetime.fromtimestamp(worst * 60, UTC)
     hour = worst - worst % 60
     spec = expand(config.schedule)
@@ -421,10 +435,8 @@ def _crowd_problem(
         local = (spare + shift) % 60
         minute = str(local) if fields[0].isdigit() else f"{local % int(fields[0][2:])}-59/{fields[0][2:]}"
         example = f", e.g. {' '.join([minute, *fields[1:]])!r}"
-    return _warning(
-        path, "$.schedule",
+    return (
         f"{counts[worst]:,} enabled jobs are due at {when:%Y-%m-%d %H:%M} UTC, this one among them "
         f"(more than {limit} in one minute start together and wait for workers); stagger them "
-        f"with a different minute{example}",
-        Rule.CROWDED_MINUTE,
+        f"with a different minute{example}"
     )
