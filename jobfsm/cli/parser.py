@@ -139,6 +139,14 @@ def _globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
+def _git_commit(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--git-commit", action="store_true",
+        help="commit each change of a job file in the jobs folder's git work tree, authored by "
+        "the acting user; a file with uncommitted changes is refused",
+    )
+
+
 def _format(parser: argparse.ArgumentParser, *choices: str) -> None:
     parser.add_argument(
         "--format", choices=("text", *choices), default="text", help="output format (default text)"
@@ -248,15 +256,18 @@ def build_parser() -> argparse.ArgumentParser:
         p = command(verb, f"jobfsm.cli.jobs:cmd_{verb}", f"{verb} a job (edits its file atomically)")
         p.add_argument("name", metavar="NAME")
         p.add_argument("--user", default=None, help="who asks, for the audit log (default: your login name)")
+        _git_commit(p)
 
     p = command("create", "jobfsm.cli.jobs:cmd_create", "add a job from a JSON file (validated)")
     p.add_argument("file", metavar="FILE", help="a job file, or - for standard input")
     p.add_argument("--user", default=None, help="who asks, for the audit log (default: your login name)")
+    _git_commit(p)
 
     p = command("delete", "jobfsm.cli.jobs:cmd_delete", "delete a job's file")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--user", default=None, help="who asks, for the audit log (default: your login name)")
+    _git_commit(p)
 
     p = command("audit", "jobfsm.cli.jobs:cmd_audit", "who did what")
     p.add_argument("--user", dest="audit_user", metavar="USER")
@@ -276,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--secure-cookies", action="store_true",
         help="mark the session cookie Secure (only sent over HTTPS; use behind a TLS proxy)",
     )
+    _git_commit(p)
 
     p = command("users", "jobfsm.cli.admin:cmd_users", "manage admin-page accounts")
     p.add_argument("--users-file", metavar="FILE", help="accounts file (default <logs>/users.json)")
