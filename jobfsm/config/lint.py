@@ -87,19 +87,31 @@ _TITLES = {
 
 
 def _warning(path: str, json_path: str, message: str, rule: Rule) -> Problem:
-    return Problem(path, json_path, message, Severity.WARNING, rule=rule.value)
+    return Problem(path, json_path, message, Severity.WARNING, rule=rule)
+
+
+_Finding = tuple[str, Rule, str]
+"""(JSON path, rule, message): a warning before it is given its file."""
 
 
 def lint_job(config: JobConfig, path: str, now: datetime) -> list[Problem]:
     """The warnings of one valid job as of ``now`` (aware)."""
+    timeout = config.timeout_seconds if config.overlap is Overlap.SKIP else None
+    found = _findings(config.schedule, config.timezone, timeout, now.astimezone(UTC))
+    return [_warning(path, json_path, message, rule) for json_path, rule, message in found]
+
+
+@functools.lru_cache(maxsize=16384)  # an estate repeats its schedules, zones and timeouts
+def _findings(
+    schedule: str, timezone: str, skip_timeout: int | None, now: datetime
+) -> tuple[_Finding, ...]:
     try:
-        spec = expand(config.schedule)
-        problems = _dst_problems(config, spec, path, now)
+        spec = expand(schedule)
+        found = _dst_findings(schedule, timezone, now)
     except JobfsmError:  # a valid file always expands; a fire beyond year 9998 has no DST to lint
-        return []
-    problems += _timeout_problems(config, spec, path, now)
-    problems += _month_problems(config, spec, path)
-    return problems
+        return ()
+    return (*found, *_timeout_findings(schedule, spec, skip_timeout, now),
+            *_month_findings(schedule, spec))
 
 
 def lint_jobs(
@@ -108,6 +120,7 @@ def lint_jobs(
     """Every warning of the valid jobs given as (file, config), checked together as one jobs
     folder: each one's own and the crowded minutes."""
     jobs = list(jobs)
+    now = now.astimezone(UTC)
     problems = [p for path, config in jobs for p in lint_job(config, path, now)]
     return problems + _crowd_problems(jobs, now, max_same_minute)
 
@@ -185,13 +198,7 @@ def _hhmm(wall: datetime) -> str:
     return wall.strftime("%H:%M")
 
 
-def _dst_problems(config: JobConfig, spec: Expansion, path: str, now: datetime) -> list[Problem]:
-    return [_warning(path, "$.schedule", message, rule) for rule, message in
-            _dst_findings(config.schedule, config.timezone, now.astimezone(UTC))]
-
-
-@functools.lru_cache(maxsize=4096)  # an estate repeats its (schedule, zone) pairs
-def _dst_findings(schedule: str, timezone: str, now: datetime) -> tuple[tuple[Rule, str], ...]:
+def _dst_findings(schedule: str, timezone: str, now: datetime) -> list[_Finding]:
     spec, tz = expand(schedule), zone(timezone)
     start = now.replace(tzinfo=None)
     day = start.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -214,8 +221,8 @@ def _dst_findings(schedule: str, timezone: str, now: datetime) -> tuple[tuple[Ru
             if fire.note:
                 fires.append(fire)
         if fires:
-            found.append(_dst_message(spec, timezone, shift, walls, fires[0].at))
-    return tuple(found)
+            found.append(("$.schedule", *_dst_message(spec, timezone, shift, walls, fires[0].at)))
+    return found
 
 
 def _dst_message(
@@ -256,8 +263,17 @@ def _tzname(tz: tzinfo, instant: datetime) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _day_minutes(spec: Expansion) -> tuple[int, ...]:
+def _day_minutes(expression: str) -> tuple[int, ...]:
+    """A firing day's fires, as minutes after midnight (wall clock), ascending."""
+    spec = expand(expression)
     return tuple(sorted(h * 60 + m for h in spec.hours for m in spec.minutes))
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_shape(expression: str) -> tuple[int | None, int]:
+    """(the shortest time between two fires of one day or None, minutes from its first to its last fire)."""
+    times = _day_minutes(expression)
+    return min((b - a for a, b in pairwise(times)), default=None), times[-1] - times[0]
 
 
 def _day_gap(spec: Expansion, today: date) -> int | None:
@@ -280,9 +296,7 @@ def _day_gap(spec: Expansion, today: date) -> int | None:
 def _shortest_gap(spec: Expansion, today: date, limit: float) -> int | None:
     """The shortest wall-clock time in minutes between two fires, when it is under ``limit``
     minutes; else None (the days are only looked at when a day's own fires cannot decide)."""
-    times = _day_minutes(spec)
-    within = min((b - a for a, b in pairwise(times)), default=None)
-    span = times[-1] - times[0]
+    within, span = _day_shape(spec.expression)
     if within is not None and within <= 1440 - span:
         return within if within < limit else None  # a gap across midnight is at least 1440 - span
     if 1440 - span >= limit:
@@ -301,19 +315,18 @@ def _duration(minutes: int) -> str:
     return f"{minutes} minute{'s' * (minutes != 1)}"
 
 
-def _timeout_problems(config: JobConfig, spec: Expansion, path: str, now: datetime) -> list[Problem]:
-    timeout = config.timeout_seconds
-    if config.overlap is not Overlap.SKIP or timeout == DEFAULT_TIMEOUT_SECONDS:
+def _timeout_findings(schedule: str, spec: Expansion, timeout: int | None, now: datetime) -> list[_Finding]:
+    """``timeout``: the timeout of a job with ``overlap: skip``, else None."""
+    if timeout is None or timeout == DEFAULT_TIMEOUT_SECONDS:
         return []
     gap = _shortest_gap(spec, now.date(), timeout / 60)
     if gap is None:
         return []
-    return [_warning(
-        path, "$.timeout_seconds",
+    return [(
+        "$.timeout_seconds", Rule.TIMEOUT_SKIPS_FIRES,
         f"timeout of {timeout:,} s is longer than the {_duration(gap)} between fires of "
-        f"{config.schedule!r}; with overlap 'skip' a run that takes that long makes the next fires "
+        f"{schedule!r}; with overlap 'skip' a run that takes that long makes the next fires "
         f"skip; set timeout_seconds to at most {gap * 60:,}, or overlap to 'queue' or 'allow'",
-        Rule.TIMEOUT_SKIPS_FIRES,
     )]
 
 
@@ -324,7 +337,7 @@ def _and_list(items: Sequence[str], word: str = "and") -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {word} {items[-1]}"
 
 
-def _month_problems(config: JobConfig, spec: Expansion, path: str) -> list[Problem]:
+def _month_findings(schedule: str, spec: Expansion) -> list[_Finding]:
     fields = spec.expression.split()
     if fields[2].startswith("*") or spec.day_or:
         return []  # every day, or weekdays that fire in every month anyway (Vixie: either matches)
@@ -343,40 +356,49 @@ def _month_problems(config: JobConfig, spec: Expansion, path: str) -> list[Probl
         )
     if leap:
         parts.append("fires in February only in leap years (on the 29th)")
-    return [_warning(
-        path, "$.schedule",
-        f"{config.schedule!r} {' and '.join(parts)}; to fire in every month it lists, use days "
+    return [(
+        "$.schedule", Rule.SKIPPED_MONTHS,
+        f"{schedule!r} {' and '.join(parts)}; to fire in every month it lists, use days "
         "from 1 to 28, or list only the months that have the day",
-        Rule.SKIPPED_MONTHS,
     )]
 
 
 # -- crowded minutes -----------------------------------------------------------------------
 
 
+def _day_offsets(tz: tzinfo, day: date) -> int | tuple[int, ...]:
+    """The UTC offset in minutes of a local day, or of each of its hours on a day it changes
+    (each hour counted with the offset at its start: a DST day to within its shift)."""
+    offsets = []
+    for hour in range(24):
+        offset = tz.utcoffset(datetime(day.year, day.month, day.day, hour))
+        offsets.append(int(offset.total_seconds()) // 60 if offset is not None else 0)
+    return offsets[0] if len(set(offsets)) == 1 else tuple(offsets)
+
+
 def _fire_minutes(
-    spec: Expansion, tz: tzinfo, start: int, end: int, offsets: dict[tuple[date, int], int]
+    spec: Expansion, tz: tzinfo, start: int, end: int, offsets: dict[date, int | tuple[int, ...]]
 ) -> list[int]:
-    """Minutes since the epoch (UTC) in (start, end] at which the schedule fires. The offset of
-    each local hour is that of its start (a DST day is counted to within its shift);
-    ``offsets`` caches them for the zone."""
+    """Minutes since the epoch (UTC) in (start, end] at which the schedule fires; ``offsets``
+    caches :func:`_day_offsets` for the zone."""
+    daily = _day_minutes(spec.expression)
     out: list[int] = []
     day = date.fromordinal(_EPOCH + start // 1440) - timedelta(days=1)
     last = date.fromordinal(_EPOCH + end // 1440) + timedelta(days=1)
     while day <= last:
         if spec.day_matches(day):
             base = (day.toordinal() - _EPOCH) * 1440
-            for hour in spec.hours:
-                offset = offsets.get((day, hour))
-                if offset is None:
-                    utc_offset = tz.utcoffset(datetime(day.year, day.month, day.day, hour))
-                    offset = int(utc_offset.total_seconds()) // 60 if utc_offset is not None else 0
-                    offsets[day, hour] = offset
-                at = base + hour * 60 - offset
-                if start < at and at + 59 <= end:
-                    out.extend(at + m for m in spec.minutes)
+            shift = offsets.get(day)
+            if shift is None:
+                shift = offsets[day] = _day_offsets(tz, day)
+            if isinstance(shift, int):
+                base -= shift
+                if start < base and base + 1439 <= end:
+                    out += [base + t for t in daily]
                 else:
-                    out.extend(at + m for m in spec.minutes if start < at + m <= end)
+                    out += [base + t for t in daily if start < base + t <= end]
+            else:
+                out += [at for t in daily if start < (at := base + t - shift[t // 60]) <= end]
         day += timedelta(days=1)
     return out
 
@@ -394,7 +416,7 @@ def _crowd_problems(
     end = start + int(CROWD_WINDOW.total_seconds()) // 60
     minutes: dict[tuple[str, str], list[int]] = {}
     counts: Counter[int] = Counter()
-    offsets: dict[str, dict[tuple[date, int], int]] = {}
+    offsets: dict[str, dict[date, int | tuple[int, ...]]] = {}
     for key, group in groups.items():
         try:
             fired = _fire_minutes(expand(key[0]), zone(key[1]), start, end, offsets.setdefault(key[1], {}))
