@@ -217,3 +217,21 @@ def test_admin_with_git_commit_outside_a_work_tree_is_one_line(tmp_path: Path) -
 def test_author_names_git_cannot_take_are_cleaned(service: JobManagementService, repo: Path) -> None:
     service.disable_job("report", "eve <evil>\nx")
     assert commits(repo)[0] == "eve evilx <> | jobfsm | jobfsm: disable report (by eve evilx)"
+
+
+def test_cli_create_and_delete_commit(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "fresh.json"
+    source.write_text(json.dumps(job_doc("fresh")))
+    where = ("--jobs", str(repo / "jobs"), "--logs", str(tmp_path / "logs"), "--git-commit")
+    monkeypatch.setenv("LOGNAME", "dana")  # the default --user: the login name
+    monkeypatch.setenv("USER", "dana")
+    code, out, err = cli("create", str(source), *where)
+    assert code == 0, err
+    assert out.endswith("; committed in git\n")
+    code, out, err = cli("delete", "fresh", "--yes", *where)
+    assert code == 0, err
+    assert commits(repo)[:2] == [
+        "dana <> | jobfsm | jobfsm: delete fresh (by dana)",
+        "dana <> | jobfsm | jobfsm: create fresh (by dana)",
+    ]
+    assert files_of(repo) == ["D", "jobs/fresh.json"]
