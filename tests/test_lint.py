@@ -5,14 +5,19 @@ them (text, ``--strict``, ``--format github``, ``--format json``). The date is p
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from jobfsm import cron
 from jobfsm.cli import run
+from jobfsm.config import lint as lint_module
 from jobfsm.config.lint import MAX_SAME_MINUTE, Rule, lint_job, lint_jobs
 from jobfsm.cron import next_fire
 from jobfsm.model import JobConfig
@@ -288,3 +293,86 @@ def test_invalid_files_are_not_linted(write_job, jobs_dir: Path) -> None:
     write_job("broken", schedule="30 2 * * *", timezone="Europe/Berlin", overlap="never")
     code, out, _ = cli("validate", str(jobs_dir), "--as-of", "2026-12-03T12:00")
     assert code == 1 and "warning" not in out.splitlines()[0] and "(1 error, 0 warnings)" in out
+
+
+# -- properties: what the linter says agrees with the scheduler's cron math ------------------
+
+DST_ZONES = ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "America/Santiago", "Asia/Kolkata"]
+
+
+@st.composite
+def expressions(draw: st.DrawFn) -> str:
+    """Five-field expressions firing at most a few times an hour (a week of them stays quick)."""
+    minute = draw(st.one_of(
+        st.integers(0, 59).map(str),
+        st.lists(st.integers(0, 59), min_size=2, max_size=4, unique=True).map(lambda v: ",".join(map(str, v))),
+        st.sampled_from([5, 10, 15, 20, 30]).map(lambda n: f"*/{n}"),
+    ))
+    hour = draw(st.one_of(
+        st.just("*"), st.integers(0, 23).map(str), st.sampled_from(["*/2", "*/3", "1-3", "0,2,23", "22-2"]),
+    ))
+    day = draw(st.sampled_from(["*", "*", "1", "15", "28-31", "*/2", "13"]))
+    month = draw(st.sampled_from(["*", "*", "3", "10", "3,4,10,11", "jan-jun"]))
+    weekday = draw(st.sampled_from(["*", "*", "0", "mon-fri", "sat,sun", "5"]))
+    expr = f"{minute} {hour} {day} {month} {weekday}"
+    try:
+        cron.validate_expression(expr)
+    except cron.CronError:
+        expr = f"{minute} {hour} * * *"
+    return expr
+
+
+@settings(max_examples=100, deadline=None)
+@given(expressions(), st.sampled_from(["UTC", "Asia/Tokyo", *DST_ZONES]))
+def test_crowd_counting_sees_the_fires_the_scheduler_will_fire(expr: str, tz: str) -> None:
+    # a week in December: no zone drawn here changes its offset then
+    start = int(NOW.timestamp()) // 60
+    end = start + 7 * 1440
+    counted = lint_module._fire_minutes(cron.expand(expr), ZoneInfo(tz), start, end, {})
+    fired = cron.fires_between(expr, tz, NOW, NOW + timedelta(days=7))
+    assert sorted(counted) == [int(f.timestamp()) // 60 for f in fired]
+
+
+def _changing_days(tz: str, now: datetime) -> list[datetime]:
+    """UTC midnights of the days within a year of ``now`` on which ``tz`` changes its offset."""
+    zone = ZoneInfo(tz)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    out = []
+    for _ in range(367):
+        if day.astimezone(zone).utcoffset() != (day + timedelta(days=1)).astimezone(zone).utcoffset():
+            out.append(day)
+        day += timedelta(days=1)
+    return out
+
+
+@settings(max_examples=100, deadline=None)
+@given(expressions(), st.sampled_from(DST_ZONES))
+def test_dst_warnings_are_the_fires_dst_changes(expr: str, tz: str) -> None:
+    """Each DST warning names a fire the cron math changes, and says what it does to it; a
+    change the linter keeps quiet about is one that changes nothing."""
+    warned = {p.message[:10]: p for p in lint_job(job(expr, tz), "f", NOW) if p.rule in (GAP, FOLD)}
+    changed: dict[str, list[cron.Fire]] = {}
+    for day in _changing_days(tz, NOW):
+        for fire in cron.iter_fires(expr, tz, day - timedelta(hours=14)):
+            if fire.at > day + timedelta(days=1, hours=14):
+                break
+            if fire.note and NOW < fire.at <= NOW + lint_module.DST_HORIZON:
+                changed.setdefault(fire.wall.date().isoformat(), []).append(fire)
+    for date_text, problem in warned.items():
+        fires = changed.get(date_text)
+        assert fires, f"{problem.message} but cron changes no fire that day"
+        first = fires[0]
+        assert problem.message.startswith(f"{date_text} {first.wall:%H:%M}")
+        if problem.rule == GAP:
+            assert f"at {first.at:%H:%M} {first.at.tzname()}, once" in problem.message
+    spec = cron.expand(expr)
+    for date_text, fires in changed.items():
+        if date_text in warned:
+            continue
+        fire = fires[0]
+        gap = fire.at.replace(tzinfo=None) != fire.wall
+        if gap:  # quiet only when the gap's fire is one the schedule has anyway
+            after = fire.at.replace(tzinfo=None)
+            assert spec.day_matches(after.date()) and after.hour in spec.hours and after.minute in spec.minutes
+        else:  # quiet only for a '*' hour: it fires in both halves
+            assert spec.wildcard_hour and len(spec.hours) == 24
