@@ -235,3 +235,17 @@ def test_cli_create_and_delete_commit(repo: Path, tmp_path: Path, monkeypatch: p
         "dana <> | jobfsm | jobfsm: create fresh (by dana)",
     ]
     assert files_of(repo) == ["D", "jobs/fresh.json"]
+
+
+def test_the_admin_pages_changes_are_commits_by_the_account(service: JobManagementService, repo: Path) -> None:
+    gr = pytest.importorskip("gradio")
+    from jobfsm.admin.handlers import JobsHandlers
+
+    handlers = JobsHandlers(service, role_of=lambda r: "admin")
+    assert handlers.disable("report", gr.Request(username="alice")).ok
+    assert commits(repo)[0] == "alice <> | jobfsm | jobfsm: disable report (by alice)"
+    path = write(repo / "jobs", "nightly-backup", description="edited by hand", enabled=True)
+    before = path.read_bytes()
+    result = handlers.disable("nightly-backup", gr.Request(username="alice"))
+    assert not result.ok and "not changed: the file has changes not committed to git" in result.message
+    assert path.read_bytes() == before and len(commits(repo)) == 2
