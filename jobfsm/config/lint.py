@@ -238,10 +238,11 @@ def _dst_message(
         "or set timezone to 'UTC'"
     )
     if shift.gap:
-        what = "they all run" if many else "the fire runs"
+        runs = f"at {_hhmm(at)} {at.tzname()}"
+        what = f"they all run {runs}, as one fire" if many else f"the fire runs {runs}"
         return Rule.DST_GAP, (
             f"{when} {'do' if many else 'does'} not exist in {timezone} (clocks jump from {_hhmm(low)} "
-            f"to {_hhmm(high)}); {what} at {_hhmm(at)} {at.tzname()}, once; {fix}"
+            f"to {_hhmm(high)}); {what}; {fix}"
         )
     tz = zone(timezone)
     names = f"{_tzname(tz, shift.at - _NEAR)} and {_tzname(tz, shift.at + _NEAR)}"
