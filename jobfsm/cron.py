@@ -603,3 +603,14 @@ def fires_between(
             break
         out.append(fire.at)
     return out
+
+
+Expansion = _Spec
+"""A validated expression's fields as sets of values (see :func:`expand`)."""
+
+
+def expand(expr: str) -> Expansion:
+    """The fields of ``expr`` expanded to sets of values (cached; :class:`CronError` when it is
+    invalid), for code that reasons about a schedule as a whole rather than its next fire (the
+    linter, :mod:`jobfsm.config.lint`). ``day_matches(date)`` applies the Vixie day rule."""
+    return _compile(expr)

@@ -113,3 +113,14 @@ class StoreUnavailableError(StoreError):
 
 class PermissionDeniedError(JobfsmError, PermissionError):
     """A user without the needed role tried to change something."""
+
+
+class WorkTreeError(JobfsmError, RuntimeError):
+    """``--git-commit``: the jobs folder is not in a git work tree, or its work tree refuses a
+    change (the job's file has changes not committed, a conflict, a merge in progress); nothing
+    was written."""
+
+
+class CommitFailedError(JobfsmError, RuntimeError):
+    """``--git-commit``: the job's file was changed, but git did not commit it (git's reason in
+    the message)."""

@@ -43,6 +43,8 @@ class Problem:
     column: int | None = None
     omitted: int = 0
     """Non-zero only on the last line of a capped list: how many problems it stands for."""
+    rule: str | None = None
+    """The linter rule that found it (``dst-gap``, ``crowded-minute``; :mod:`jobfsm.config.lint`), else None."""
 
     @property
     def is_error(self) -> bool:
@@ -66,6 +68,8 @@ class Problem:
             out["column"] = self.column
         if self.omitted:
             out["omitted"] = self.omitted
+        if self.rule is not None:
+            out["rule"] = self.rule
         return out
 
 

@@ -98,6 +98,9 @@ def cmd_admin(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"`jobfsm users{hint} add NAME --role admin` (there is no default account)\n"
         )
         return EXIT_FAILED
+    from jobfsm.cli.jobs import file_hooks
+
+    hooks = file_hooks(args)  # before Gradio loads: a jobs folder in no git work tree is one line
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -109,7 +112,7 @@ def cmd_admin(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from jobfsm.store import open_store
 
     store = open_store(str(args.store))
-    service = JobManagementService(args.jobs, args.logs, store)
+    service = JobManagementService(args.jobs, args.logs, store, file_hooks=hooks)
     try:
         try:
             app = build_app(

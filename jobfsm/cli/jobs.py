@@ -31,6 +31,7 @@ from jobfsm.problems import quote
 
 if TYPE_CHECKING:
     from jobfsm.service import JobManagementService, LogEntry
+    from jobfsm.service.hooks import FileHook
     from jobfsm.store.abc import AuditEntry, RunRecord
 
 OUTPUT_TAIL_LINES = 20
@@ -42,13 +43,27 @@ def _service(args: argparse.Namespace) -> Iterator[JobManagementService]:
     from jobfsm.service import JobManagementService
     from jobfsm.store import open_store
 
+    hooks = file_hooks(args)
     store = open_store(args.store)
-    service = JobManagementService(args.jobs, args.logs, store)
+    service = JobManagementService(args.jobs, args.logs, store, file_hooks=hooks)
     try:
         yield service
     finally:
         service.close()
         store.close()
+
+
+def file_hooks(args: argparse.Namespace) -> list[FileHook]:
+    """``--git-commit``: the git hook over the jobs folder (a one-line error when it is no work tree)."""
+    if not getattr(args, "git_commit", False):
+        return []
+    from jobfsm.service.gitcommit import GitCommitter
+
+    return [GitCommitter(args.jobs)]
+
+
+def _committed(args: argparse.Namespace) -> str:
+    return "; committed in git" if getattr(args, "git_commit", False) else ""
 
 
 def _user(args: argparse.Namespace) -> str:
@@ -295,7 +310,7 @@ def _toggle(args: argparse.Namespace, out: TextIO, enable: bool) -> int:
         out.write(f"job {args.name!r} was already {verb}\n")
     else:
         state = view.state.value if view.state else "-"
-        out.write(f"job {args.name!r} {verb} (state: {state})\n")
+        out.write(f"job {args.name!r} {verb} (state: {state}){_committed(args)}\n")
     return 0
 
 
@@ -348,7 +363,7 @@ def cmd_create(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             view = service.create_job(cast("dict[str, Any]", document), _user(args))
         except ValidationError as exc:
             return _problems(err, exc)
-    out.write(f"created job {view.name!r} in {view.file}\n")
+    out.write(f"created job {view.name!r} in {view.file}{_committed(args)}\n")
     for problem in view.problems:
         err.write(f"{problem}\n")
     return 0
@@ -365,7 +380,7 @@ def cmd_delete(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 err.write("\nnot deleted\n" if not answer else "not deleted\n")
                 return 1
         service.delete_job(args.name, _user(args), expected_version=view.version)
-    out.write(f"deleted job {args.name!r} ({view.file})\n")
+    out.write(f"deleted job {args.name!r} ({view.file}){_committed(args)}\n")
     return 0
 
 

@@ -142,6 +142,14 @@ def _globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
+def _git_commit(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--git-commit", action="store_true",
+        help="commit each change of a job file in the jobs folder's git work tree, authored by "
+        "the acting user; a file with uncommitted changes is refused",
+    )
+
+
 def _format(parser: argparse.ArgumentParser, *choices: str) -> None:
     parser.add_argument(
         "--format", choices=("text", *choices), default="text", help="output format (default text)"
@@ -183,6 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("validate", "jobfsm.cli.validate:cmd_validate", "check job files and folders")
     p.add_argument("paths", nargs="+", metavar="PATH", help="job files or folders of *.json files")
     p.add_argument("--strict", action="store_true", help="warnings fail too (exit 1)")
+    p.add_argument(
+        "--as-of", metavar="ISO-TIME",
+        help="lint as of this time (DST changes of the next year, the coming week's minutes; default now)",
+    )
+    p.add_argument(
+        "--max-same-minute", type=whole_number(1, 1_000_000), default=None, metavar="N",
+        help="warn when more than N enabled jobs are due in one minute (default 32, "
+        "jobfsm start's default --max-workers)",
+    )
     _format(p, "json", "github")
 
     p = command("next", "jobfsm.cli.schedule:cmd_next", "show the next fire times of a job or expression")
@@ -274,15 +291,18 @@ def build_parser() -> argparse.ArgumentParser:
         p = command(verb, f"jobfsm.cli.jobs:cmd_{verb}", f"{verb} a job (edits its file atomically)")
         p.add_argument("name", metavar="NAME")
         p.add_argument("--user", default=None, help="who asks, for the audit log (default: your login name)")
+        _git_commit(p)
 
     p = command("create", "jobfsm.cli.jobs:cmd_create", "add a job from a JSON file (validated)")
     p.add_argument("file", metavar="FILE", help="a job file, or - for standard input")
     p.add_argument("--user", default=None, help="who asks, for the audit log (default: your login name)")
+    _git_commit(p)
 
     p = command("delete", "jobfsm.cli.jobs:cmd_delete", "delete a job's file")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--user", default=None, help="who asks, for the audit log (default: your login name)")
+    _git_commit(p)
 
     p = command("audit", "jobfsm.cli.jobs:cmd_audit", "who did what")
     p.add_argument("--user", dest="audit_user", metavar="USER")
@@ -334,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--secure-cookies", action="store_true",
         help="mark the session cookie Secure (only sent over HTTPS; use behind a TLS proxy)",
     )
+    _git_commit(p)
 
     p = command("users", "jobfsm.cli.admin:cmd_users", "manage admin-page accounts")
     p.add_argument("--users-file", metavar="FILE", help="accounts file (default <logs>/users.json)")

@@ -16,9 +16,11 @@ import os
 from pathlib import Path
 from typing import TextIO
 
-from jobfsm.cli.parser import PATH_QUOTE_CHARS, UsageError
+from jobfsm.cli.parser import PATH_QUOTE_CHARS, UsageError, parse_time
+from jobfsm.clock import SystemClock
+from jobfsm.config.lint import MAX_SAME_MINUTE, Rule, lint_jobs
 from jobfsm.config.loader import FileReport, collect, job_files, validate_file
-from jobfsm.problems import Problem, one_line, quote, shown_path
+from jobfsm.problems import Problem, one_line, quote, shown_path, sort_problems
 
 
 def _identity(path: Path) -> tuple[object, str]:
@@ -60,6 +62,22 @@ def _reports(paths: list[str]) -> list[FileReport]:
     return collect(validate_file(f, display=shown) for f, shown in files).reports
 
 
+def _lint(reports: list[FileReport], args: argparse.Namespace) -> None:
+    """Add the linter's warnings (:mod:`jobfsm.config.lint`) to the valid files' reports; all
+    files given are checked together as one jobs folder (the crowded minutes)."""
+    as_of = getattr(args, "as_of", None)
+    now = parse_time(as_of, "--as-of", "validate") if as_of else SystemClock().now()
+    limit = getattr(args, "max_same_minute", None) or MAX_SAME_MINUTE
+    valid = {r.path: r for r in reports if r.valid and r.config is not None}
+    found = lint_jobs(((path, r.config) for path, r in valid.items() if r.config), now, max_same_minute=limit)
+    if not found:
+        return
+    for problem in found:
+        valid[problem.path].problems.append(problem)
+    for report in {id(valid[p.path]): valid[p.path] for p in found}.values():
+        report.problems = sort_problems(report.problems)
+
+
 def _github(problem: Problem) -> str:
     """A workflow command: ``::error file=…,line=…::message``. Property values escape ``,``
     and ``:`` as well (GitHub's toolkit does the same), or a path holding one would end the
@@ -74,11 +92,13 @@ def _github(problem: Problem) -> str:
         return esc(text).replace(":", "%3A").replace(",", "%2C")
 
     message = esc(f"{one_line(problem.json_path)}: {one_line(problem.message)}")
-    return f"::{kind} file={prop(shown_path(problem.path))}{line},title=jobfsm validate::{message}"
+    title = f"{Rule(problem.rule).heading} (jobfsm validate)" if problem.rule else "jobfsm validate"
+    return f"::{kind} file={prop(shown_path(problem.path))}{line},title={prop(title)}::{message}"
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     reports = _reports(args.paths)
+    _lint(reports, args)
     failed = [r for r in reports if not r.valid or (args.strict and r.warnings)]
     if args.format == "json":
         doc = {

@@ -45,7 +45,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
 from datetime import datetime
@@ -73,11 +73,13 @@ from jobfsm.errors import (
     PermissionDeniedError,
     RunNotFoundError,
     ValidationError,
+    WorkTreeError,
 )
 from jobfsm.model import JobConfig, JobState, RunStatus, Trigger
 from jobfsm.nodes import DEFAULT_DEAD_AFTER_SECONDS, NODES_SEEN_WITHIN_SECONDS, default_node
 from jobfsm.problems import Problem, quote, sort_problems
 from jobfsm.service import edits
+from jobfsm.service.hooks import FileChange, FileHook
 from jobfsm.service.nodes import NodeView, nodes_seen
 from jobfsm.service.output import OutputSource, output_place
 from jobfsm.store.abc import HEARTBEAT_MAX_AGE_SECONDS, AuditEntry, RunRecord, Store
@@ -205,6 +207,7 @@ class JobManagementService:
         node: str | None = None,
         heartbeat_max_age: float = HEARTBEAT_MAX_AGE_SECONDS,
         daemon_pickup_timeout: float = 5.0,
+        file_hooks: Sequence[FileHook] = (),
     ) -> None:
         self.jobs_directory = Path(jobs_directory)
         self.log_directory = Path(log_directory)
@@ -220,6 +223,8 @@ class JobManagementService:
         self.heartbeat_max_age = heartbeat_max_age
         self.daemon_pickup_timeout = daemon_pickup_timeout
         self.files = JobFiles(self.jobs_directory)
+        self.file_hooks = tuple(file_hooks)
+        """Told of each change of a job file, before and after (:mod:`jobfsm.service.hooks`)."""
         self.audit = AuditLog(self.log_directory, self.store)
         self._lock = threading.RLock()
         self._local = threading.local()
@@ -372,7 +377,8 @@ class JobManagementService:
             with self.files.locked():
                 if self.files.exists(name):
                     raise JobAlreadyExistsError(name)
-                version = self.files.write(name, render_document(doc))
+                with self._file_change(name):
+                    version = self.files.write(name, render_document(doc))
             ctx.details.update(document=doc, version=version)
             if not self.daemon_alive():  # a first state, not a transition (a daemon writes it too)
                 first = JobState.IDLE if report.config.enabled else JobState.DISABLED
@@ -422,7 +428,8 @@ class JobManagementService:
             with self.files.locked():
                 jf = self.files.read(name)
                 self.files.check_version(jf, expected_version)
-                self.files.remove(name)
+                with self._file_change(name):
+                    self.files.remove(name)
             ctx.details["version"] = jf.version
             if isinstance(jf.document, dict):
                 ctx.details["document"] = jf.document
@@ -560,7 +567,7 @@ class JobManagementService:
         self._local.ctx = ctx
         try:
             yield ctx
-        except (ConcurrentModificationError, InvalidTransitionError, PermissionDeniedError) as exc:
+        except (ConcurrentModificationError, InvalidTransitionError, PermissionDeniedError, WorkTreeError) as exc:
             self._record(ctx, "denied", exc)
             raise
         except ValidationError as exc:
@@ -604,6 +611,21 @@ class JobManagementService:
         self.audit.record(AuditEntry(event.at, ctx.user, ctx.action, ctx.job, "allowed", ctx.details))
 
     # -- editing ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _file_change(self, name: str) -> Iterator[None]:
+        """Around the write or removal of one job's file (under the folder lock): the file hooks
+        may refuse it before, and are told after."""
+        if not self.file_hooks:
+            yield
+            return
+        ctx = self._current_ctx()
+        change = FileChange(ctx.action, name, self.files.path_for(name), ctx.user)
+        for hook in self.file_hooks:
+            hook.before(change)
+        yield
+        for hook in self.file_hooks:
+            hook.after(change)
+
     def _edit(
         self, name: str, expected_version: str | None, make: Any, *, whole: bool = False
     ) -> None:
@@ -637,7 +659,8 @@ class JobManagementService:
             diff = edits.diff(old, new)
             version = jf.version
             if diff or jf.text is None:
-                version = self.files.write(name, apply_changes(jf.text or "", old, new))
+                with self._file_change(name):
+                    version = self.files.write(name, apply_changes(jf.text or "", old, new))
         ctx.details.update(changes=diff, version=version)
         if "enabled" in diff:
             self._apply_enabled(report.config, old_enabled=bool(old.get("enabled")), user=ctx.user)
