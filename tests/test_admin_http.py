@@ -182,10 +182,10 @@ MUTATING = [
 def test_viewer_direct_post_is_refused_and_audited(
     server: AdminServer, api: str, data: list[object], action: str
 ) -> None:
+    session = login(server, "victor")  # first: signing in is audited too
     before_files = {p.name: p.read_bytes() for p in server.jobs.glob("*.json")}
     before_runs = len(server.service.get_job_history("hello"))
     before_audit = len(server.service.list_audit())
-    session = login(server, "victor")
     event, payload = call(session, server, api, data)
     assert event == "error", payload
     assert "may not" in payload["error"]

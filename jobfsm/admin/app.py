@@ -58,7 +58,7 @@ from jobfsm.store.abc import AuditEntry
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PATHS = frozenset({"/login", "/logout", "/favicon.ico"})
+PUBLIC_PATHS = frozenset({"/login", "/logout", "/favicon.ico", SESSION_SCRIPT_PATH})
 MAX_FORM_BYTES = 8192
 
 Scope = MutableMapping[str, Any]
