@@ -12,7 +12,17 @@ from typing import Any
 import pytest
 
 from tests.admin_support import AdminServer, admin_server, free_port, write_job
-from tests.test_admin_browser import ARGS, CHROMIUM, choose, open_tab, row_text, select_job, shot, sign_in, wait_until
+from tests.test_admin_browser import (
+    ARGS,
+    CHROMIUM,
+    choose,
+    open_tab,
+    row_text,
+    select_job,
+    shot,
+    sign_in,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -87,7 +97,7 @@ class _OtherOrigin(BaseHTTPRequestHandler):
 
     target = ""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         body = f"""<!doctype html><title>other port</title><pre id=out>waiting</pre><script>
 fetch({self.target!r} + "/config", {{credentials: "include"}})
   .then(r => r.text()).then(t => {{ document.getElementById("out").textContent = "READ " + t.slice(0, 200); }})
