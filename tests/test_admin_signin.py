@@ -196,8 +196,9 @@ def test_answers_with_job_data_are_not_cached(server: AdminServer) -> None:
 
 @pytest.mark.parametrize(
     "origin",
-    ["http://127.0.0.1:1", "http://localhost:{port}", "https://127.0.0.1:{port}", "null", "http://evil.example"],
-    ids=["other-port", "other-host-name", "other-scheme", "null", "other-site"],
+    ["http://127.0.0.1:1", "http://127.0.0.1", "http://localhost:{port}", "null", "http://evil.example",
+     "http://127.0.0.1:{port}.evil.example"],
+    ids=["other-port", "default-port", "other-host-name", "null", "other-site", "suffix"],
 )
 def test_another_origin_cannot_use_the_cookie(server: AdminServer, origin: str) -> None:
     session = login(server, "alice")
@@ -220,3 +221,8 @@ def test_the_pages_own_origin_is_served(server: AdminServer) -> None:
     session = login(server, "alice")
     response = session.get(server.url + "/config", headers={"Origin": server.url}, timeout=30)
     assert response.status_code == 200 and "components" in response.text
+    # behind a TLS proxy: the browser's https origin, the Host the proxy passes on
+    cookie = session.cookies["jobfsm_session"]  # sent by hand: requests matches cookies to Host
+    proxied = requests.get(server.url + "/config", timeout=30, headers={
+        "Origin": "https://jobs.example.org", "Host": "jobs.example.org", "Cookie": f"jobfsm_session={cookie}"})
+    assert proxied.status_code == 200

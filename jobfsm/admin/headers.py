@@ -3,7 +3,7 @@
 Design decisions
 ----------------
 **Only the page's own origin.** A request that names an ``Origin`` other than the one it was
-sent to (scheme, host and port of its ``Host`` header) is refused with 403 before the app sees
+sent to (the host and port of its ``Host`` header) is refused with 403 before the app sees
 it, websockets included. Gradio would otherwise echo the ``Origin`` back with
 ``Access-Control-Allow-Credentials: true`` (always behind a proxy; for any local port on
 localhost), so a page on another port of the same host, which the ``SameSite`` cookie does not
@@ -90,27 +90,30 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _normal(scheme: str, netloc: str) -> tuple[str, str, str] | None:
+def _host_port(netloc: str) -> tuple[str, int | None] | None:
     try:
         parts = urlsplit(f"//{netloc}")
-        port = parts.port
+        return (parts.hostname or "", parts.port)
     except ValueError:
         return None
-    return (scheme, parts.hostname or "", str(port) if port else _DEFAULT_PORTS.get(scheme, ""))
 
 
 def same_origin(scope: Scope, origin: str) -> bool:
-    """Whether ``origin`` is the origin the request was sent to (its ``Host`` and scheme)."""
+    """Whether ``origin`` names the host and port the request was sent to (its ``Host``).
+
+    The scheme is not compared (one port speaks one protocol, and behind a TLS proxy the app sees
+    ``http``); a ``Host`` without a port matches the default port of the origin's scheme."""
     host = _header(scope, b"host")
     if not host or origin == "null":
         return False
     parts = urlsplit(origin)
-    if not parts.scheme or not parts.netloc or parts.path not in ("", "/"):
+    if parts.scheme not in _DEFAULT_PORTS or not parts.netloc or parts.path not in ("", "/"):
         return False
-    scheme = str(scope.get("scheme", "http"))
-    scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
-    theirs, ours = _normal(parts.scheme.lower(), parts.netloc), _normal(scheme, host)
-    return theirs is not None and theirs == ours
+    theirs, ours = _host_port(parts.netloc), _host_port(host)
+    if theirs is None or ours is None or not theirs[0] or theirs[0] != ours[0]:
+        return False
+    their_port = theirs[1] or int(_DEFAULT_PORTS[parts.scheme])
+    return their_port == (ours[1] or int(_DEFAULT_PORTS[parts.scheme]))
 
 
 def with_nonce(body: bytes, nonce: str) -> bytes:
