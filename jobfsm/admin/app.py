@@ -17,7 +17,8 @@ docs link in the footer and share links (we never call ``launch``). Responses ca
 :mod:`jobfsm.admin.headers`.
 
 **Sign-ins are audited** (action ``sign-in``, outcome ``allowed`` or ``denied``, the client
-address and why in the details; never the password), and so are sign-outs. Failures are throttled
+address and why in the details; never the password, and a name that is no account is written as
+``(unknown)``, since it may be a password typed into the wrong field), and so are sign-outs. Failures are throttled
 per (user, address) by :mod:`jobfsm.admin.throttle`.
 
 **Forwarded headers.** The client address (for the throttle and the audit) is the TCP peer's
@@ -60,6 +61,8 @@ log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset({"/login", "/logout", "/favicon.ico", SESSION_SCRIPT_PATH})
 MAX_FORM_BYTES = 8192
+UNKNOWN_USER = "(unknown)"
+"""Who the audit says tried to sign in under a name that is no account."""
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -238,7 +241,8 @@ def build_app(
         password = (form.get("password") or [""])[0]
         target = _safe_next((form.get("next") or ["/"])[0])
         address = request.client.host if request.client else "unknown"
-        shown = username[:64] or "-"  # what the audit calls an attempt (a typed name may be junk)
+        # an unknown name is not written down: people type their password into the name field
+        shown = username if accounts.role_of(username) is not None else UNKNOWN_USER
         wait = throttle.wait(username, address)
         if wait > 0:
             log.warning("sign-in for %r from %s refused: wait %.0f s after failures", shown, address, wait)

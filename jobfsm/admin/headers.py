@@ -160,6 +160,7 @@ class _Rewriter:
     def __init__(self, scope: Scope, send: Send) -> None:
         self._send = send
         self._path = str(scope.get("path", "/"))
+        self._head = scope.get("method") == "HEAD"
         self._start: Message | None = None
         self._chunks: list[bytes] = []
 
@@ -173,7 +174,7 @@ class _Rewriter:
                 headers = [(k, v) for k, v in headers if k.lower() not in (b"cache-control", b"expires", b"etag", b"last-modified")]
                 headers.append((b"cache-control", b"no-store"))
             message["headers"] = headers
-            if is_html:
+            if is_html and not self._head:
                 self._start = message  # wait for the body: its nonce goes into the policy too
                 return
             headers.append((b"content-security-policy", OTHER_POLICY.encode()))
