@@ -217,7 +217,7 @@ def test_another_origin_cannot_use_the_cookie(server: AdminServer, origin: str) 
     assert posted.status_code == 403
 
 
-def test_the_pages_own_origin_is_served(server: AdminServer) -> None:
+def test_the_pages_own_origin_is_served_also_behind_a_proxy(server: AdminServer) -> None:
     session = login(server, "alice")
     response = session.get(server.url + "/config", headers={"Origin": server.url}, timeout=30)
     assert response.status_code == 200 and "components" in response.text
@@ -226,3 +226,6 @@ def test_the_pages_own_origin_is_served(server: AdminServer) -> None:
     proxied = requests.get(server.url + "/config", timeout=30, headers={
         "Origin": "https://jobs.example.org", "Host": "jobs.example.org", "Cookie": f"jobfsm_session={cookie}"})
     assert proxied.status_code == 200
+    foreign = requests.get(server.url + "/config", timeout=30, headers={
+        "Origin": "https://evil.example", "Host": "jobs.example.org", "Cookie": f"jobfsm_session={cookie}"})
+    assert foreign.status_code == 403 and "access-control-allow-origin" not in foreign.headers
