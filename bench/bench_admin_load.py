@@ -1,7 +1,7 @@
 """What the admin page costs: dashboard refresh latency under concurrent sessions, and the admin
 process's memory with open pages.
 
-    python bench/bench_admin.py [--jobs 1000] [--sessions 20] [--calls 15] [--pages 5] [--seconds 120]
+    python bench/bench_admin_load.py [--jobs 1000] [--sessions 20] [--calls 15] [--pages 5] [--seconds 120]
 
 Starts a real ``jobfsm admin`` process (over ``--jobs`` generated job files, a fresh SQLite store
 and two accounts), then
