@@ -47,26 +47,32 @@ class AdminServer:
 
 
 @contextmanager
-def admin_server(root: Path, *, session_ttl: float = 3600.0, max_failures: int = 5) -> Iterator[AdminServer]:
+def admin_server(
+    root: Path, *, session_ttl: float = 3600.0, forwarded_allow_ips: list[str] | None = None,
+    **app_options: Any,
+) -> Iterator[AdminServer]:
+    """A real admin server on a free port; ``app_options`` go to ``build_app`` (a secret file
+    and a revocations file make two servers over one folder share sessions, as restarts do)."""
     import uvicorn
 
-    from jobfsm.admin.app import build_app
+    from jobfsm.admin.app import build_app, server_config
     from jobfsm.service import JobManagementService
 
     jobs, logs = root / "jobs", root / "logs"
     jobs.mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)
     accounts = Accounts(logs / "users.json")
-    accounts.add("alice", PASSWORDS["alice"], "admin")
-    accounts.add("victor", PASSWORDS["victor"], "viewer")
+    if not accounts.path.exists():  # a restart over the same folder keeps its accounts
+        accounts.add("alice", PASSWORDS["alice"], "admin")
+        accounts.add("victor", PASSWORDS["victor"], "viewer")
     service = JobManagementService(jobs, logs)
     offset = [0.0]
     app = build_app(
-        service, accounts, session_ttl=session_ttl, max_failures=max_failures,
-        wall=lambda: time.time() + offset[0],
+        service, accounts, session_ttl=session_ttl, wall=lambda: time.time() + offset[0], **app_options,
     )
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(server_config(
+        app, "127.0.0.1", port, forwarded_allow_ips=forwarded_allow_ips, log_level="warning"))
     thread = threading.Thread(target=server.run, name="admin-server", daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

@@ -13,7 +13,19 @@ account ends its sessions.
 **Off by default**: Gradio's monitoring dashboard, run history, MCP server, analytics, the API
 docs link in the footer and share links (we never call ``launch``). Responses carry
 ``X-Frame-Options: DENY`` (the page runs commands: no clickjacking of its buttons) and
-``nosniff``.
+``nosniff``; the origin check, the Content-Security-Policy and ``no-store`` are
+:mod:`jobfsm.admin.headers`.
+
+**Sign-ins are audited** (action ``sign-in``, outcome ``allowed`` or ``denied``, the client
+address and why in the details; never the password, and a name that is no account is written as
+``(unknown)``, since it may be a password typed into the wrong field), and so are sign-outs. Failures are throttled
+per (user, address) by :mod:`jobfsm.admin.throttle`.
+
+**Forwarded headers.** The client address (for the throttle and the audit) is the TCP peer's
+unless the peer is one of ``forwarded_allow_ips`` (``jobfsm admin --forwarded-allow-ips``):
+then uvicorn takes it from ``X-Forwarded-For``. The default trusts nobody, not even 127.0.0.1
+as uvicorn does, because an SSH tunnel also arrives from 127.0.0.1 and would let anyone behind
+it choose their address.
 """
 
 from __future__ import annotations
@@ -30,22 +42,27 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from jobfsm.admin.accounts import Accounts
+from jobfsm.admin.headers import SESSION_SCRIPT, SESSION_SCRIPT_PATH, PageHeaders
 from jobfsm.admin.security import (
     COOKIE_NAME,
-    DEFAULT_MAX_FAILURES,
+    DEFAULT_IDLE_TIMEOUT,
     DEFAULT_SESSION_TTL,
-    DEFAULT_WINDOW_SECONDS,
-    LoginRateLimiter,
+    Revocations,
+    Session,
     SessionManager,
     load_secret,
     login_page,
 )
-from jobfsm.clock import Clock
+from jobfsm.admin.throttle import FREE_FAILURES, SignInThrottle
+from jobfsm.clock import Clock, SystemClock
+from jobfsm.store.abc import AuditEntry
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PATHS = frozenset({"/login", "/logout", "/favicon.ico"})
+PUBLIC_PATHS = frozenset({"/login", "/logout", "/favicon.ico", SESSION_SCRIPT_PATH})
 MAX_FORM_BYTES = 8192
+UNKNOWN_USER = "(unknown)"
+"""Who the audit says tried to sign in under a name that is no account."""
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -91,18 +108,28 @@ class SessionGuard:
         self.sessions = sessions
         self.accounts = accounts
 
-    def user(self, cookie: str | None) -> str | None:
+    def session(self, cookie: str | None) -> Session | None:
         session = self.sessions.read(cookie)
         if session is None or self.accounts.role_of(session.user) is None:
             return None
-        return session.user
+        return session
+
+    def user(self, cookie: str | None) -> str | None:
+        session = self.session(cookie)
+        return None if session is None else session.user
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "/")
-        if path in PUBLIC_PATHS or self.user(_cookie(scope)) is not None:
+        session = self.session(_cookie(scope))
+        if session is not None:
+            fresh = self.sessions.refreshed(session) if scope["type"] == "http" else None
+            extra = [(b"set-cookie", self.sessions.set_cookie_header(fresh))] if fresh else []
+            await self.app(scope, receive, _with_headers(send, extra))
+            return
+        if path in PUBLIC_PATHS:
             await self.app(scope, receive, _with_headers(send))
             return
         if scope["type"] == "websocket":
@@ -118,12 +145,14 @@ class SessionGuard:
             )
 
 
-def _with_headers(send: Send) -> Send:
+def _with_headers(send: Send, extra: list[tuple[bytes, bytes]] | None = None) -> Send:
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", []))
             present = {k.lower() for k, _ in headers}
             headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+            if extra and b"set-cookie" not in present:  # sign-in and sign-out set their own
+                headers += extra
             message["headers"] = headers
         await send(message)
 
@@ -150,25 +179,39 @@ def build_app(
     accounts: Accounts,
     *,
     session_ttl: float = DEFAULT_SESSION_TTL,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     secret_file: Path | str | None = None,
+    revocations_file: Path | str | None = None,
     secure_cookies: bool = False,
-    max_failures: int = DEFAULT_MAX_FAILURES,
-    failure_window: float = DEFAULT_WINDOW_SECONDS,
+    free_failures: int = FREE_FAILURES,
     clock: Clock | None = None,
     wall: Callable[[], float] | None = None,
     title: str = "jobfsm admin",
 ) -> Any:
-    """The admin app (a FastAPI application) for ``service``, with ``accounts`` for sign-in."""
+    """The admin app (a FastAPI application) for ``service``, with ``accounts`` for sign-in.
+
+    ``wall`` (seconds, default :func:`time.time`) drives session expiry and the sign-in throttle,
+    so tests move time without sleeping."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
     from jobfsm.admin.section import CSS, create_jobs_section
 
-    session_kwargs: dict[str, Any] = {"ttl": session_ttl, "secure": secure_cookies}
+    session_kwargs: dict[str, Any] = {"ttl": session_ttl, "idle": idle_timeout, "secure": secure_cookies}
+    throttle_kwargs: dict[str, Any] = {"free_failures": free_failures}
     if wall is not None:
         session_kwargs["wall"] = wall
-    sessions = SessionManager(load_secret(secret_file), **session_kwargs)
-    limiter = LoginRateLimiter(max_failures=max_failures, window=failure_window)
+        throttle_kwargs["monotonic"] = wall
+    sessions = SessionManager(load_secret(secret_file), revocations=Revocations(revocations_file), **session_kwargs)
+    throttle = SignInThrottle(**throttle_kwargs)
+    audit_clock: Clock = clock if clock is not None else getattr(service, "clock", None) or SystemClock()
+
+    def audit(user: str, action: str, outcome: str, address: str, reason: str = "") -> None:
+        details = {"address": address, **({"reason": reason} if reason else {})}
+        try:
+            service.audit.record(AuditEntry(audit_clock.now(), user, action, None, outcome, details))
+        except Exception:  # the store or logs folder is down: say so, but let the person in or out
+            log.exception("could not audit %s of %r from %s", action, user, address)
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title=title)
     guard = SessionGuard(app, sessions, accounts)  # used by auth_dependency below
@@ -178,10 +221,15 @@ def build_app(
         return role.value if role else None
 
     @app.get("/login", response_class=HTMLResponse)
-    def login_form(request: Request, next: str = "/") -> Response:
+    def login_form(request: Request, next: str = "/", ended: str = "") -> Response:
         if guard.user(request.cookies.get(COOKIE_NAME)):
             return RedirectResponse(_safe_next(next), status_code=303)
-        return HTMLResponse(login_page(next_path=_safe_next(next)))
+        note = "Your session has ended; sign in again." if ended else ""
+        return HTMLResponse(login_page(error=note, next_path=_safe_next(next)))
+
+    @app.get(SESSION_SCRIPT_PATH)
+    def session_script() -> Response:
+        return Response(SESSION_SCRIPT, media_type="text/javascript")
 
     @app.post("/login")
     async def login_submit(request: Request) -> Response:
@@ -193,9 +241,12 @@ def build_app(
         password = (form.get("password") or [""])[0]
         target = _safe_next((form.get("next") or ["/"])[0])
         address = request.client.host if request.client else "unknown"
-        wait = limiter.blocked(username, address)
+        # an unknown name is not written down: people type their password into the name field
+        shown = username if accounts.role_of(username) is not None else UNKNOWN_USER
+        wait = throttle.wait(username, address)
         if wait > 0:
-            log.warning("login for %r from %s refused: too many failures", username, address)
+            log.warning("sign-in for %r from %s refused: wait %.0f s after failures", shown, address, wait)
+            audit(shown, "sign-in", "denied", address, "throttled")
             return HTMLResponse(
                 login_page(
                     error=f"Too many failed sign-ins; try again in {int(wait) + 1} seconds.",
@@ -206,21 +257,25 @@ def build_app(
             )
         account = accounts.verify(username, password) if username and password else None
         if account is None:
-            limiter.failed(username, address)
-            log.warning("failed sign-in for %r from %s", username, address)
+            throttle.failed(username, address)
+            log.warning("failed sign-in for %r from %s", shown, address)
+            audit(shown, "sign-in", "denied", address, "wrong user name or password")
             return HTMLResponse(
                 login_page(error="Wrong user name or password.", next_path=target, username=username),
                 status_code=401,
             )
-        limiter.succeeded(username)
-        log.info("%s signed in from %s", username, address)
+        throttle.succeeded(username, address)
+        log.info("%s signed in from %s", account.username, address)
+        audit(account.username, "sign-in", "allowed", address)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(COOKIE_NAME, sessions.issue(account.username), **sessions.cookie_options())  # type: ignore[arg-type]
         return response
 
     @app.api_route("/logout", methods=["GET", "POST"])
     def logout(request: Request) -> Response:
-        sessions.revoke(request.cookies.get(COOKIE_NAME))
+        ended = sessions.revoke(request.cookies.get(COOKIE_NAME))
+        if ended is not None:
+            audit(ended.user, "sign-out", "allowed", request.client.host if request.client else "unknown")
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
         return response
@@ -248,8 +303,9 @@ def build_app(
         css=CSS,
     )
     app.add_middleware(_GuardMiddleware, guard=guard)
+    app.add_middleware(PageHeaders)  # outermost: a foreign origin is refused before anything
     app.state.jobfsm_sessions = sessions
-    app.state.jobfsm_limiter = limiter
+    app.state.jobfsm_limiter = throttle
     return app
 
 
@@ -263,9 +319,22 @@ class _GuardMiddleware:
         await self._guard(scope, receive, send)
 
 
-def serve(app: Any, host: str = "127.0.0.1", port: int = 7860) -> None:
+def server_config(app: Any, host: str = "127.0.0.1", port: int = 7860, *,
+                  forwarded_allow_ips: list[str] | None = None, log_level: str = "info") -> Any:
+    """uvicorn's configuration for ``app``: ``X-Forwarded-For`` and ``-Proto`` are read only
+    from the peers in ``forwarded_allow_ips`` (none by default)."""
+    import uvicorn
+
+    allowed = [ip for ip in (forwarded_allow_ips or []) if ip]
+    return uvicorn.Config(
+        app, host=host, port=port, log_level=log_level,
+        proxy_headers=bool(allowed), forwarded_allow_ips=allowed or None,
+    )
+
+
+def serve(app: Any, host: str = "127.0.0.1", port: int = 7860, *,
+          forwarded_allow_ips: list[str] | None = None) -> None:
     """Serve ``app`` with uvicorn until interrupted."""
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", proxy_headers=True)
-    uvicorn.Server(config).run()
+    uvicorn.Server(server_config(app, host, port, forwarded_allow_ips=forwarded_allow_ips)).run()

@@ -1,4 +1,4 @@
-"""Login, sessions and the login rate limit of the admin page.
+"""Sign-in sessions of the admin page and its sign-in form.
 
 Design decisions
 ----------------
@@ -10,30 +10,36 @@ request without a valid session (401 for API calls, a redirect to ``/login`` for
 so Gradio routes that do not check ``auth_dependency`` themselves are covered too.
 
 **Sessions** are a signed cookie (itsdangerous ``URLSafeSerializer``) carrying the user name, a
-random id and the time it was issued; the server refuses it ``ttl`` seconds after that, whatever
-the browser does with the cookie (the issue time is inside the signature, and the wall clock is
-injectable so tests expire a session without sleeping). The cookie is ``HttpOnly`` and ``SameSite=Strict`` (no cross-site
-request carries it: that is the CSRF defence), and ``Secure`` when asked (behind HTTPS). The
-secret is random per server start (every restart logs everybody out) unless a secret file is
-given (created with mode 0600). Logging out revokes the session id until it would have expired
-anyway. A session also dies when its account is removed: the user is looked up on every request.
+random id, the time it was issued and the time it was last used. The server refuses it ``ttl``
+seconds after sign-in (the lifetime, default 8 hours) and ``idle`` seconds after its last use
+(default 1 hour), whatever the browser does with the cookie: both times are inside the signature,
+and the wall clock is injectable so tests expire a session without sleeping. The last-use time is
+refreshed (a new cookie on the response) at most once a minute. An open page polls every few
+seconds, so it counts as use: the idle timeout ends the sessions of closed pages and sleeping
+laptops, the lifetime ends every session. The cookie is ``HttpOnly`` and ``SameSite=Strict``, and
+``Secure`` when asked (behind HTTPS). The secret is random per server start unless a secret file
+is given (created with mode 0600).
 
-**Rate limit.** Failed logins are counted per user name and per client address in a sliding
-window (default 5 failures in 5 minutes); while either is over the limit, logins answer 429 before
-the password is even checked. State is in memory, per server, bounded by pruning old entries.
+**Signing out is remembered across restarts.** The id of a signed-out session is kept until the
+session would have expired anyway, in memory and, when a revocations file is given (``jobfsm
+admin`` uses ``<logs>/admin-revoked.json``, mode 0600), on disk: a copied cookie stays dead after
+the admin restarts with the same secret. The file is re-read when it changes, so several admin
+processes sharing a logs folder agree. A session also dies when its account is removed: the user
+is looked up on every request.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import logging
 import os
 import secrets
+import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -42,8 +48,10 @@ log = logging.getLogger(__name__)
 
 COOKIE_NAME = "jobfsm_session"
 DEFAULT_SESSION_TTL = 8 * 3600.0
-DEFAULT_MAX_FAILURES = 5
-DEFAULT_WINDOW_SECONDS = 300.0
+DEFAULT_IDLE_TIMEOUT = 3600.0
+REFRESH_AFTER_SECONDS = 60.0
+"""How stale a cookie's last-use time may get before a response carries a fresh cookie."""
+CLOCK_SKEW_SECONDS = 60.0
 
 
 def load_secret(path: Path | str | None) -> str:
@@ -65,37 +73,109 @@ def load_secret(path: Path | str | None) -> str:
     return secret
 
 
-@dataclass
+@dataclass(frozen=True)
 class Session:
     user: str
     sid: str
+    issued: int
+    """When the user signed in (wall-clock seconds)."""
+    active: int
+    """When the cookie was last refreshed by a request."""
+
+
+class Revocations:
+    """Ids of signed-out sessions, each until the session would have expired anyway; kept in
+    ``path`` (JSON, mode 0600) when given, else in memory only."""
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self._until: dict[str, float] = {}
+        self._seen: tuple[int, int] | None = None  # (mtime_ns, size) of the file last read
+        self._lock = threading.Lock()
+
+    def _stamp(self) -> tuple[int, int] | None:
+        if self.path is None:
+            return None
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def _reload(self) -> None:
+        stamp = self._stamp()
+        if self.path is None or stamp == self._seen:
+            return
+        self._seen = stamp
+        if stamp is None:
+            return
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            revoked = data["revoked"]
+            self._until = {str(k): float(v) for k, v in revoked.items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # keep what we know rather than reopening signed-out sessions
+            log.warning("revocations file %s unreadable (%s); keeping %d known", self.path, exc, len(self._until))
+
+    def __contains__(self, sid: str) -> bool:
+        with self._lock:
+            self._reload()
+            return sid in self._until
+
+    def add(self, sid: str, until: float, now: float) -> None:
+        with self._lock:
+            self._reload()
+            self._until = {s: t for s, t in self._until.items() if t > now}
+            self._until[sid] = until
+            self._save()
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        folder = self.path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=folder)  # mode 0600
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump({"revoked": self._until}, handle, sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self._seen = self._stamp()
 
 
 class SessionManager:
-    """Signs, checks and revokes session cookies."""
+    """Signs, checks, refreshes and revokes session cookies."""
 
     def __init__(
         self,
         secret: str,
         *,
         ttl: float = DEFAULT_SESSION_TTL,
+        idle: float = DEFAULT_IDLE_TIMEOUT,
         secure: bool = False,
         wall: Callable[[], float] = time.time,
+        revocations: Revocations | None = None,
     ) -> None:
         self._serializer = URLSafeSerializer(secret, salt="jobfsm-admin-session")
         self.ttl = ttl
+        self.idle = idle
         self.secure = secure
         self._wall = wall
-        self._revoked: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self.revocations = revocations if revocations is not None else Revocations()
 
     def issue(self, user: str) -> str:
-        return self._serializer.dumps(
-            {"u": user, "s": secrets.token_urlsafe(16), "t": int(self._wall())}
-        )
+        now = int(self._wall())
+        return self._dump(Session(user, secrets.token_urlsafe(16), now, now))
+
+    def _dump(self, session: Session) -> str:
+        return self._serializer.dumps({"u": session.user, "s": session.sid, "t": session.issued, "a": session.active})
 
     def read(self, cookie: str | None) -> Session | None:
-        """The session of a valid, unexpired, unrevoked cookie; None otherwise."""
+        """The session of a valid, unexpired, not idle, unrevoked cookie; None otherwise."""
         if not cookie:
             return None
         try:
@@ -104,25 +184,34 @@ class SessionManager:
             return None
         if not isinstance(data, dict):
             return None
-        user, sid, issued = data.get("u"), data.get("s"), data.get("t")
-        if not isinstance(user, str) or not isinstance(sid, str) or not isinstance(issued, int):
+        user, sid, issued, active = data.get("u"), data.get("s"), data.get("t"), data.get("a")
+        if not isinstance(user, str) or not isinstance(sid, str):
             return None
-        age = self._wall() - issued
-        if age < -60 or age >= self.ttl:  # expired, or issued in the future (clock moved)
+        if not isinstance(issued, int) or not isinstance(active, int):
             return None
-        with self._lock:
-            if sid in self._revoked:
-                return None
-        return Session(user, sid)
+        now = self._wall()
+        if issued - now > CLOCK_SKEW_SECONDS or active - now > CLOCK_SKEW_SECONDS:
+            return None  # from the future: the clock moved, or a forgery with the secret
+        if now - issued >= self.ttl or now - active >= self.idle:
+            return None
+        if sid in self.revocations:
+            return None
+        return Session(user, sid, issued, active)
 
-    def revoke(self, cookie: str | None) -> None:
+    def refreshed(self, session: Session) -> str | None:
+        """A new cookie with the last-use time moved to now, when it is due; else None."""
+        now = int(self._wall())
+        if now - session.active < min(REFRESH_AFTER_SECONDS, self.idle / 4):
+            return None
+        return self._dump(Session(session.user, session.sid, session.issued, now))
+
+    def revoke(self, cookie: str | None) -> Session | None:
+        """End the cookie's session for good; returns it (None when it was not valid)."""
         session = self.read(cookie)
         if session is None:
-            return
-        now = self._wall()
-        with self._lock:
-            self._revoked = {s: t for s, t in self._revoked.items() if t > now}
-            self._revoked[session.sid] = now + self.ttl
+            return None
+        self.revocations.add(session.sid, session.issued + self.ttl + CLOCK_SKEW_SECONDS, self._wall())
+        return session
 
     def cookie_options(self) -> dict[str, object]:
         return {
@@ -133,71 +222,12 @@ class SessionManager:
             "path": "/",
         }
 
-
-@dataclass
-class _Window:
-    times: deque[float] = field(default_factory=deque)
-
-
-class LoginRateLimiter:
-    """At most ``max_failures`` failed logins per user and per address in ``window`` seconds."""
-
-    def __init__(
-        self,
-        *,
-        max_failures: int = DEFAULT_MAX_FAILURES,
-        window: float = DEFAULT_WINDOW_SECONDS,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.max_failures = max_failures
-        self.window = window
-        self._monotonic = monotonic
-        self._failures: dict[str, _Window] = {}
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def _keys(user: str, address: str) -> tuple[str, str]:
-        return (f"user:{user.lower()}", f"addr:{address}")
-
-    def _count(self, key: str, now: float) -> int:
-        window = self._failures.get(key)
-        if window is None:
-            return 0
-        while window.times and window.times[0] <= now - self.window:
-            window.times.popleft()
-        if not window.times:
-            del self._failures[key]
-            return 0
-        return len(window.times)
-
-    def blocked(self, user: str, address: str) -> float:
-        """Seconds until a login may be tried again (0 when it may be tried now)."""
-        now = self._monotonic()
-        wait = 0.0
-        with self._lock:
-            for key in self._keys(user, address):
-                if self._count(key, now) >= self.max_failures:
-                    oldest = self._failures[key].times[0]
-                    wait = max(wait, oldest + self.window - now)
-        return wait
-
-    def failed(self, user: str, address: str) -> None:
-        now = self._monotonic()
-        with self._lock:
-            for key in self._keys(user, address):
-                self._failures.setdefault(key, _Window()).times.append(now)
-            if len(self._failures) > 10_000:  # bound memory under a spray of names
-                for key in list(self._failures):
-                    self._count(key, now)
-
-    def clear(self) -> None:
-        """Forget every failure (an operator's reset; tests)."""
-        with self._lock:
-            self._failures.clear()
-
-    def succeeded(self, user: str) -> None:
-        with self._lock:
-            self._failures.pop(self._keys(user, "")[0], None)
+    def set_cookie_header(self, value: str) -> bytes:
+        """The ``Set-Cookie`` value for ``value`` with :meth:`cookie_options`, for raw ASGI sends."""
+        parts = [f"{COOKIE_NAME}={value}", "Path=/", f"Max-Age={int(self.ttl)}", "HttpOnly", "SameSite=Strict"]
+        if self.secure:
+            parts.append("Secure")
+        return "; ".join(parts).encode("latin-1")
 
 
 def login_page(*, error: str = "", next_path: str = "/", username: str = "") -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import importlib.util
+import ipaddress
 import logging
 import os
 import sys
@@ -23,6 +24,8 @@ from jobfsm.cli.parser import UsageError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+DEFAULT_IDLE_SECONDS = 3600
+"""``jobfsm admin --idle-timeout``: a session with no request for an hour ends (README)."""
 ADMIN_EXTRA_MODULES = ("fastapi", "gradio", "uvicorn", "itsdangerous")
 """What ``pip install 'jobfsm[admin]'`` brings (pyproject.toml), checked before serving."""
 
@@ -44,6 +47,21 @@ def _require_admin_extra() -> None:
             found = False
         if not found:
             raise _missing_extra(name)
+
+
+def forwarded_ips(text: str) -> list[str]:
+    """``--forwarded-allow-ips``: comma-separated addresses or networks (``10.0.0.0/8``), or ``*``."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    for item in items:
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{item!r} is not an IP address or network; give e.g. 127.0.0.1 or 10.0.0.0/8"
+            ) from None
+    return items
 
 
 def users_file(args: argparse.Namespace) -> Path:
@@ -117,13 +135,14 @@ def cmd_admin(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
             app = build_app(
                 service, accounts, secret_file=Path(args.logs) / "admin-secret",
-                secure_cookies=args.secure_cookies,
+                revocations_file=Path(args.logs) / "admin-revoked.json",
+                secure_cookies=args.secure_cookies, idle_timeout=float(args.idle_timeout),
             )
         except ModuleNotFoundError as exc:  # Gradio is imported here, on first use
             raise _missing_extra(exc.name) from None
         out.write(f"jobfsm admin on http://{args.host}:{args.port}/ (accounts: {path})\n")
         out.flush()
-        serve(app, args.host, args.port)
+        serve(app, args.host, args.port, forwarded_allow_ips=args.forwarded_allow_ips)
     finally:
         service.close()
         store.close()

@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from typing import Any
 
 from jobfsm import __version__
 from jobfsm.nodes import DEFAULT_DEAD_AFTER_SECONDS, NODES_SEEN_WITHIN_SECONDS
@@ -60,6 +61,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _shown(text: str) -> str:
     return repr(text) if len(text) <= 40 else repr(text[:40]) + f"… ({len(text):,} characters)"
+
+
+def _admin_options() -> Any:
+    from jobfsm.cli import admin
+
+    return admin
 
 
 def whole_number(low: int, high: int) -> Callable[[str], int]:
@@ -355,6 +362,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="mark the session cookie Secure (only sent over HTTPS; use behind a TLS proxy)",
     )
     _git_commit(p)
+    p.add_argument(  # type and defaults: jobfsm/cli/admin.py
+        "--forwarded-allow-ips", metavar="IPS", default="", type=_admin_options().forwarded_ips,
+        help="comma-separated proxy addresses or networks whose X-Forwarded-For is trusted (default: none)",
+    )
+    p.add_argument(
+        "--idle-timeout", metavar="SECONDS", type=whole_number(60, 30 * 86400),
+        default=_admin_options().DEFAULT_IDLE_SECONDS,
+        help="end a session after this long without a request (default 3600; an open page keeps it alive)",
+    )
 
     p = command("users", "jobfsm.cli.admin:cmd_users", "manage admin-page accounts")
     p.add_argument("--users-file", metavar="FILE", help="accounts file (default <logs>/users.json)")

@@ -44,6 +44,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
@@ -136,13 +137,22 @@ def write_atomic(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     fsync_dir(folder)
+
+
+def _mode_for(path: Path) -> int:
+    """A replaced file keeps its permissions; a new one is the owner's only (``env`` may hold
+    secrets; chmod it 0640 for a group that must read it, and later writes keep that)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return 0o600
 
 
 def fsync_dir(folder: Path) -> None:

@@ -675,13 +675,14 @@ def read_tail(path: str | Path, tail_bytes: int) -> str:
 
 # -- starting ----------------------------------------------------------------------------
 _OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+_OUTPUT_MODE = 0o600  # output may hold secrets: the owner only (the umask can only take more away)
 
 
 def _open_outputs(paths: tuple[str, str]) -> tuple[int, int]:
     """Create (truncate) both output files as plain descriptors (no file objects: this is on
     the path of every start); make their folder only when it is missing. The caller closes."""
     try:
-        out_fd = os.open(paths[0], _OUTPUT_FLAGS, 0o644)
+        out_fd = os.open(paths[0], _OUTPUT_FLAGS, _OUTPUT_MODE)
     except FileNotFoundError:  # the job's first run: make its folder (and runs/ if need be)
         folder = os.path.dirname(paths[0])
         try:
@@ -690,9 +691,9 @@ def _open_outputs(paths: tuple[str, str]) -> tuple[int, int]:
             os.makedirs(folder, exist_ok=True)
         except FileExistsError:
             pass
-        out_fd = os.open(paths[0], _OUTPUT_FLAGS, 0o644)
+        out_fd = os.open(paths[0], _OUTPUT_FLAGS, _OUTPUT_MODE)
     try:
-        err_fd = os.open(paths[1], _OUTPUT_FLAGS, 0o644)
+        err_fd = os.open(paths[1], _OUTPUT_FLAGS, _OUTPUT_MODE)
     except OSError:
         os.close(out_fd)
         raise

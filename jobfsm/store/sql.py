@@ -58,6 +58,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import re
 import sqlite3
 import threading
@@ -593,6 +594,9 @@ class SqlStore(Store):
             if database and database != ":memory:" and not database.startswith("file:"):
                 try:
                     Path(database).parent.mkdir(parents=True, exist_ok=True)
+                    # runs' output tails and audit details: the owner only (SQLite would make it
+                    # 0644 less the umask; its -wal and -shm files copy this file's mode)
+                    os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
                 except OSError as exc:
                     raise StoreError(
                         f"cannot open the store {self.url!r}: cannot create the folder of "
