@@ -17,6 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
 from jobfsm.admin.views import run_heading
 from jobfsm.errors import JobfsmError, JobNotFoundError
 from jobfsm.store.abc import RunRecord
@@ -79,9 +82,6 @@ def _stream_file(label: str, path: str | None, tail: str) -> Iterator[bytes]:
 def add_output_route(app: Any, service: Any, user_of: Callable[[Any], str | None]) -> None:
     """Add ``GET /jobfsm/output/<job>.txt[?status=…]`` to the FastAPI ``app`` (before Gradio is
     mounted at ``/``, so that this route answers first)."""
-    from fastapi import Request
-    from fastapi.responses import JSONResponse, Response, StreamingResponse
-
     @app.get(OUTPUT_PATH + "/{name}.txt", include_in_schema=False)
     def download_output(request: Request, name: str, status: str = "") -> Response:
         if not user_of(request):

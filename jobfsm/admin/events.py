@@ -147,7 +147,7 @@ class SectionEvents:
         else:
             values = self.form.values_of(config)
             problems, message, raw_note = {}, "", ""
-            raw = json.dumps(config.to_dict(full=False), indent=2)
+            raw = json.dumps(config.to_dict(full=False), indent=2, ensure_ascii=False)
         return {
             **self._form_values(values, name_editable=False),
             **self._errors(problems),
@@ -165,7 +165,7 @@ class SectionEvents:
             **self._errors(None),
             self.ui.version: "",
             self.ui.mode: "create",
-            self.ui.raw: json.dumps(self.form.skeleton(), indent=2),
+            self.ui.raw: json.dumps(self.form.skeleton(), indent=2, ensure_ascii=False),
             self.ui.raw_note: gr.update(value="", visible=False),
             self.ui.status: result_box(""),
         }
@@ -252,7 +252,7 @@ class SectionEvents:
                 out.update({
                     self.ui.version: str(result.view.version or ""),
                     self.ui.form.inputs["enabled"]: bool(config.enabled),
-                    self.ui.raw: json.dumps(config.to_dict(full=False), indent=2),
+                    self.ui.raw: json.dumps(config.to_dict(full=False), indent=2, ensure_ascii=False),
                 })
             return out
 
