@@ -296,7 +296,7 @@ def test_a_real_conflict_says_who_changed_the_job(server: AdminServer) -> None:
     session = login(server, "alice")
     _, version, _ = select(session, server, "contested")
     server.service.disable_job("contested", "bob")
-    event, payload = call(session, server, "do_delete", ["contested", "contested", version])
+    _, payload = call(session, server, "do_delete", ["contested", "contested", version])
     message = str(value(payload[0]))
     assert message.startswith("✗ Not deleted: job 'contested' was changed since you opened it: user 'bob' changed it")
     assert "Not saved" not in message
@@ -315,7 +315,7 @@ def test_an_invalid_file_opens_in_the_raw_editor_with_its_problems(server: Admin
     assert "Raw JSON tab" in str(message)
     fixed = json.dumps({"name": "broken", "schedule": "1 * * * *", "command": "true", "working_directory": "/",
                         "enabled": False})
-    event, payload = call(session, server, "save_raw", ["edit", "broken", shown[2 * len(FORM.keys) + 1], fixed])
+    _, payload = call(session, server, "save_raw", ["edit", "broken", shown[2 * len(FORM.keys) + 1], fixed])
     assert value(payload[0]) == "✓ Saved 'broken'.", payload
     assert server.service.get_job("broken").valid
 
