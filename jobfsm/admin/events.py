@@ -53,7 +53,7 @@ def result_box(message: str, ok: bool = True) -> Any:
     """The Result box: the message as text, marked ✓ and green-edged when it worked, ✗ and
     red-edged when not (the mark, so that it does not rest on colour alone)."""
     if not message:
-        return gr.update(value="", elem_classes=STATUS_CLASSES[True])
+        return gr.update(value="", elem_classes=STATUS_CLASSES[None])
     return gr.update(value=f"{'✓' if ok else '✗'} {message}", elem_classes=STATUS_CLASSES[ok])
 
 

@@ -29,7 +29,9 @@ EDIT_READ_ONLY_NOTE = (
 LIFECYCLE_TAB = "lifecycle"
 TABS = {LIFECYCLE_TAB: "Lifecycle", "edit": "Edit", "raw": "Raw JSON", "history": "History", "logs": "Logs", "audit": "Audit"}
 """The tabs, by the key the page keeps of the one that shows."""
-STATUS_CLASSES = {True: ["jobfsm-status", "jobfsm-ok"], False: ["jobfsm-status", "jobfsm-failed"]}
+STATUS_CLASSES: dict[bool | None, list[str]] = {
+    True: ["jobfsm-status", "jobfsm-ok"], False: ["jobfsm-status", "jobfsm-failed"], None: ["jobfsm-status"],
+}
 """The Result box's look: done, or not (with a ✗ mark and a red edge, not only a colour)."""
 CHART_TIME_FORMAT = "%m-%d %H:%M"
 """The history chart's time axis: 24-hour, like the tables (d3 time format)."""
@@ -140,7 +142,7 @@ def build_layout(form: JobForm, *, label: str, open: bool, refresh_seconds: floa
         )
         job, actions = _action_row()
         gated += actions.values()
-        status = gr.Textbox(label="Result", interactive=False, elem_id="jobfsm-status", elem_classes=STATUS_CLASSES[True])
+        status = gr.Textbox(label="Result", interactive=False, elem_id="jobfsm-status", elem_classes=STATUS_CLASSES[None])
         confirm = gr.Textbox(value="", visible=False, elem_id="jobfsm-confirm")
         version = gr.Textbox(value="", visible=False, elem_id="jobfsm-version")
         mode = gr.Textbox(value="create", visible=False, elem_id="jobfsm-mode")

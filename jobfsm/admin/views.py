@@ -41,7 +41,7 @@ JOB_COLUMNS = [
     "Name", "State", "Schedule", "Last run (UTC)", "Outcome", "Why (last run)", "Duration", "Next run (UTC)",
     "Enabled",
 ]
-JOB_COLUMN_WIDTHS: list[str | int] = ["13%", "7%", "18%", "10%", "7%", "20%", "7%", "11%", "7%"]
+JOB_COLUMN_WIDTHS: list[str | int] = ["13%", "9%", "16%", "10%", "9%", "18%", "7%", "11%", "7%"]
 """Share of the table's width per column: all of it fits at 1,400 px, a duration on one line."""
 STATE_ORDER = {JobState.FAILED.value: 0, "invalid": 1, JobState.RUNNING.value: 2}
 """The table lists failed jobs first, then invalid files, then running jobs, then the rest (by name)."""
