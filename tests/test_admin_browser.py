@@ -79,10 +79,24 @@ def sign_in(browser: object, server: AdminServer, user: str) -> object:
     return page
 
 
-def shot(page: object, name: str) -> Path:
+DOC_SHOTS = {
+    "01-dashboard": "dashboard.png", "09-table": "admin-table.png", "10-lifecycle": "admin-lifecycle.png",
+    "11-big-output": "admin-logs.png", "12-invalid-file": "admin-invalid-file.png",
+    "08-viewer-dashboard": "admin-viewer.png",
+}
+"""The screens docs/admin.md shows, refreshed only on purpose (JOBFSM_UPDATE_DOCS_SCREENSHOT=1)."""
+
+
+def shot(page: object, name: str, selector: str | None = None) -> Path:
+    """Save a screenshot of the page (or of one element) under test-output/screenshots/."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    if selector:
+        page.locator(selector).screenshot(path=str(path))  # type: ignore[attr-defined]
+    else:
+        page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    if os.environ.get("JOBFSM_UPDATE_DOCS_SCREENSHOT") and name in DOC_SHOTS:
+        shutil.copyfile(path, DOCS / DOC_SHOTS[name])
     return path
 
 
@@ -137,9 +151,7 @@ def test_admin_walkthrough(browser: object, server: AdminServer) -> None:
     assert "idle" in row_text(page, "backup")
     assert "disabled" in row_text(page, "report")
     page.get_by_text("Lifecycle").first.wait_for()
-    dashboard = shot(page, "01-dashboard")
-    if os.environ.get("JOBFSM_UPDATE_DOCS_SCREENSHOT"):  # refresh the README's picture on purpose only
-        shutil.copyfile(dashboard, DOCS / "dashboard.png")
+    shot(page, "01-dashboard")
 
     # -- create with a bad cron: the error shows at the field, as you type and on save
     open_tab(page, "Edit")
@@ -291,7 +303,7 @@ def test_the_table_fits_and_says_what_failed_and_why(browser: object, server: Ad
     for needed in ("Next run (UTC)", "Enabled", "Why (last run)"):
         assert page.locator("#jobfsm-jobs").get_by_text(needed).first.is_visible(), needed
     assert "Europe/Berlin" in row_text(page, "backup")
-    page.locator("#jobfsm-section").screenshot(path=str(shot_path("09-table")))
+    shot(page, "09-table", "#jobfsm-jobs")
     page.context.close()
 
 
@@ -310,7 +322,7 @@ def test_the_diagram_shows_the_selected_state_from_every_tab(browser: object, se
     assert current.get_attribute("fill") == "#fecaca"  # the table's colour of failed
     assert page.get_by_text("Syntax error").count() == 0
     if tab == "Lifecycle":
-        page.locator("#jobfsm-diagram").screenshot(path=str(shot_path("10-lifecycle")))
+        shot(page, "10-lifecycle", "#jobfsm-diagram")
     page.context.close()
 
 
@@ -372,8 +384,3 @@ def test_messages_never_render_markup(browser: object, server: AdminServer) -> N
     assert not [u for u in asked if u.rstrip("/").endswith("/x")], asked
     shot(page, "13-markup-name")
     page.context.close()
-
-
-def shot_path(name: str) -> Path:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    return SHOTS / f"{name}.png"
