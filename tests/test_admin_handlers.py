@@ -113,8 +113,45 @@ def test_delete_unknown_and_stale(setup: Any) -> None:
     stale = version(service, "hello")
     write_job(jobs, "hello", command="echo changed")
     result = h.delete("hello", "hello", stale, request("alice"))
-    assert not result.ok and "changed by someone else" in result.message
+    assert not result.ok and "was changed since you opened it" in result.message
+    assert "its file was edited outside this page" in result.message  # nobody here did it
+    assert result.message.startswith("Not deleted:") and "Not saved" not in result.message
     assert (jobs / "hello.json").exists()
+
+
+def test_a_conflict_names_who_changed_the_job(setup: Any) -> None:
+    """Issue 13, defect 1: the message of a real conflict says who or what changed the job."""
+    h, service, _ = setup
+    ROLES["bob"] = "admin"
+    try:
+        opened = version(service, "hello")
+        assert h.disable("hello", request("bob")).ok
+        result = h.edit("hello", {**json.loads(json.dumps(service.get_job("hello").config.to_dict(full=False))),
+                                  "description": "x"}, opened, request("alice"))
+        assert not result.ok
+        assert result.message.startswith("Not saved: job 'hello' was changed since you opened it: user 'bob'")
+        assert "(disable, " in result.message
+        result = h.delete("hello", "hello", opened, request("alice"))
+        assert result.message.startswith("Not deleted:") and "user 'bob' changed it" in result.message
+        stale = version(service, "hello")
+        assert h.enable("hello", request("alice")).ok
+        result = h.delete("hello", "hello", stale, request("alice"))
+        assert "you changed it in another tab or window (enable," in result.message
+    finally:
+        del ROLES["bob"]
+
+
+def test_the_version_an_action_returns_lets_delete_follow(setup: Any) -> None:
+    """Disable, Enable, then Delete with the version the actions handed back: no conflict."""
+    h, service, jobs = setup
+    current = version(service, "hello")
+    for act in (h.disable, h.enable):
+        result = act("hello", request("alice"))
+        assert result.ok and result.view.version != current
+        current = result.view.version
+    result = h.delete("hello", "hello", current, request("alice"))
+    assert result.ok, result.message
+    assert not (jobs / "hello.json").exists()
 
 
 # -- forms -----------------------------------------------------------------------------------
@@ -188,7 +225,7 @@ def test_update_valid_stale_and_unknown(setup: Any) -> None:
     assert json.loads((jobs / "hello.json").read_text())["schedule"] == "@daily"
     # the same stale version again: refused, never silently overwritten
     result = h.edit("hello", {**shown, "schedule": "@hourly"}, v1, request("alice"))
-    assert not result.ok and "changed by someone else" in result.message
+    assert not result.ok and "you changed it in another tab or window (update," in result.message
     assert json.loads((jobs / "hello.json").read_text())["schedule"] == "@daily"
     ghost = h.edit("ghost", {**shown, "name": "ghost", "schedule": "@daily"}, None, request("alice"))
     assert "'ghost'" in ghost.message
@@ -240,6 +277,19 @@ def test_history_and_logs(setup: Any) -> None:
     entries = h.logs("talk", "needle", None, request("victor"))
     text = views.logs_text(entries, search="needle")
     assert "needle-1" in text and "other" not in text
+
+
+def test_the_log_view_is_bounded_and_shows_head_and_tail(setup: Any) -> None:
+    """Issue 13, defect 2: 2 MB of output per run is shown as the stored head and tail."""
+    h, service, _ = setup
+    write_job(service.jobs_directory, "loud", command="echo FIRST-LINE; yes filler-line | head -c 2000000; echo LAST-LINE")
+    for _ in range(3):
+        service.wait_for_run(h.trigger("loud", request("alice")).run_id, timeout=60)
+    runs = h.history("loud", None, None, None, request("victor"), limit=20)
+    text = views.logs_text(views.stored_output(runs), per_stream=views.LOG_VIEW_CHARS, total=views.LOG_VIEW_TOTAL)
+    assert len(text) <= views.LOG_VIEW_TOTAL + 200
+    assert text.count("FIRST-LINE") == 3 and text.count("LAST-LINE") == 3
+    assert "not shown here: download the full output" in text
 
 
 # -- properties ------------------------------------------------------------------------------

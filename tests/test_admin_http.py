@@ -21,6 +21,11 @@ pytestmark = pytest.mark.slow
 XSS = "<img src=x onerror=alert(1)>"
 
 
+def value(item: object) -> object:
+    """A Gradio output as the page shows it: the value of an update, or the value itself."""
+    return item.get("value") if isinstance(item, dict) and item.get("__type__") == "update" else item
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminServer]:
     root = tmp_path_factory.mktemp("admin-http")
@@ -137,7 +142,7 @@ def test_expired_session_is_refused(server: AdminServer) -> None:
     assert session.get(server.url + "/config", timeout=30).status_code == 200
     server.wall[0] = 601.0
     assert session.get(server.url + "/config", timeout=30).status_code == 401
-    event, _ = call(session, server, "dashboard", [None])
+    event, _ = call(session, server, "dashboard", [None, ""])
     assert event == "http 401"
 
 
@@ -165,9 +170,9 @@ FORM_INPUTS = [
 """The form's inputs as the page sends them: in the form's order."""
 
 MUTATING = [
-    ("do_enable", ["hello"], "enable"),
-    ("do_disable", ["hello"], "disable"),
-    ("do_trigger", ["hello"], "trigger"),
+    ("do_enable", ["hello", "edit", "hello"], "enable"),
+    ("do_disable", ["hello", "edit", "hello"], "disable"),
+    ("do_trigger", ["hello", "edit", "hello"], "trigger"),
     ("do_delete", ["hello", "hello", ""], "delete"),
     ("save_form", ["edit", "", *FORM_INPUTS], "update"),
     ("save_raw", ["edit", "hello", "", json.dumps({"name": "hello", "schedule": "@daily",
@@ -199,7 +204,7 @@ def test_viewer_direct_post_is_refused_and_audited(
 
 def test_viewer_may_look(server: AdminServer) -> None:
     session = login(server, "victor")
-    event, payload = call(session, server, "dashboard", [None])
+    event, payload = call(session, server, "dashboard", [None, ""])
     assert event == "complete"
     names = [row[0] for row in payload[1]["data"]]
     assert "hello" in names
@@ -207,9 +212,9 @@ def test_viewer_may_look(server: AdminServer) -> None:
 
 def test_markup_in_job_data_comes_back_as_plain_text(server: AdminServer) -> None:
     session = login(server, "alice")
-    event, payload = call(session, server, "do_trigger", ["xss"])
+    event, payload = call(session, server, "do_trigger", ["xss", "", ""])
     assert event == "complete", payload
-    run_id = int(payload[0].split("(run ")[1].split(")")[0])
+    run_id = int(value(payload[0]).split("(run ")[1].split(")")[0])
     server.service.wait_for_run(run_id, timeout=30)
     event, payload = call(session, server, "logs", ["xss", "", ""])
     assert event == "complete", payload
@@ -232,6 +237,141 @@ def test_saving_the_form_as_selected_keeps_the_masked_secret(server: AdminServer
     values["description"] = "unsealed"
     event, payload = call(session, server, "save_form", ["edit", version, *values.values()])
     assert event == "complete", payload
-    assert payload[0] == "Saved 'vault'."
+    assert value(payload[0]) == "✓ Saved 'vault'."
     saved = json.loads((server.jobs / "vault.json").read_text())
     assert saved["env"] == {"VAULT_TOKEN": "s3cr3t", "LANG": "C"} and saved["description"] == "unsealed"
+
+
+# -- issue 13 --------------------------------------------------------------------------------
+
+STATUS = -1
+"""The Result box is the last output of select, and the first of the actions."""
+
+
+def select(session: requests.Session, server: AdminServer, name: str) -> tuple[dict[str, object], str, list[object]]:
+    event, payload = call(session, server, "select", [name])
+    assert event == "complete", payload
+    shown = [value(v) for v in payload]
+    return dict(zip(FORM.keys, shown, strict=False)), str(shown[2 * len(FORM.keys) + 1]), shown
+
+
+def test_the_pages_own_enable_and_disable_move_the_forms_version_on(server: AdminServer) -> None:
+    """Defect 1: select, Disable, Enable, then Delete and Save with what the page holds."""
+    write_job(server.jobs, "toggle")
+    session = login(server, "alice")
+    values, version, _ = select(session, server, "toggle")
+    for api in ("do_disable", "do_enable"):
+        event, payload = call(session, server, api, ["toggle", "edit", "toggle"])
+        assert event == "complete", payload
+        assert value(payload[1]) != version  # the hidden version field follows the file
+        version = str(value(payload[1]))
+    values["enabled"] = value(payload[2])
+    values["description"] = "still mine"
+    event, payload = call(session, server, "save_form", ["edit", version, *values.values()])
+    assert value(payload[0]) == "✓ Saved 'toggle'.", payload
+    version = str(value(payload[len(FORM.keys) + 3]))
+    event, payload = call(session, server, "do_delete", ["toggle", "toggle", version])
+    assert event == "complete", payload
+    assert value(payload[0]) == "✓ Deleted 'toggle'."
+    assert not (server.jobs / "toggle.json").exists()
+    assert not [e for e in server.service.list_audit(job="toggle") if e.outcome == "denied"]
+
+
+def test_a_real_conflict_says_who_changed_the_job(server: AdminServer) -> None:
+    write_job(server.jobs, "contested")
+    session = login(server, "alice")
+    _, version, _ = select(session, server, "contested")
+    server.service.disable_job("contested", "bob")
+    _, payload = call(session, server, "do_delete", ["contested", "contested", version])
+    message = str(value(payload[0]))
+    assert message.startswith("✗ Not deleted: job 'contested' was changed since you opened it: user 'bob' changed it")
+    assert "Not saved" not in message
+
+
+def test_an_invalid_file_opens_in_the_raw_editor_with_its_problems(server: AdminServer) -> None:
+    """Defect 6: its text (secrets masked) in the raw editor, its problems listed above it."""
+    text = '{"name": "broken", "schedule": "61 * * * *", "env": {"API_TOKEN": "t0ps3cret"}, "command": "true",\n'
+    (server.jobs / "broken.json").write_text(text, encoding="utf-8")
+    session = login(server, "alice")
+    _, _, shown = select(session, server, "broken")
+    raw, note, message = shown[-3], shown[-2], shown[-1]
+    assert str(raw).rstrip() == text.replace("t0ps3cret", "••••••").rstrip()
+    assert "t0ps3cret" not in json.dumps(shown)
+    assert str(note).startswith("Problems of this file:") and "$" in str(note)
+    assert "Raw JSON tab" in str(message)
+    fixed = json.dumps({"name": "broken", "schedule": "1 * * * *", "command": "true", "working_directory": "/",
+                        "enabled": False})
+    _, payload = call(session, server, "save_raw", ["edit", "broken", shown[2 * len(FORM.keys) + 1], fixed])
+    assert value(payload[0]) == "✓ Saved 'broken'.", payload
+    assert server.service.get_job("broken").valid
+
+
+def _temp_entries() -> set[str]:
+    import tempfile
+    from pathlib import Path
+
+    roots = [Path(tempfile.gettempdir()), Path(tempfile.gettempdir()) / "gradio"]
+    return {str(p) for root in roots if root.exists() for p in root.iterdir()}
+
+
+def test_big_output_is_shown_bounded_and_downloaded_whole_without_temporary_files(server: AdminServer) -> None:
+    """Defect 2: the view holds the stored head and tail; the link streams every byte; the
+    page writes no temporary file for it."""
+    write_job(server.jobs, "loud", command="echo FIRST; yes 0123456789 | head -c 2000000; echo LAST")
+    for _ in range(3):
+        server.service.wait_for_run(server.service.trigger_job("loud", "alice"), timeout=120)
+    session = login(server, "victor")  # viewers may read logs
+    before = _temp_entries()
+    event, payload = call(session, server, "logs", ["loud", "", ""])
+    assert event == "complete", payload
+    text, link = payload[0], payload[1]["link"]
+    assert len(text) < 250_000 and text.count("FIRST") == 3 and text.count("LAST") == 3
+    assert link == "/jobfsm/output/loud.txt"
+    response = session.get(server.url + link, timeout=60, stream=True)
+    assert response.status_code == 200
+    assert response.headers["content-disposition"].startswith("attachment")
+    body = response.content
+    assert body.count(b"0123456789") >= 3 * 180_000 and body.count(b"LAST") == 3
+    assert _temp_entries() - before == set()
+    assert requests.get(server.url + link, timeout=30).status_code == 401  # no session, no output
+
+
+def test_uploads_are_capped_for_every_user(server: AdminServer) -> None:
+    from jobfsm.admin.section import MAX_UPLOAD_BYTES
+
+    session = login(server, "victor")
+    big = {"files": ("big.bin", b"x" * (MAX_UPLOAD_BYTES + 1), "application/octet-stream")}
+    response = session.post(server.url + "/gradio_api/upload", files=big, timeout=60)
+    assert response.status_code == 413, response.text
+
+
+def test_a_job_name_in_an_error_comes_back_as_text(server: AdminServer) -> None:
+    """Defect 7: a file name with markup, selected: the message is text (escaped for Gradio's
+    HTML pop-up, or plain in the Result box), never markup."""
+    name = "<img src=x onerror=alert(7)>"
+    (server.jobs / f"{name}.json").write_text("{}", encoding="utf-8")
+    try:
+        session = login(server, "alice")
+        event, payload = call(session, server, "select", [name])
+        if event == "error":
+            assert "<img" not in str(payload.get("error")) and "&lt;img" in str(payload.get("error"))
+        else:
+            assert event == "complete", payload
+            assert name in str(value(payload[STATUS]))  # a Textbox: shown as typed
+    finally:
+        (server.jobs / f"{name}.json").unlink()
+
+
+def test_a_viewer_gets_no_audit_tab_and_a_read_only_definition(server: AdminServer) -> None:
+    """Defect 8: the Audit tab is hidden for viewers (no error, no denied entry on each click)
+    and the raw editor shows the definition, read only."""
+    write_job(server.jobs, "shown", env={"DB_PASSWORD": "hunter2"})
+    session = login(server, "victor")
+    event, payload = call(session, server, "setup", [])
+    assert event == "complete", payload
+    who, raw, audit_tab = payload[0], payload[1], payload[2]
+    assert "viewer" in str(who)
+    assert raw["interactive"] is False and audit_tab["visible"] is False
+    _, _, shown = select(session, server, "shown")
+    raw_text = str(shown[2 * len(FORM.keys) + 3])
+    assert '"DB_PASSWORD": "••••••"' in raw_text and "hunter2" not in raw_text

@@ -195,7 +195,8 @@ def build_app(
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
-    from jobfsm.admin.section import CSS, create_jobs_section
+    from jobfsm.admin.downloads import add_output_route
+    from jobfsm.admin.section import CSS, MAX_UPLOAD_BYTES, create_jobs_section
 
     session_kwargs: dict[str, Any] = {"ttl": session_ttl, "idle": idle_timeout, "secure": secure_cookies}
     throttle_kwargs: dict[str, Any] = {"free_failures": free_failures}
@@ -283,6 +284,8 @@ def build_app(
     def auth_dependency(request: Request) -> str | None:
         return guard.user(request.cookies.get(COOKIE_NAME))
 
+    add_output_route(app, service, auth_dependency)  # before Gradio takes "/"
+
     with gr.Blocks(title=title, analytics_enabled=False, fill_width=True) as blocks:
         with gr.Row():
             gr.Markdown(f"## {title}")
@@ -300,6 +303,7 @@ def build_app(
         mcp_server=False,
         ssr_mode=False,
         show_error=True,
+        max_file_size=MAX_UPLOAD_BYTES,
         css=CSS,
     )
     app.add_middleware(_GuardMiddleware, guard=guard)

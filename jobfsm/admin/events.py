@@ -11,20 +11,25 @@ service's). Each adapter's function name is its endpoint's API name. See docs/ar
 
 from __future__ import annotations
 
+import functools
+import html
 import json
-import os
-import tempfile
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
 from jobfsm.admin import views
+from jobfsm.admin.diagram import diagram_html
+from jobfsm.admin.downloads import output_url
 from jobfsm.admin.form import JobForm
 from jobfsm.admin.handlers import ActionResult, JobsHandlers
-from jobfsm.admin.layout import GENERAL, JobsLayout, diagram_markdown
-from jobfsm.errors import JobNotFoundError
+from jobfsm.admin.layout import GENERAL, LIFECYCLE_TAB, STATUS_CLASSES, JobsLayout
+from jobfsm.errors import JobfsmError
 from jobfsm.model import JobState
+
+log = logging.getLogger(__name__)
 
 NOT_SAVED = "Not saved: fix the fields marked below."
 
@@ -44,6 +49,31 @@ Updates = dict[Any, Any]
 """Gradio updates by component: the components an event lists and this leaves out are skipped."""
 
 
+def result_box(message: str, ok: bool = True) -> Any:
+    """The Result box: the message as text, marked ✓ and green-edged when it worked, ✗ and
+    red-edged when not (the mark, so that it does not rest on colour alone)."""
+    if not message:
+        return gr.update(value="", elem_classes=STATUS_CLASSES[None])
+    return gr.update(value=f"{'✓' if ok else '✗'} {message}", elem_classes=STATUS_CLASSES[ok])
+
+
+def as_text(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Every message the page shows is text: an unexpected error (not a refusal, whose message
+    is already escaped) reaches Gradio's pop-up, which renders HTML, escaped."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            log.warning("admin event %s failed", fn.__name__, exc_info=not isinstance(exc, JobfsmError))
+            raise gr.Error(html.escape(str(exc) or type(exc).__name__), title="Error") from None
+
+    return wrapper
+
+
 class SectionEvents:
     """The adapters of one jobs section."""
 
@@ -54,16 +84,19 @@ class SectionEvents:
 
     # -- the page and the table --------------------------------------------------------------
     def setup(self, request: gr.Request) -> Updates:
-        """On page load: who is signed in, and the parts only an admin uses."""
+        """On page load: who is signed in, and the parts only an admin uses. A viewer sees the
+        job definitions read only (secrets masked, as for everybody) and no Audit tab."""
         self.h.list_jobs(request)  # the check: only signed-in users get here
         admin = self.h.is_admin(request)
         user = self.h.user_of(request) or ""
         out: Updates = {self.ui.who: f"Signed in as {user} ({'admin' if admin else 'viewer: read only'})"}
         out.update({part: gr.update(visible=admin) for part in self.ui.admin_only})
         out.update({note: gr.update(visible=not admin) for note in self.ui.readonly_notes})
+        out[self.ui.raw] = gr.update(interactive=admin)
+        out[self.ui.audit.tab] = gr.update(visible=admin)
         return out
 
-    def dashboard(self, selected: str | None, request: gr.Request) -> Updates:
+    def dashboard(self, selected: str | None, tab: str | None, request: gr.Request) -> Updates:
         jobs = self.h.list_jobs(request)
         names = [str(v.name) for v in jobs]
         state = next(
@@ -78,34 +111,51 @@ class SectionEvents:
             self.ui.counts: views.counts_markdown(views.state_counts(jobs)),
             self.ui.table: views.styled_jobs(views.jobs_frame(jobs)),
             self.ui.job: gr.update(choices=names) if keep else gr.update(choices=names, value=None),
-            self.ui.diagram: diagram_markdown(state),
+            # drawn only while its tab shows (the tab's own select draws it when it opens)
+            self.ui.diagram: diagram_html(state) if tab == LIFECYCLE_TAB else gr.skip(),
         }
+
+    def lifecycle(self, selected: str | None, request: gr.Request) -> str:
+        """The diagram, when its tab opens: the selected job's state in the table's colour."""
+        state = None
+        if selected:
+            view = next((v for v in self.h.list_jobs(request) if v.name == selected), None)
+            state = getattr(view, "state", None)
+        return diagram_html(state)
 
     # -- the form ----------------------------------------------------------------------------
     def select(self, name: str | None, request: gr.Request) -> Updates:
-        """Load a job into the form and the raw JSON editor."""
+        """Load a job into the form and the raw JSON editor; an invalid file's text goes into the
+        raw editor with its problems listed, for it to be fixed there."""
         if not name:
             return self.new_job(request)
         try:
             view = self.h.get_job(name, request)
-        except JobNotFoundError as exc:
-            return {self.ui.status: str(exc)}
+        except JobfsmError as exc:  # gone, or a file name that is no job name
+            return {self.ui.status: result_box(str(exc), ok=False)}
         config = getattr(view, "config", None)
         if config is None:
             values = {**self.form.starting_values(), "name": name}
-            problems = views.problems_by_field(getattr(view, "problems", []), self.form.keys)
-            message, raw = f"Job {name!r} has an invalid file; fix it in the raw JSON editor.", ""
+            found = list(getattr(view, "problems", []))
+            problems = views.problems_by_field(found, self.form.keys)
+            listed = "\n".join(f"{p.json_path}: {p.message}" for p in found if p.is_error)
+            message = (
+                f"Job {name!r} has an invalid file ({len(found)} problem{'s' if len(found) != 1 else ''}); "
+                "its text is in the Raw JSON tab: fix it there and click Save JSON."
+            )
+            raw, raw_note = self.h.get_source(name, request), f"Problems of this file:\n{listed}"
         else:
             values = self.form.values_of(config)
-            problems, message = {}, ""
-            raw = json.dumps(config.to_dict(full=False), indent=2)
+            problems, message, raw_note = {}, "", ""
+            raw = json.dumps(config.to_dict(full=False), indent=2, ensure_ascii=False)
         return {
             **self._form_values(values, name_editable=False),
             **self._errors(problems),
             self.ui.version: str(getattr(view, "version", "") or ""),
             self.ui.mode: "edit",
             self.ui.raw: raw,
-            self.ui.status: message,
+            self.ui.raw_note: gr.update(value=raw_note, visible=bool(raw_note)),
+            self.ui.status: result_box(message, ok=not message),
         }
 
     def new_job(self, request: gr.Request) -> Updates:
@@ -115,8 +165,9 @@ class SectionEvents:
             **self._errors(None),
             self.ui.version: "",
             self.ui.mode: "create",
-            self.ui.raw: json.dumps(self.form.skeleton(), indent=2),
-            self.ui.status: "",
+            self.ui.raw: json.dumps(self.form.skeleton(), indent=2, ensure_ascii=False),
+            self.ui.raw_note: gr.update(value="", visible=False),
+            self.ui.status: result_box(""),
         }
 
     def cron_helper(self, expr: str, tz: str, request: gr.Request) -> tuple[Any, Any]:
@@ -157,12 +208,13 @@ class SectionEvents:
 
     def _after_save(self, result: ActionResult, problems: dict[str, list[str]], request: gr.Request) -> Updates:
         if not result.ok:
-            return {self.ui.status: result.message, **self._errors(problems or {GENERAL: [result.message]})}
+            return {self.ui.status: result_box(result.message, ok=False), **self._errors(problems or {GENERAL: [result.message]})}
         saved = str(getattr(result.view, "name", None) or result.job or "")
         names = [str(v.name) for v in self.h.list_jobs(request)]
         return {
-            self.ui.status: result.message,
+            self.ui.status: result_box(result.message),
             **self._errors(None),
+            self.ui.raw_note: gr.update(value="", visible=False),
             self.ui.version: str(getattr(result.view, "version", "") or ""),
             self.ui.mode: "edit",
             self.ui.form.inputs["name"]: gr.update(interactive=False),
@@ -183,19 +235,36 @@ class SectionEvents:
         }
 
     # -- actions -----------------------------------------------------------------------------
-    def action(self, kind: str) -> Callable[..., str]:
-        """The adapter of the enable, disable or trigger button (API name ``do_<kind>``)."""
+    def action(self, kind: str) -> Callable[..., Updates]:
+        """The adapter of the enable, disable or trigger button (API name ``do_<kind>``).
 
-        def run(name: str | None, request: gr.Request) -> str:
+        When the job is the one open in the form, the form follows what the action wrote (its
+        version, its Enabled box and the raw editor), so that a Save or Delete after it is not
+        taken for someone else's change."""
+
+        def run(name: str | None, mode: str | None, shown: str | None, request: gr.Request) -> Updates:
             result: ActionResult = getattr(self.h, kind)(name or "", request)
-            return result.message if name else "Select a job first."
+            if not name:
+                return {self.ui.status: result_box("Select a job first.", ok=False)}
+            out: Updates = {self.ui.status: result_box(result.message, ok=result.ok)}
+            config = getattr(result.view, "config", None)
+            if result.ok and config is not None and mode == "edit" and shown == name:
+                out.update({
+                    self.ui.version: str(result.view.version or ""),
+                    self.ui.form.inputs["enabled"]: bool(config.enabled),
+                    self.ui.raw: json.dumps(config.to_dict(full=False), indent=2, ensure_ascii=False),
+                })
+            return out
 
         run.__name__ = f"do_{kind}"
         return run
 
     def do_delete(self, name: str | None, confirmed: str | None, version: str | None, request: gr.Request) -> Updates:
         result = self.h.delete(name or "", confirmed, version, request)
-        return {self.ui.status: result.message, **({self.ui.job: gr.update(value=None)} if result.ok else {})}
+        return {
+            self.ui.status: result_box(result.message, ok=result.ok),
+            **({self.ui.job: gr.update(value=None)} if result.ok else {}),
+        }
 
     # -- history, logs, audit ----------------------------------------------------------------
     def history(self, name: str | None, status: str, since: str, until: str, request: gr.Request) -> tuple[Any, Any, str]:
@@ -212,66 +281,74 @@ class SectionEvents:
         return views.history_frame(runs), views.history_chart_frame(runs), note
 
     def logs(self, name: str | None, search: str, status: str, request: gr.Request) -> tuple[str, Any]:
+        """The output view: what the store keeps of each run (its head and tail), or the lines
+        that match a search, bounded either way; the link streams the full output."""
         if not name:
             self.h.list_jobs(request)
-            return "Select a job to see its output.", gr.update(value=None, interactive=False)
-        entries = self.h.logs(name, search, status or None, request)
-        text = views.logs_text(entries, search=search)
-        return text, gr.update(value=_logs_file(name, text), interactive=True)
+            return "Select a job to see its output.", gr.update(link=None, interactive=False)
+        if search:
+            entries = self.h.logs(name, search, status or None, request)
+        else:
+            entries = views.stored_output(self.h.history(name, status or None, None, None, request, limit=20))
+        text = views.logs_text(entries, search=search, per_stream=views.LOG_VIEW_CHARS, total=views.LOG_VIEW_TOTAL)
+        return text, gr.update(link=output_url(name, status or None), interactive=True)
 
     def audit(self, user: str, job: str, request: gr.Request) -> Any:
         return views.audit_frame(self.h.audit(user, job, request))
 
 
-def _logs_file(name: str, text: str) -> str:
-    folder = tempfile.mkdtemp(prefix="jobfsm-logs-")
-    path = os.path.join(folder, f"{name or 'job'}-logs.txt")
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    return path
-
-
 def wire(ui: JobsLayout, ev: SectionEvents) -> None:
     """Attach the events. The order of registration fixes the API names Gradio gives repeated
-    functions (``dashboard``, ``dashboard_1``, …), which scripts and tests call."""
+    functions (``dashboard``, ``dashboard_1``, …), which scripts and tests call. Every adapter
+    goes through :func:`as_text`."""
+    t = as_text
     quiet: dict[str, Any] = {"show_progress": "hidden"}
-    dash = ([ui.job], [ui.counts, ui.table, ui.job, ui.diagram])
+    dash = ([ui.job, ui.tab], [ui.counts, ui.table, ui.job, ui.diagram])
     root = gr.context.Context.root_block
+    setup_out = [ui.who, ui.raw, ui.audit.tab, *ui.admin_only, *ui.readonly_notes]
     if root is not None:
-        root.load(ev.setup, None, [ui.who, *ui.admin_only, *ui.readonly_notes], **quiet)
-        root.load(ev.dashboard, *dash, **quiet)
-    ui.timer.tick(ev.dashboard, *dash, **quiet)
+        root.load(t(ev.setup), None, setup_out, **quiet)
+        root.load(t(ev.dashboard), *dash, **quiet)
+    ui.timer.tick(t(ev.dashboard), *dash, **quiet)
+
+    # which tab shows, kept in the browser: the diagram is drawn only while its tab shows
+    for key, tab in ui.tabs.items():
+        tab.select(None, None, [ui.tab], js=f"() => {json.dumps(key)}", **quiet)
+    ui.tabs[LIFECYCLE_TAB].select(t(ev.lifecycle), [ui.job], [ui.diagram], **quiet)
 
     form, history, logs = ui.form, ui.history, ui.logs
     inputs = list(form.inputs.values())
     errors = list(form.errors.values())
     history_io = ([ui.job, history.status, history.since, history.until], [history.table, history.chart, history.note])
     logs_io = ([ui.job, logs.search, logs.status], [logs.text, logs.download])
-    select_out = [*inputs, *errors, ui.version, ui.mode, ui.raw, ui.status]
-    ui.job.input(ev.select, [ui.job], select_out).then(ev.history, *history_io, **quiet).then(
-        ev.logs, *logs_io, **quiet
-    )
-    ui.actions["new"].click(ev.new_job, None, select_out)
+    select_out = [*inputs, *errors, ui.version, ui.mode, ui.raw, ui.raw_note, ui.status]
+    ui.job.input(t(ev.select), [ui.job], select_out).then(t(ev.history), *history_io, **quiet).then(
+        t(ev.logs), *logs_io, **quiet
+    ).then(t(ev.dashboard), *dash, **quiet)
+    ui.actions["new"].click(t(ev.new_job), None, select_out)
 
+    action_out = [ui.status, ui.version, form.inputs["enabled"], ui.raw]
     for kind in ("enable", "disable", "trigger"):
-        ui.actions[kind].click(ev.action(kind), [ui.job], [ui.status]).then(ev.dashboard, *dash, **quiet)
+        ui.actions[kind].click(
+            t(ev.action(kind)), [ui.job, ui.mode, form.inputs["name"]], action_out
+        ).then(t(ev.dashboard), *dash, **quiet)
     ui.actions["delete"].click(
-        ev.do_delete, [ui.job, ui.confirm, ui.version], [ui.status, ui.job], js=DELETE_JS
-    ).then(ev.dashboard, *dash, **quiet)
+        t(ev.do_delete), [ui.job, ui.confirm, ui.version], [ui.status, ui.job], js=DELETE_JS
+    ).then(t(ev.dashboard), *dash, **quiet)
 
     schedule, zone = form.inputs["schedule"], form.inputs["timezone"]
     for changed in (schedule.change, zone.change):  # type: ignore[attr-defined]
-        changed(ev.cron_helper, [schedule, zone], [form.cron_help, form.errors["schedule"]], **quiet)
+        changed(t(ev.cron_helper), [schedule, zone], [form.cron_help, form.errors["schedule"]], **quiet)
 
-    save_out = [ui.status, *errors, ui.version, ui.mode, form.inputs["name"], ui.job]
-    form.save.click(ev.save_form, [ui.mode, ui.version, *inputs], save_out).then(ev.dashboard, *dash, **quiet)
-    ui.save_raw.click(ev.save_raw, [ui.mode, form.inputs["name"], ui.version, ui.raw], save_out).then(
-        ev.dashboard, *dash, **quiet
+    save_out = [ui.status, *errors, ui.raw_note, ui.version, ui.mode, form.inputs["name"], ui.job]
+    form.save.click(t(ev.save_form), [ui.mode, ui.version, *inputs], save_out).then(t(ev.dashboard), *dash, **quiet)
+    ui.save_raw.click(t(ev.save_raw), [ui.mode, form.inputs["name"], ui.version, ui.raw], save_out).then(
+        t(ev.dashboard), *dash, **quiet
     )
 
-    history.filter.click(ev.history, *history_io)
-    logs.show.click(ev.logs, *logs_io)
-    logs.search.submit(ev.logs, *logs_io)
+    history.filter.click(t(ev.history), *history_io)
+    logs.show.click(t(ev.logs), *logs_io)
+    logs.search.submit(t(ev.logs), *logs_io)
     audit = ui.audit
-    audit.filter.click(ev.audit, [audit.user, audit.job], [audit.table])
-    audit.tab.select(ev.audit, [audit.user, audit.job], [audit.table])
+    audit.filter.click(t(ev.audit), [audit.user, audit.job], [audit.table])
+    audit.tab.select(t(ev.audit), [audit.user, audit.job], [audit.table])

@@ -44,8 +44,13 @@ class FieldKind(Enum):
 OPEN_CHOICES: dict[str, Any] = {"timezone": lambda: sorted(zoneinfo.available_timezones())}
 """What a schema cannot list: fields offered choices from elsewhere, any other value allowed."""
 
-SKELETON: dict[str, Any] = {"command": "echo hello"}
+SKELETON: dict[str, Any] = {"command": "echo hello", "enabled": True}
 """Values of the raw JSON editor's new job where the schema's default is no valid value."""
+
+NEW_JOB_VALUES: dict[str, Any] = {"enabled": True}
+"""A new job's form values that differ from the schema's defaults. The schema's ``enabled``
+defaults to false (a file that leaves it out is off), but a person who creates a job on the
+page means to run it: Trigger right after Create must work."""
 
 
 @dataclass(frozen=True)
@@ -141,8 +146,8 @@ class JobForm:
         return next(f for f in self.fields if f.key == key)
 
     def starting_values(self) -> dict[str, Any]:
-        """A new job's form: every field at the schema's default."""
-        return {f.key: f.starting_value for f in self.fields}
+        """A new job's form: every field at the schema's default, except :data:`NEW_JOB_VALUES`."""
+        return {f.key: NEW_JOB_VALUES.get(f.key, f.starting_value) for f in self.fields}
 
     def values_of(self, config: JobConfig) -> dict[str, Any]:
         """An existing job's form (its secrets as the service masked them)."""

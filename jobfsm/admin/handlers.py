@@ -27,9 +27,10 @@ from __future__ import annotations
 import functools
 import html
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import gradio as gr
@@ -151,6 +152,11 @@ class JobsHandlers:
     def get_job(self, name: str, request: gr.Request) -> Any:
         return self.service.get_job(name)
 
+    @guarded("view", changes=False)
+    def get_source(self, name: str, request: gr.Request) -> str:
+        """The job file's text (secrets masked), also when it is invalid."""
+        return str(self.service.get_job_source(name))
+
     @guarded("history", changes=False)
     def history(
         self,
@@ -219,7 +225,7 @@ class JobsHandlers:
         return self._act(
             name,
             lambda: self.service.delete_job(name, user, expected_version=version or None),
-            f"Deleted {name!r}.",
+            f"Deleted {name!r}.", "delete", user,
         )
 
     @guarded("create", changes=True, job_arg=None)
@@ -237,7 +243,7 @@ class JobsHandlers:
         return self._act(
             name,
             lambda: self.service.replace_job(name, dict(document), user, expected_version=version or None),
-            f"Saved {name!r}.",
+            f"Saved {name!r}.", "replace", user,
         )
 
     @guarded("update", changes=True)
@@ -250,21 +256,45 @@ class JobsHandlers:
         return self._act(
             name,
             lambda: self.service.edit_job(name, dict(document), user, expected_version=version or None),
-            f"Saved {name!r}.",
+            f"Saved {name!r}.", "update", user,
         )
 
-    def _act(self, name: str, call: Callable[[], Any], ok_message: str) -> ActionResult:
+    def _conflict_message(self, name: str, action: str, user: str) -> str:
+        """Why the version the page sent is stale: who changed the job (the audit entry that wrote
+        the file's current version), or that its file was edited outside the service."""
+        lead = "Not deleted" if action == "delete" else "Not saved"
+        try:
+            view = self.service.get_job(name)
+        except JobNotFoundError:
+            return f"{lead}: job {name!r} was deleted since you opened it."
+        entries = self.service.list_audit(job=name, limit=200)
+        entry = next(
+            (e for e in entries if e.outcome == "allowed" and (e.details or {}).get("version") == view.version),
+            None,
+        )
+        if entry is not None:
+            who = "you changed it in another tab or window" if entry.user == user else f"user {entry.user!r} changed it"
+            what = f"{who} ({entry.action}, {entry.time.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC)"
+        else:
+            try:
+                when = datetime.fromtimestamp(os.path.getmtime(view.file), UTC)
+                at = f", {when:%Y-%m-%d %H:%M:%S} UTC"
+            except OSError:
+                at = ""
+            what = f"its file was edited outside this page (in an editor, git or a script{at})"
+        verb = "delete it" if action == "delete" else "apply your change"
+        return (
+            f"{lead}: job {name!r} was changed since you opened it: {what}. "
+            f"Select it again to see the change, then {verb} again."
+        )
+
+    def _act(self, name: str, call: Callable[[], Any], ok_message: str, action: str = "", user: str = "") -> ActionResult:
         try:
             value = call()
         except ValidationError as exc:
             return ActionResult(False, "Not saved: fix the fields marked below.", job=name, problems=exc.problems)
         except ConcurrentModificationError:
-            return ActionResult(
-                False,
-                f"Not saved: job {name!r} was changed by someone else since you opened it. "
-                "Reload it (select it again) and apply your change again.",
-                job=name,
-            )
+            return ActionResult(False, self._conflict_message(name, action, user), job=name)
         except (JobNotFoundError, JobAlreadyExistsError, InvalidTransitionError, PermissionDeniedError) as exc:
             return ActionResult(False, str(exc), job=name)
         except JobfsmError as exc:

@@ -17,11 +17,24 @@ from typing import Any
 import gradio as gr
 
 from jobfsm.admin import views
+from jobfsm.admin.diagram import diagram_html
 from jobfsm.admin.form import FieldKind, FormField, JobForm
-from jobfsm.lifecycle import render_mermaid
-from jobfsm.model import JobState, RunStatus
+from jobfsm.model import RunStatus
 
 READ_ONLY_NOTE = "Read only: this part needs the admin role."
+EDIT_READ_ONLY_NOTE = (
+    "Read only: editing needs the admin role. The selected job's definition (secrets masked) "
+    "is in the Raw JSON tab."
+)
+LIFECYCLE_TAB = "lifecycle"
+TABS = {LIFECYCLE_TAB: "Lifecycle", "edit": "Edit", "raw": "Raw JSON", "history": "History", "logs": "Logs", "audit": "Audit"}
+"""The tabs, by the key the page keeps of the one that shows."""
+STATUS_CLASSES: dict[bool | None, list[str]] = {
+    True: ["jobfsm-status", "jobfsm-ok"], False: ["jobfsm-status", "jobfsm-failed"], None: ["jobfsm-status"],
+}
+"""The Result box's look: done, or not (with a ✗ mark and a red edge, not only a colour)."""
+CHART_TIME_FORMAT = "%m-%d %H:%M"
+"""The history chart's time axis: 24-hour, like the tables (d3 time format)."""
 STATUS_CHOICES = [("any", "")] + [(s.value, s.value) for s in RunStatus]
 GENERAL = ""
 """The key of the form's error box for problems that belong to no field."""
@@ -29,6 +42,10 @@ GENERAL = ""
 CSS = """
 .jobfsm-field-error textarea, .jobfsm-field-error input { color: #b91c1c !important; font-weight: 600; }
 .jobfsm-status textarea { font-weight: 600; }
+.jobfsm-ok textarea { color: #166534 !important; border-left: 6px solid #16a34a !important; background: #f0fdf4 !important; }
+.jobfsm-failed textarea { color: #991b1b !important; border-left: 6px solid #dc2626 !important; background: #fef2f2 !important; }
+.jobfsm-mono textarea { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono", monospace !important; font-size: 13px; }
+#jobfsm-jobs td, #jobfsm-jobs th { font-size: 13px; }
 """
 
 Gated = gr.components.Component | gr.blocks.BlockContext
@@ -61,7 +78,8 @@ class LogParts:
     status: gr.Dropdown
     show: gr.Button
     text: gr.Textbox
-    download: gr.DownloadButton
+    download: gr.Button
+    """A link to :mod:`jobfsm.admin.downloads`' route, which streams the output files."""
 
 
 @dataclass
@@ -87,12 +105,18 @@ class JobsLayout:
     status: gr.Textbox
     confirm: gr.Textbox
     version: gr.Textbox
-    """The selected job's version, sent back with Save and Delete."""
+    """The selected job's version, sent back with Save and Delete; every action that writes the
+    job's file moves it on."""
+    tab: gr.Textbox
+    """The key (:data:`TABS`) of the tab that shows, kept in the browser."""
+    tabs: dict[str, gr.Tab]
     mode: gr.Textbox
     """``create`` or ``edit``: what Save does."""
-    diagram: gr.Markdown
+    diagram: gr.HTML
     form: FormParts
     raw: gr.Code
+    raw_note: gr.Textbox
+    """An invalid file's problems, above its text in the raw editor."""
     save_raw: gr.Button
     history: HistoryParts
     logs: LogParts
@@ -104,12 +128,6 @@ class JobsLayout:
     """Shown to everybody else instead."""
 
 
-def diagram_markdown(state: JobState | None) -> str:
-    """The lifecycle diagram (from the transition table, never from a job's data)."""
-    caption = f"Lifecycle — current state: **{state.value}**" if state else "Lifecycle"
-    return f"{caption}\n\n```mermaid\n{render_mermaid(state)}```\n"
-
-
 def build_layout(form: JobForm, *, label: str, open: bool, refresh_seconds: float) -> JobsLayout:
     """Make the section's components inside the ``gr.Blocks`` being built."""
     gated: list[Gated] = []
@@ -119,41 +137,55 @@ def build_layout(form: JobForm, *, label: str, open: bool, refresh_seconds: floa
         counts = gr.Markdown("", elem_id="jobfsm-counts")
         table = gr.Dataframe(
             value=views.jobs_frame([]), interactive=False, wrap=True, elem_id="jobfsm-jobs",
-            label="Jobs (refreshes every few seconds)", datatype="str",
+            label="Jobs, failed first (refreshes every few seconds; times in UTC)", datatype="str",
+            column_widths=views.JOB_COLUMN_WIDTHS, max_height=760,
         )
         job, actions = _action_row()
         gated += actions.values()
-        status = gr.Textbox(label="Result", interactive=False, elem_id="jobfsm-status", elem_classes=["jobfsm-status"])
+        status = gr.Textbox(label="Result", interactive=False, elem_id="jobfsm-status", elem_classes=STATUS_CLASSES[None])
         confirm = gr.Textbox(value="", visible=False, elem_id="jobfsm-confirm")
         version = gr.Textbox(value="", visible=False, elem_id="jobfsm-version")
         mode = gr.Textbox(value="create", visible=False, elem_id="jobfsm-mode")
+        shown_tab = gr.Textbox(value=LIFECYCLE_TAB, visible=False, elem_id="jobfsm-shown-tab")
+        tabs: dict[str, gr.Tab] = {}
         with gr.Tabs():
-            with gr.Tab("Lifecycle", elem_id="jobfsm-tab-lifecycle"):
-                diagram = gr.Markdown(diagram_markdown(None), elem_id="jobfsm-diagram")
-            with gr.Tab("Edit", elem_id="jobfsm-tab-edit"), _gated(gated, notes):
+            with _tab(tabs, LIFECYCLE_TAB):
+                diagram = gr.HTML(diagram_html(None), elem_id="jobfsm-diagram")
+            with _tab(tabs, "edit"), _gated(gated, notes, EDIT_READ_ONLY_NOTE):
                 parts = _form_parts(form)
-            with gr.Tab("Raw JSON", elem_id="jobfsm-tab-raw"), _gated(gated, notes):
+            with _tab(tabs, "raw"):
+                raw_note = gr.Textbox(
+                    value="", visible=False, show_label=False, interactive=False, lines=3, max_lines=12,
+                    elem_classes=["jobfsm-field-error"], elem_id="jobfsm-raw-problems",
+                )
                 raw = gr.Code(language="json", label="Job file", interactive=True, elem_id="jobfsm-raw")
-                save_raw = gr.Button("Save JSON", variant="primary", elem_id="jobfsm-save-raw")
-            with gr.Tab("History", elem_id="jobfsm-tab-history"):
+                with _gated(gated, notes, READ_ONLY_NOTE):
+                    save_raw = gr.Button("Save JSON", variant="primary", elem_id="jobfsm-save-raw")
+            with _tab(tabs, "history"):
                 history = _history_parts()
-            with gr.Tab("Logs", elem_id="jobfsm-tab-logs"):
+            with _tab(tabs, "logs"):
                 logs = _log_parts()
-            with gr.Tab("Audit", elem_id="jobfsm-tab-audit") as audit_tab, _gated(gated, notes):
+            with _tab(tabs, "audit") as audit_tab:
                 audit = _audit_parts(audit_tab)
         timer = gr.Timer(refresh_seconds)
     return JobsLayout(
         accordion=accordion, who=who, counts=counts, table=table, job=job, actions=actions,
-        status=status, confirm=confirm, version=version, mode=mode, diagram=diagram, form=parts,
-        raw=raw, save_raw=save_raw, history=history, logs=logs, audit=audit, timer=timer,
-        admin_only=gated, readonly_notes=notes,
+        status=status, confirm=confirm, version=version, tab=shown_tab, tabs=tabs, mode=mode,
+        diagram=diagram, form=parts, raw=raw, raw_note=raw_note, save_raw=save_raw, history=history,
+        logs=logs, audit=audit, timer=timer, admin_only=gated, readonly_notes=notes,
     )
 
 
+def _tab(tabs: dict[str, gr.Tab], key: str) -> gr.Tab:
+    tab = gr.Tab(TABS[key], elem_id=f"jobfsm-tab-{key}", visible=key != "audit")
+    tabs[key] = tab
+    return tab
+
+
 @contextlib.contextmanager
-def _gated(gated: list[Gated], notes: list[gr.Markdown]) -> Iterator[gr.Column]:
+def _gated(gated: list[Gated], notes: list[gr.Markdown], note: str) -> Iterator[gr.Column]:
     """A column shown to admins only, after a read-only note shown to everybody else."""
-    notes.append(gr.Markdown(READ_ONLY_NOTE, visible=False))
+    notes.append(gr.Markdown(note, visible=False))
     with gr.Column(visible=False) as column:
         gated.append(column)
         yield column
@@ -179,8 +211,9 @@ def _form_parts(form: JobForm) -> FormParts:
     inputs: dict[str, gr.components.Component] = {}
     errors: dict[str, gr.Textbox] = {}
     cron_help = None
+    starting = form.starting_values()
     for f in form.fields:
-        inputs[f.key] = field_component(f)
+        inputs[f.key] = field_component(f, starting[f.key])
         errors[f.key] = _error_box(f.attribute)
         if f.key == "schedule":
             cron_help = gr.Textbox(
@@ -193,12 +226,13 @@ def _form_parts(form: JobForm) -> FormParts:
     return FormParts(inputs, errors, cron_help, save)
 
 
-def field_component(f: FormField) -> gr.components.Component:
-    """The input of one form field, from its kind."""
+def field_component(f: FormField, value: Any = None) -> gr.components.Component:
+    """The input of one form field, from its kind, showing ``value`` (default: the field's
+    starting value)."""
     common: dict[str, Any] = {
         "label": f.label, "info": f.hint, "interactive": True, "elem_id": f"jobfsm-field-{f.attribute}",
     }
-    value = f.starting_value
+    value = f.starting_value if value is None else value
     if f.kind is FieldKind.CHOICE:
         if f.open_choices:
             common.update(allow_custom_value=True, filterable=True)
@@ -232,8 +266,8 @@ def _history_parts() -> HistoryParts:
     )
     chart = gr.ScatterPlot(
         value=views.history_chart_frame([]), x="started", y="duration_seconds",
-        color="status", color_map=views.STATUS_COLOURS, label="Run durations (seconds)",
-        elem_id="jobfsm-history-chart",
+        color="status", color_map=views.STATUS_COLOURS, label="Run durations (seconds; started, UTC)",
+        x_axis_format=CHART_TIME_FORMAT, elem_id="jobfsm-history-chart",
     )
     return HistoryParts(status, since, until, button, note, table, chart)
 
@@ -244,10 +278,12 @@ def _log_parts() -> LogParts:
         status = gr.Dropdown(choices=STATUS_CHOICES, value="", label="Status", elem_id="jobfsm-logs-status")
         show = gr.Button("Show", elem_id="jobfsm-logs-show")
     text = gr.Textbox(
-        label="Output of the selected runs", lines=16, max_lines=40, interactive=False,
-        autoscroll=False, elem_id="jobfsm-logs",
+        label="Output of the last runs (head and tail of each; the download has all of it)", lines=16,
+        max_lines=40, interactive=False, autoscroll=False, elem_id="jobfsm-logs", elem_classes=["jobfsm-mono"],
     )
-    download = gr.DownloadButton("Download these logs", value=None, interactive=False, elem_id="jobfsm-logs-download")
+    download = gr.Button(
+        "Download the full output of these runs", link=None, interactive=False, elem_id="jobfsm-logs-download",
+    )
     return LogParts(search, status, show, text, download)
 
 

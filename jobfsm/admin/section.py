@@ -22,10 +22,13 @@ from jobfsm.admin.layout import CSS, build_layout
 from jobfsm.admin.nodes import add_nodes_view
 from jobfsm.clock import Clock
 
-__all__ = ["CSS", "REFRESH_SECONDS", "create_jobs_section"]
+__all__ = ["CSS", "MAX_UPLOAD_BYTES", "REFRESH_SECONDS", "create_jobs_section"]
 
 REFRESH_SECONDS = 3.0
 """How often the table, the counts and the diagram refresh by themselves."""
+MAX_UPLOAD_BYTES = 64 * 1024
+"""The largest upload Gradio accepts (its ``max_file_size``), for every signed-in user: the
+section has no upload field, and Gradio's upload route would otherwise take files of any size."""
 
 
 def create_jobs_section(

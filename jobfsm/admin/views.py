@@ -37,7 +37,15 @@ STATUS_COLOURS: dict[str, str] = {
     RunStatus.LOST.value: "#7c3aed",
 }
 
-JOB_COLUMNS = ["Name", "State", "Schedule", "Last run", "Outcome", "Duration", "Next run", "Enabled"]
+JOB_COLUMNS = [
+    "Name", "State", "Schedule", "Last run (UTC)", "Outcome", "Why (last run)", "Duration", "Next run (UTC)",
+    "Enabled",
+]
+JOB_COLUMN_WIDTHS: list[str | int] = ["13%", "9%", "16%", "10%", "9%", "18%", "7%", "11%", "7%"]
+"""Share of the table's width per column: all of it fits at 1,400 px, a duration on one line."""
+STATE_ORDER = {JobState.FAILED.value: 0, "invalid": 1, JobState.RUNNING.value: 2}
+"""The table lists failed jobs first, then invalid files, then running jobs, then the rest (by name)."""
+
 HISTORY_COLUMNS = ["Run", "Started", "Trigger", "Status", "Duration", "Exit code", "Node", "Message"]
 AUDIT_COLUMNS = ["Time", "User", "Action", "Job", "Outcome", "Details"]
 
@@ -46,6 +54,11 @@ def fmt_time(dt: datetime | None, tz: tzinfo = UTC) -> str:
     if dt is None:
         return ""
     return dt.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def fmt_table_time(dt: datetime | None) -> str:
+    """A time in the jobs table, whose column headers name the zone (UTC)."""
+    return "" if dt is None else dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -60,15 +73,17 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{hours} h {minutes} min"
 
 
-def schedule_words(expr: str | None) -> str:
+def schedule_words(expr: str | None, tz: str | None = None) -> str:
+    """The schedule in words, its expression and the zone it is read in."""
     if not expr:
         return ""
     from jobfsm import cron
 
+    zone = f", {tz or 'UTC'}"
     try:
-        return f"{cron.describe(expr)} ({expr})"
+        return f"{cron.describe(expr)} ({expr}{zone})"
     except Exception:  # an invalid file: show the text as it is
-        return expr
+        return f"{expr}{zone}"
 
 
 def job_state_text(view: Any) -> str:
@@ -79,24 +94,61 @@ def job_state_text(view: Any) -> str:
 
 
 def jobs_frame(views: Sequence[Any]) -> pd.DataFrame:
-    """The dashboard table: one row per job, all cells text."""
+    """The dashboard table: one row per job, all cells text, failed jobs first."""
     rows = []
-    for view in views:
+    for view in sorted(views, key=lambda v: (STATE_ORDER.get(job_state_text(v), 9), str(v.name))):
         config = getattr(view, "config", None)
         last: RunRecord | None = getattr(view, "last_run", None)
+        state = job_state_text(view)
+        outcome, why = last_outcome(state, last)
+        if config is None:
+            why = first_problem(view)
         rows.append(
             [
                 str(view.name),
-                job_state_text(view),
-                schedule_words(config.schedule if config else None),
-                fmt_time(last.started_at if last else None),
-                last.status.value if last else "",
-                fmt_duration(last.duration_seconds if last else None),
-                fmt_time(getattr(view, "next_run", None)),
+                state,
+                schedule_words(config.schedule if config else None, config.timezone if config else None),
+                fmt_table_time((last.started_at or last.scheduled_for) if last else None),
+                outcome,
+                why,
+                fmt_duration(last.duration_seconds if last and last.status is not RunStatus.SKIPPED else None),
+                fmt_table_time(getattr(view, "next_run", None)),
                 "yes" if getattr(view, "enabled", False) else "no",
             ]
         )
     return pd.DataFrame(rows, columns=JOB_COLUMNS, dtype=str)
+
+
+def last_outcome(state: str, last: RunRecord | None) -> tuple[str, str]:
+    """(Outcome, Why) of the table: how the last run ended and the reason, one glance away.
+
+    A running job whose newest record is a skipped fire (the fire came while it ran) shows
+    ``running``, with the skip as the reason, never ``running`` beside ``skipped``."""
+    if last is None:
+        return "", ""
+    if state == JobState.RUNNING.value and last.status is RunStatus.SKIPPED:
+        return RunStatus.RUNNING.value, f"a fire was skipped: {last.message}" if last.message else "a fire was skipped"
+    why = last.message
+    if last.status in (RunStatus.FAILED, RunStatus.LOST):
+        parts = []
+        if last.exit_code is not None:
+            parts.append(f"exit {last.exit_code}")
+        if last.signal:
+            parts.append(f"signal {last.signal}")
+        if last.message and not last.message.startswith(f"exit {last.exit_code}"):
+            parts.append(last.message)
+        why = " · ".join(parts)
+    return last.status.value, why
+
+
+def first_problem(view: Any) -> str:
+    """An invalid file's first error, for the table's reason column."""
+    problems = [p for p in getattr(view, "problems", []) if p.is_error]
+    if not problems:
+        return ""
+    first = problems[0]
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"{first.json_path}: {first.message}{more}"
 
 
 def styled_jobs(frame: pd.DataFrame) -> Any:
@@ -106,7 +158,7 @@ def styled_jobs(frame: pd.DataFrame) -> Any:
         bg = STATE_COLOURS.get(str(value))
         return f"background-color: {bg}; color: #111827; font-weight: 600" if bg else ""
 
-    return frame.style.map(colour, subset=["State"])
+    return frame.style.map(colour, subset=["State", "Outcome"])
 
 
 def state_counts(views: Sequence[Any]) -> dict[str, int]:
@@ -175,29 +227,59 @@ def audit_frame(entries: Iterable[AuditEntry]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=AUDIT_COLUMNS, dtype=str)
 
 
-def logs_text(entries: Iterable[Any], *, search: str | None = None) -> str:
-    """The output of the selected runs as one plain-text document (also the download)."""
+def run_heading(run: RunRecord) -> str:
+    """The line before a run's output, in the log view and the download."""
+    return (
+        f"=== run {run.id} · {run.status.value} · {run.trigger.value} · "
+        f"started {fmt_time(run.started_at) or '-'} · exit {run.exit_code}"
+        f" · {fmt_duration(run.duration_seconds) or '-'} · node {run.node}"
+    )
+
+
+LOG_VIEW_CHARS = 16_000
+"""At most this many characters of one stream of one run in the log view (its head and tail)."""
+LOG_VIEW_TOTAL = 200_000
+"""At most this many characters in the log view in all; the download has everything."""
+
+
+def clipped(text: str, limit: int, what: str = "characters") -> str:
+    """``text`` when short enough, else its head and tail around a line saying what was left out."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    left_out = len(text) - 2 * half
+    return f"{text[:half]}\n[… {left_out:,} {what} not shown here: download the full output …]\n{text[-half:]}"
+
+
+def stored_output(runs: Iterable[RunRecord]) -> list[Any]:
+    """Log entries from what the store keeps of each run (the head and tail of its output),
+    without reading the output files: what the log view shows when nothing is searched."""
+    from types import SimpleNamespace
+
+    return [SimpleNamespace(run=run, stdout=run.stdout_tail, stderr=run.stderr_tail) for run in runs]
+
+
+def logs_text(entries: Iterable[Any], *, search: str | None = None, per_stream: int | None = None,
+              total: int | None = None) -> str:
+    """The output of the selected runs as one plain-text document; with ``per_stream`` and
+    ``total``, bounded for the page (the download link streams it whole)."""
     chunks = []
     for entry in entries:
         run: RunRecord = entry.run
-        head = (
-            f"=== run {run.id} · {run.status.value} · {run.trigger.value} · "
-            f"started {fmt_time(run.started_at) or '-'} · exit {run.exit_code}"
-            f" · {fmt_duration(run.duration_seconds) or '-'} · node {run.node}"
-        )
-        parts = [head]
+        parts = [run_heading(run)]
         if getattr(entry, "note", ""):  # the full output is on another host
             parts.append(f"--- {entry.note}")
         for label, text in (("stdout", entry.stdout), ("stderr", entry.stderr)):
             if text:
                 parts.append(f"--- {label}")
-                parts.append(text.rstrip("\n"))
+                parts.append(clipped(text.rstrip("\n"), per_stream) if per_stream else text.rstrip("\n"))
         if run.message:
             parts.append(f"--- note: {run.message}")
         chunks.append("\n".join(parts))
     if not chunks:
         return "(no runs match)" if search else "(no runs yet)"
-    return "\n\n".join(chunks) + "\n"
+    text = "\n\n".join(chunks) + "\n"
+    return clipped(text, total) if total else text
 
 
 def cron_help(expr: str, tz: str, now: datetime, *, count: int = 5) -> tuple[str, str | None]:

@@ -43,6 +43,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -52,7 +53,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from jobfsm.audit import AuditLog, mask_env
+from jobfsm.audit import MASK, AuditLog, is_secret_key, mask_env
 from jobfsm.clock import Clock, SystemClock, utc
 from jobfsm.config.jobfiles import (
     NAME_PATTERN,
@@ -256,6 +257,14 @@ class JobManagementService:
         last = self.store.list_runs(name, limit=1) if NAME_PATTERN.fullmatch(name) else []
         view = self._view(jf, self.store.get_state(name), self.clock.now(), last[0] if last else None)
         return dc_replace(view, pause=self.get_pause(name))
+
+    def get_job_source(self, name: str) -> str:
+        """The job file's text as it is on disk, also when it is not valid (so that a person can
+        fix it), with the values of secret-looking keys masked as in a :class:`JobView`; ``""``
+        when the bytes are no text. Saving it back through :meth:`replace_job` keeps the masked
+        secrets the file has."""
+        text = self.files.read(name).text
+        return _mask_secret_text(text) if text is not None else ""
 
     def get_job_history(
         self,
@@ -847,6 +856,16 @@ def _read_output(path: str | None, tail: str) -> str:
         return read_tail(Path(path), LOG_READ_LIMIT // 2)
     except OSError:
         return tail
+
+
+_KEY_VALUE = re.compile(r'("((?:[^"\\]|\\.)*)"\s*:\s*)"((?:[^"\\]|\\.)*)"')
+
+
+def _mask_secret_text(text: str) -> str:
+    """JSON text (valid or not) with every ``"KEY": "value"`` whose key looks secret masked."""
+    return _KEY_VALUE.sub(
+        lambda m: f'{m.group(1)}"{MASK}"' if is_secret_key(m.group(2)) else m.group(0), text
+    )
 
 
 def _grep(path: str | None, tail: str, needle: str) -> str:
