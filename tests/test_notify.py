@@ -233,3 +233,28 @@ def test_a_bad_option_is_one_line_and_exit_2(tmp_path: Path, args: list[str], sa
     code = cli(["start", "--jobs", str(tmp_path), "--logs", str(tmp_path / "logs"), *args], out, err)
     assert code == 2
     assert err.getvalue().count("\n") == 1 and said in err.getvalue(), err.getvalue()
+
+
+def test_a_slow_endpoint_does_not_hold_up_another_ones_notices() -> None:
+    from datetime import UTC, datetime
+
+    from jobfsm.model import NotifyEvent
+    from jobfsm.notify import webhook
+    from jobfsm.notify.dispatcher import Delivery, Dispatcher
+    from jobfsm.notify.notice import Notice
+
+    reports: list[str] = []
+    dispatcher = Dispatcher(reports.append, attempts=1)
+    notice = Notice(NotifyEvent.FAILURE, "a", datetime.now(UTC), "job 'a' failed", "here:1")
+    try:
+        with hooks(delay=3.0) as slow, hooks() as fast:
+            for _ in range(3):
+                dispatcher.submit(Delivery("to slow", lambda: webhook.post(slow.url, notice, secret=None, timeout=10)))
+            started = time.monotonic()
+            dispatcher.submit(Delivery("to fast", lambda: webhook.post(fast.url, notice, secret=None, timeout=10)))
+            wait_for(lambda: fast.received, 10, "the fast endpoint's notice")
+            assert fast.received[0].at - started < 2.0  # not behind the three slow ones (9 s in a row)
+            wait_for(dispatcher.idle, 15, "the slow deliveries")
+            assert len(slow.received) == 3 and reports == []
+    finally:
+        dispatcher.close()

@@ -1,4 +1,4 @@
-"""Delivery on a thread of its own, so a slow or dead endpoint never delays a fire.
+"""Delivery on threads of its own, so a slow or dead endpoint never delays a fire.
 
 - **A bounded queue**: at most ``max_pending`` deliveries wait (retries included); one more is
   dropped and the drop is logged (once per overflow, with how many were dropped when it ends).
@@ -8,7 +8,9 @@
 - **Every failed delivery is logged once**, after its last attempt, with the reason.
 - **Timers** (:meth:`Dispatcher.after`) run a call on the same thread when due: the
   ``long_running`` check of a run waits here, not in the scheduler's loop.
-The thread sleeps on a condition until the next thing is due; nothing polls.
+- **A few delivery threads** (``workers``, 4 by default) take from one queue, so one endpoint
+  that answers after seconds slows the others' notices only when it holds every thread.
+The threads sleep on a condition until the next thing is due; nothing polls.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from jobfsm.notify.webhook import DeliveryError
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PENDING = 1000
+DEFAULT_WORKERS = 4
 CLOSE_SECONDS = 5.0
 """At shutdown, deliveries still waiting get this long before they are given up (and logged)."""
 
@@ -48,6 +51,7 @@ class Dispatcher:
         backoff_seconds: float = 2.0,
         max_pending: int = DEFAULT_MAX_PENDING,
         monotonic: Callable[[], float] = time.monotonic,
+        workers: int = DEFAULT_WORKERS,
     ) -> None:
         self._report = report
         """Where a failed delivery is told (the daemon's main log)."""
@@ -61,11 +65,13 @@ class Dispatcher:
         self._dropped = 0
         self._cond = threading.Condition()
         self._closing = False
-        self._busy = False
+        self._busy = 0
         self.delivered = 0
         self.failed = 0
-        self._thread = threading.Thread(target=self._loop, name="jobfsm-notify", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._loop, name=f"jobfsm-notify-{i}", daemon=True)
+                         for i in range(max(1, workers))]
+        for thread in self._threads:
+            thread.start()
 
     # -- any thread ---------------------------------------------------------------------------
     def submit(self, delivery: Delivery) -> bool:
@@ -92,7 +98,7 @@ class Dispatcher:
     def idle(self) -> bool:
         """Nothing waiting to be delivered and nothing being delivered (timers aside)."""
         with self._cond:
-            return self._pending == 0 and not self._busy
+            return self._pending == 0 and self._busy == 0
 
     def close(self, timeout: float = CLOSE_SECONDS) -> None:
         """Stop taking work, deliver what waits for up to ``timeout`` seconds, give up the rest."""
@@ -102,7 +108,8 @@ class Dispatcher:
             self._heap = [item for item in self._heap if isinstance(item[2], Delivery)]
             heapq.heapify(self._heap)
             self._cond.notify_all()
-        self._thread.join(max(0.0, deadline - self._monotonic()))
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - self._monotonic()))
         with self._cond:
             left = self._pending
             self._heap.clear()
@@ -132,7 +139,7 @@ class Dispatcher:
                 if self._closing and self._pending == 0:
                     return
                 _, _, item = heapq.heappop(self._heap)
-                self._busy = True
+                self._busy += 1
             try:
                 if isinstance(item, Delivery):
                     self._attempt(item)
@@ -143,7 +150,7 @@ class Dispatcher:
                         log.exception("notification timer failed")
             finally:
                 with self._cond:
-                    self._busy = False
+                    self._busy -= 1
 
     def _attempt(self, delivery: Delivery) -> None:
         try:

@@ -87,10 +87,11 @@ class Notifier:
         self.streaks.started(event.job)
         with self._lock:
             self._going[event.run_id] = _Going(event.job, event.trigger, event.scheduled_for)
-        targets = self._targets(event.job)
-        if targets and targets.long_running_seconds and targets.wants(NotifyEvent.LONG_RUNNING):
-            self.dispatcher.after(targets.long_running_seconds,
-                                  functools.partial(self._long_running, event.run_id, targets.long_running_seconds))
+        config = self._config(event.job)  # on every start: look at the config, build nothing
+        notify = config.notify if config is not None else None
+        if notify is not None and notify.long_running_seconds and NotifyEvent.LONG_RUNNING in notify.on:
+            seconds = notify.long_running_seconds
+            self.dispatcher.after(seconds, functools.partial(self._long_running, event.run_id, seconds))
 
     def _finished(self, result: JobResult, trigger: Trigger) -> None:
         with self._lock:
