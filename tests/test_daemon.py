@@ -7,6 +7,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from io import StringIO
 from pathlib import Path
 
@@ -33,13 +34,13 @@ class Running:
         return self.code[0]
 
 
-@pytest.fixture
-def start_daemon(tmp_path: Path, jobs_dir: Path) -> Iterator[Callable[..., Running]]:
+@contextmanager
+def daemons_at(jobs_dir: Path, logs: Path, url: str) -> Iterator[Callable[..., Running]]:
+    """Start daemons in this process on these folders; every one still running is stopped after."""
     started: list[Running] = []
-    url = f"sqlite:///{tmp_path / 'store.db'}"
 
     def start(**kwargs: object) -> Running:
-        daemon = Daemon(jobs_dir, tmp_path / "logs", url, **kwargs)  # type: ignore[arg-type]
+        daemon = Daemon(jobs_dir, logs, url, **kwargs)  # type: ignore[arg-type]
         store = SqlStore(url)
         running = Running(daemon, threading.Thread(target=lambda: running.code.append(daemon.run())), store)
         running.thread.start()
@@ -47,11 +48,19 @@ def start_daemon(tmp_path: Path, jobs_dir: Path) -> Iterator[Callable[..., Runni
         started.append(running)
         return running
 
-    yield start
-    for running in started:
-        if running.thread.is_alive():
-            running.stop()
-        running.store.close()
+    try:
+        yield start
+    finally:
+        for running in started:
+            if running.thread.is_alive():
+                running.stop()
+            running.store.close()
+
+
+@pytest.fixture
+def start_daemon(tmp_path: Path, jobs_dir: Path) -> Iterator[Callable[..., Running]]:
+    with daemons_at(jobs_dir, tmp_path / "logs", f"sqlite:///{tmp_path / 'store.db'}") as start:
+        yield start
 
 
 def write(jobs_dir: Path, name: str, **fields: object) -> None:

@@ -10,20 +10,17 @@ import json
 import os
 import shutil
 import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from bench.bench_soak import rss_kib, seconds_to_next_minute, soak
-from jobfsm.daemon.process import Daemon
 from jobfsm.model import RunStatus
 from jobfsm.store.abc import RunRecord
 from jobfsm.store.sql import SqlStore
 from tests.conftest import fill, job_doc, wait_for
-from tests.test_daemon import Running, trigger
+from tests.test_daemon import daemons_at, trigger
 from tests.test_daemon_e2e import _no_daemon_outlives_its_test, start, write  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow
@@ -157,48 +154,28 @@ def test_soak_a_thousand_jobs_every_minute(tmp_path: Path) -> None:
     assert figures["status_cpu_s"] < 3 and figures["history_cpu_s"] < 3, figures
 
 
-@pytest.fixture
-def start_daemon_at() -> Iterator[Callable[[Path, Path, str], Running]]:
-    """The daemon in this process (its stderr is this test's), on the folders given."""
-    started: list[Running] = []
-
-    def start(jobs_dir: Path, logs: Path, url: str) -> Running:
-        daemon = Daemon(jobs_dir, logs, url)
-        store = SqlStore(url)
-        running = Running(daemon, threading.Thread(target=lambda: running.code.append(daemon.run())), store)
-        running.thread.start()
-        assert daemon.ready.wait(10), "daemon did not start"
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        if running.thread.is_alive():
-            running.stop()
-        running.store.close()
-
-
-def test_a_full_logs_disk_costs_log_lines_not_runs(tmp_path: Path, small_disk: Path, start_daemon_at,
+def test_a_full_logs_disk_costs_log_lines_not_runs(tmp_path: Path, small_disk: Path,
                                                    capfd: pytest.CaptureFixture[str]) -> None:
     """The logs folder (job logs and run output) on a tmpfs that fills up; the store elsewhere."""
     jobs_dir = tmp_path / "jobs"
     jobs_dir.mkdir()
     write(jobs_dir, "chatty", schedule="@yearly", command="echo hello")
-    running = start_daemon_at(jobs_dir, small_disk, f"sqlite:///{tmp_path / 'store.db'}")
-    filler = fill(small_disk)
-    for _ in range(5):  # one after another (overlap: skip would skip a run that meets another)
-        run_id = trigger(running.store, "chatty")
-        wait_for(lambda run_id=run_id: running.store.get_run(run_id).ended_at, 10, f"run {run_id} to be recorded",
-                 lambda run_id=run_id: repr(running.store.get_run(run_id)))
-        run = running.store.get_run(run_id)
-        # `echo` cannot write its output to the full disk: the job fails, as it would under cron.
-        assert run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED) and run.exit_code is not None, run
-    filler.unlink()
-    after = trigger(running.store, "chatty")
-    wait_for(lambda: running.store.get_run(after).status is RunStatus.SUCCEEDED, 10, "a run once space is back")
-    assert running.daemon.ready.is_set() and running.thread.is_alive()
-    assert running.stop() == 0
-    jobs_log = (small_disk / "scheduler_jobs.log").read_text()
-    assert f"run {after} finished: status=succeeded" in jobs_log
-    said = capfd.readouterr().err
-    assert said.count("cannot write the log") <= 2, said  # once per file, not once per run
+    with daemons_at(jobs_dir, small_disk, f"sqlite:///{tmp_path / 'store.db'}") as start:
+        running = start()
+        filler = fill(small_disk)
+        for _ in range(5):  # one after another (overlap: skip would skip a run that meets another)
+            run_id = trigger(running.store, "chatty")
+            wait_for(lambda run_id=run_id: running.store.get_run(run_id).ended_at, 10, f"run {run_id} to be recorded",
+                     lambda run_id=run_id: repr(running.store.get_run(run_id)))
+            run = running.store.get_run(run_id)
+            # `echo` cannot write its output to the full disk: the job fails, as it would under cron.
+            assert run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED) and run.exit_code is not None, run
+        filler.unlink()
+        after = trigger(running.store, "chatty")
+        wait_for(lambda: running.store.get_run(after).status is RunStatus.SUCCEEDED, 10, "a run once space is back")
+        assert running.daemon.ready.is_set() and running.thread.is_alive()
+        assert running.stop() == 0
+        jobs_log = (small_disk / "scheduler_jobs.log").read_text()
+        assert f"run {after} finished: status=succeeded" in jobs_log
+        said = capfd.readouterr().err
+        assert said.count("cannot write the log") <= 2, said  # once per file, not once per run
