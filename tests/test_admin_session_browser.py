@@ -16,6 +16,7 @@ from tests.test_admin_browser import (
     ARGS,
     CHROMIUM,
     choose,
+    field,
     open_tab,
     row_text,
     select_job,
@@ -76,11 +77,12 @@ def test_the_page_works_under_its_content_security_policy(browser: Any, server: 
         open_tab(page, tab)
         page.wait_for_timeout(300)
     open_tab(page, "Lifecycle")
-    page.locator("#jobfsm-section svg").first.wait_for()  # Mermaid drew the diagram
+    page.locator("#jobfsm-section svg").first.wait_for()  # the diagram is drawn
     open_tab(page, "History")
     choose(page, "jobfsm-history-status", "failed")
     page.click("#jobfsm-history-filter")
-    page.get_by_text("1 runs of 'broken' with status failed").wait_for()
+    note = field(page, "jobfsm-history-note")
+    wait_until(lambda: "1 runs of 'broken' with status failed" in note.input_value(), "the filtered history")  # type: ignore[attr-defined]
     shot(page, "20-under-csp")
     page.once("dialog", lambda dialog: dialog.dismiss())  # a js= handler: runs through Function()
     dialogs: list[str] = []
