@@ -256,7 +256,10 @@ def stored_output(runs: Iterable[RunRecord]) -> list[Any]:
     without reading the output files: what the log view shows when nothing is searched."""
     from types import SimpleNamespace
 
-    return [SimpleNamespace(run=run, stdout=run.stdout_tail, stderr=run.stderr_tail) for run in runs]
+    from jobfsm.service.output import output_place
+
+    return [SimpleNamespace(run=run, stdout=run.stdout_tail, stderr=run.stderr_tail, note=output_place(run).note)
+            for run in runs]
 
 
 def logs_text(entries: Iterable[Any], *, search: str | None = None, per_stream: int | None = None,
