@@ -10,9 +10,10 @@ click to what a person waits for:
 - **select big (Logs tab)**: picking ``big`` in the job list until the output view shows its
   output (and the same for a small job); **select small job (Edit tab)**: until the form shows it;
 - **disable / enable / trigger**: the button until the Result box says it was done;
-- **save**: the Edit form's Save (a changed description) until "Saved";
-- **delete**: the Delete button (confirmed) after the page's own Disable and Enable, until the
-  Result box answers (on the code before issue 13 it answers with a false conflict).
+- **save**: the Edit form's Save (a changed description) until the Result box answers;
+- **delete**: Disable, then the Delete button (confirmed), until the Result box answers; the
+  outcome rows count how often it was deleted (before issue 13 the page's own Disable made it a
+  false conflict).
 
 Prints a Markdown table of medians and maxima in milliseconds. Run it with ``PYTHONPATH`` set to
 another checkout to measure that code with the same script.
@@ -61,7 +62,7 @@ def _serve(root: Path, n_jobs: int, big_mb: float, big_runs: int) -> tuple[str, 
     jobs.mkdir()
     logs.mkdir()
     for i in range(n_jobs):
-        _write_job(jobs, f"job-{i:02d}", f"echo run {i}")
+        _write_job(jobs, f"job-{i:02d}", f"echo small-output {i}")
     size = int(big_mb * 1024 * 1024)
     _write_job(jobs, "big", f"yes 0123456789abcdef-big-output | head -c {size}")
     accounts = Accounts(logs / "users.json")
@@ -69,6 +70,7 @@ def _serve(root: Path, n_jobs: int, big_mb: float, big_runs: int) -> tuple[str, 
     service = JobManagementService(jobs, logs)
     for _ in range(big_runs):
         service.wait_for_run(service.trigger_job("big", "bench"), timeout=120)
+    service.wait_for_run(service.trigger_job("job-00", "bench"), timeout=60)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(build_app(service, accounts), host="127.0.0.1", port=port,
                                            log_level="warning"))
@@ -112,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         click()
         _wait(done)
         times.setdefault(what, []).append((time.perf_counter() - start) * 1000)
+        print(f"{what}: {times[what][-1]:.0f} ms", file=sys.stderr, flush=True)
 
     with tempfile.TemporaryDirectory(prefix="bench-admin-") as tmp:
         url, server, service = _serve(Path(tmp), args.jobs, args.big_mb, args.big_runs)
@@ -159,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                     page.get_by_text("Signed in as bench").wait_for()
                     page.get_by_role("tab", name="Logs").click()
                 times.setdefault(f"select {name} (Logs tab)", []).append(took)
+                print(f"select {name}: {took:.0f} ms", file=sys.stderr, flush=True)
 
             def pick_in_form(name: str) -> None:
                 option = choose(name)
@@ -167,23 +171,29 @@ def main(argv: list[str] | None = None) -> int:
 
             for round_no in range(args.rounds):
                 page.get_by_role("tab", name="Logs").click()
-                pick_in_logs("job-00", "run 0")
+                pick_in_logs("job-00", "small-output 0")
                 pick_in_logs("big", "big-output")
                 page.get_by_role("tab", name="Edit").click()
                 pick_in_form(f"job-{round_no + 1:02d}")
-                for kind, word in (("disable", "Disabled"), ("enable", "Enabled"), ("trigger", "Triggered")):
+                def act(kind: str, word: str) -> None:
                     before = status()
-                    timed(kind, lambda k=kind: page.click(f"#jobfsm-{k}"),
-                          lambda w=word, b=before: status() != b and w in status())
+                    timed(kind, lambda: page.click(f"#jobfsm-{kind}"), lambda: status() != before and word in status())
                     page.wait_for_timeout(300)
+
+                act("disable", "Disabled")
+                act("enable", "Enabled")
+                act("trigger", "Triggered")
                 box("jobfsm-field-description").fill(f"round {round_no}")
                 before = status()
                 timed("save (form)", lambda: page.click("#jobfsm-save"),
                       lambda b=before: status() != b and ("Saved" in status() or "Not saved" in status()))
+                times.setdefault("outcome: saved", []).append(1.0 if "Not saved" not in status() else 0.0)
+                act("disable", "Disabled")
                 page.once("dialog", lambda dialog: dialog.accept())
-                timed("delete after disable + enable", lambda: page.click("#jobfsm-delete"),
+                timed("delete", lambda: page.click("#jobfsm-delete"),
                       lambda: "Deleted" in status() or "changed" in status())
-                times.setdefault("delete outcome: deleted", []).append(1.0 if "Deleted" in status() else 0.0)
+                times.setdefault("outcome: deleted after the page's own Disable", []).append(
+                    1.0 if "Deleted" in status() else 0.0)
                 page.wait_for_timeout(500)
             browser.close()
         server.should_exit = True
@@ -194,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| action | median ms | max ms |")
     print("|---|---|---|")
     for what, values in times.items():
-        if what.startswith("delete outcome"):
+        if what.startswith("outcome"):
             print(f"| {what} | {sum(values):.0f} of {len(values)} | |")
             continue
         def ms(v: float) -> str:
