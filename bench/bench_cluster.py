@@ -162,7 +162,7 @@ def failover(args: argparse.Namespace) -> None:
         jobs.mkdir()
         out.mkdir()
         (jobs / "long.json").write_text(json.dumps({
-            "name": "long", "schedule": "0 0 1 1 *", "command": 'echo $$ >> pids.txt; sleep 600',
+            "name": "long", "schedule": "0 0 1 1 *", "command": 'echo "$JOBFSM_RUN_ID $$" >> pids.txt; sleep 600',
             "working_directory": str(out), "enabled": True, "retries": 1, "retry_delay_seconds": 1,
         }))
         SqlStore(url).close()
@@ -187,31 +187,39 @@ def failover(args: argparse.Namespace) -> None:
                 time.sleep(0.2)
             for _ in range(args.kills):
                 for run in store.list_runs("long", status=RunStatus.RUNNING):  # end the previous retry
-                    os.killpg(_pid_of(out, run.id, store), signal.SIGKILL)
-                time.sleep(1.5)
+                    pid = _poll(lambda r=run.id: _pid_of(out, r), 10, "the retry's process")
+                    with suppress(ProcessLookupError):
+                        os.killpg(pid, signal.SIGKILL)
+                _poll(lambda: not store.list_runs("long", status=RunStatus.RUNNING), 30, "the last retry to end")
                 request = store.request_trigger("long", user="bench", at=datetime.now(UTC)).id
-                run_id = _poll(lambda r=request: store.get_trigger_request(r).run_id, 10)
+                run_id = _poll(lambda r=request: store.get_trigger_request(r).run_id, 10, "a node to take the trigger")
                 victim = store.get_run(run_id).node
-                job_pid = _poll(lambda r=run_id: _pid_of(out, r, store), 10)
+                job_pid = _poll(lambda r=run_id: _pid_of(out, r), 10, "the job to start")
                 killed = time.time()
                 os.kill(procs[victim].pid, signal.SIGKILL)
                 os.killpg(job_pid, signal.SIGKILL)
                 procs[victim].wait()
-                _poll(lambda r=run_id: store.get_run(r).status is RunStatus.LOST, 60)
+                _poll(lambda r=run_id: store.get_run(r).status is RunStatus.LOST, 60, "the run to be lost")
                 lost_s.append(time.time() - killed)
                 _poll(lambda: any(r.trigger is Trigger.RETRY and r.status is RunStatus.RUNNING
-                                  for r in store.list_runs("long")), 60)
+                                  for r in store.list_runs("long")), 60, "the retry to start")
                 retry_s.append(time.time() - killed)
                 start(victim)
-                time.sleep(2.0)
+                print(f"kill {len(lost_s)}: lost after {lost_s[-1]:.1f} s, retry after {retry_s[-1]:.1f} s",
+                      file=sys.stderr)
+        except BaseException:
+            for node in procs:
+                log = root / f"logs-{node}" / "scheduler_main.log"
+                print(f"--- {node}:", log.read_text()[-1500:] if log.exists() else "(no log)", file=sys.stderr)
+            raise
         finally:
             for proc in procs.values():
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()
-            for line in (out / "pids.txt").read_text().split() if (out / "pids.txt").exists() else []:
+            for line in (out / "pids.txt").read_text().splitlines() if (out / "pids.txt").exists() else []:
                 with suppress(ProcessLookupError):
-                    os.killpg(int(line), signal.SIGKILL)
+                    os.killpg(int(line.split()[1]), signal.SIGKILL)
             store.close()
     print(f"kill -9 of the node running a job with retries: 1, --dead-after {args.dead_after:g}, "
           f"{args.kills} kills, 3 nodes\n")
@@ -221,24 +229,21 @@ def failover(args: argparse.Namespace) -> None:
     print(f"| retry started on a survivor | {statistics.median(retry_s):.1f} | {max(retry_s):.1f} |")
 
 
-def _pid_of(out: Path, run_id: int, store: SqlStore) -> int | None:
-    """The pid of the newest job process (the job writes its pid as it starts)."""
+def _pid_of(out: Path, run_id: int) -> int | None:
+    """The pid of the run's job process (the job writes its run id and pid as it starts)."""
     path = out / "pids.txt"
-    if not path.exists():
-        return None
-    pids = path.read_text().split()
-    runs = [r for r in store.list_runs("long") if r.status is not RunStatus.SKIPPED]
-    return int(pids[-1]) if len(pids) >= len(runs) else None
+    lines = path.read_text().splitlines() if path.exists() else []
+    return next((int(pid) for rid, pid in (line.split() for line in lines) if int(rid) == run_id), None)
 
 
-def _poll(predicate: Any, timeout: float) -> Any:
+def _poll(predicate: Any, timeout: float, what: str) -> Any:
     deadline = time.time() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.time() > deadline:
-            raise TimeoutError("timed out")
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
 
 

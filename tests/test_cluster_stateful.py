@@ -351,7 +351,7 @@ class ClusterMachine(RuleBasedStateMachine):
                 assert run.status is outcome.run_status, f"run {run_id}'s result on {node.name} was not recorded"
 
 
-ClusterMachine.TestCase.settings = settings(max_examples=int(os.environ.get('CLUSTER_EXAMPLES', '100')), stateful_step_count=20, deadline=None)
+ClusterMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=20, deadline=None)
 
 
 @pytest.fixture
