@@ -46,6 +46,11 @@ class SystemClock:
         return event.wait(timeout)
 
 
+def iso(dt: datetime | None) -> str | None:
+    """``dt`` as ISO 8601 with its offset (what every ``--format json`` shows), or None."""
+    return dt.isoformat() if dt is not None else None
+
+
 def utc(dt: datetime) -> datetime:
     """``dt`` as an aware UTC datetime; a naive one is taken to be UTC already."""
     if dt.tzinfo is None:

@@ -68,7 +68,8 @@ def test_check_follows_a_real_daemon_and_a_failing_job_and_metrics_are_served(tm
     assert m["jobfsm_jobs", (("state", "failed"),)] == 1
     assert m["jobfsm_nodes_live", ()] == 1
     write(jobs, "broken", schedule="0 0 1 1 *", command="true")
-    time.sleep(1.5)  # the daemon loads the change (inotify; within a second without it)
+    main_log = tmp_path / "logs" / "scheduler_main.log"
+    wait_for(lambda: "reloaded job 'broken'" in main_log.read_text(), 10, "the daemon to load the fix")
     assert jobfsm(tmp_path, "run", "broken").returncode == 0
     result = jobfsm(tmp_path, "check")
     assert (result.returncode, result.stdout) == (0, "ok: a daemon is alive; no job missed fires or is failing\n")

@@ -17,6 +17,8 @@ import pandas as pd
 
 from jobfsm.model import JobState, RunStatus
 from jobfsm.problems import Problem
+from jobfsm.service.output import OutputSource, output_place
+from jobfsm.service.service import LogEntry
 from jobfsm.store.abc import AuditEntry, RunRecord
 
 STATE_COLOURS: dict[str, str] = {
@@ -251,14 +253,10 @@ def clipped(text: str, limit: int, what: str = "characters") -> str:
     return f"{text[:half]}\n[… {left_out:,} {what} not shown here: download the full output …]\n{text[-half:]}"
 
 
-def stored_output(runs: Iterable[RunRecord]) -> list[Any]:
+def stored_output(runs: Iterable[RunRecord]) -> list[LogEntry]:
     """Log entries from what the store keeps of each run (the head and tail of its output),
     without reading the output files: what the log view shows when nothing is searched."""
-    from types import SimpleNamespace
-
-    from jobfsm.service.output import output_place
-
-    return [SimpleNamespace(run=run, stdout=run.stdout_tail, stderr=run.stderr_tail, note=output_place(run).note)
+    return [LogEntry(run, run.stdout_tail, run.stderr_tail, OutputSource.STORED, output_place(run).note)
             for run in runs]
 
 
@@ -270,7 +268,7 @@ def logs_text(entries: Iterable[Any], *, search: str | None = None, per_stream: 
     for entry in entries:
         run: RunRecord = entry.run
         parts = [run_heading(run)]
-        if getattr(entry, "note", ""):  # the full output is on another host
+        if entry.note:  # the full output is on another host
             parts.append(f"--- {entry.note}")
         for label, text in (("stdout", entry.stdout), ("stderr", entry.stderr)):
             if text:

@@ -12,13 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from jobfsm.clock import iso
 from jobfsm.model import RunStatus
 from jobfsm.nodes import heartbeat_alive, local_process_alive, node_host, node_pid
 from jobfsm.store.abc import Heartbeat, Store
-
-
-def _iso(dt: datetime | None) -> str | None:
-    return dt.isoformat() if dt is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +107,8 @@ class NodeView:
             "node": self.node,
             "host": self.host,
             "pid": self.pid,
-            "started_at": _iso(self.started_at),
-            "last_heartbeat": _iso(self.last_heartbeat),
+            "started_at": iso(self.started_at),
+            "last_heartbeat": iso(self.last_heartbeat),
             "alive": self.alive,
             "running": [run.id for run in self.running],
         }

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from jobfsm.audit import MASK, AuditLog, is_secret_key, mask_env
-from jobfsm.clock import Clock, SystemClock, utc
+from jobfsm.clock import Clock, SystemClock, iso, utc
 from jobfsm.config.jobfiles import (
     NAME_PATTERN,
     JobFile,
@@ -166,7 +166,7 @@ class JobView:
             "valid": self.valid,
             "problems": [p.to_dict() for p in self.problems],
             "paused": self.pause is not None,
-            "paused_until": _iso(self.pause.until) if self.pause else None,
+            "paused_until": iso(self.pause.until) if self.pause else None,
             "pause_reason": self.pause.reason if self.pause else None,
             "paused_by": self.pause.user if self.pause else None,
         }
@@ -809,8 +809,6 @@ class JobManagementService:
 
 
 
-def _iso(dt: datetime | None) -> str | None:
-    return dt.isoformat() if dt is not None else None
 
 
 def _waiting(run: RunRecord) -> bool:

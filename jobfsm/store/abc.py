@@ -13,13 +13,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from jobfsm.clock import iso
 from jobfsm.model import JobState, Outcome, RunStatus, Trigger
 from jobfsm.nodes import DEFAULT_DEAD_AFTER_SECONDS
 from jobfsm.store.control import KillRequest, Pause
-
-
-def _iso(dt: datetime | None) -> str | None:
-    return dt.isoformat() if dt is not None else None
 
 
 @dataclass
@@ -57,9 +54,9 @@ class RunRecord:
             "job": self.job,
             "status": self.status.value,
             "trigger": self.trigger.value,
-            "scheduled_for": _iso(self.scheduled_for),
-            "started_at": _iso(self.started_at),
-            "ended_at": _iso(self.ended_at),
+            "scheduled_for": iso(self.scheduled_for),
+            "started_at": iso(self.started_at),
+            "ended_at": iso(self.ended_at),
             "exit_code": self.exit_code,
             "signal": self.signal,
             "duration_seconds": self.duration_seconds,
@@ -160,9 +157,9 @@ class NodeInfo:
     def to_dict(self) -> dict[str, Any]:
         return {
             "node": self.node, "host": self.host, "pid": self.pid,
-            "started_at": _iso(self.started_at), "last_heartbeat": _iso(self.last_heartbeat),
+            "started_at": iso(self.started_at), "last_heartbeat": iso(self.last_heartbeat),
             "alive": self.alive, "running": list(self.running),
-            "declared_dead_by": self.declared_dead_by, "declared_dead_at": _iso(self.declared_dead_at),
+            "declared_dead_by": self.declared_dead_by, "declared_dead_at": iso(self.declared_dead_at),
         }
 
 

@@ -11,11 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from jobfsm.clock import iso
 from jobfsm.errors import JobfsmError
-
-
-def _iso(dt: datetime | None) -> str | None:
-    return dt.isoformat() if dt is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +31,8 @@ class Pause:
         return self.until is None or at < self.until
 
     def to_dict(self) -> dict[str, Any]:
-        return {"job": self.job, "user": self.user, "since": _iso(self.since),
-                "until": _iso(self.until), "reason": self.reason}
+        return {"job": self.job, "user": self.user, "since": iso(self.since),
+                "until": iso(self.until), "reason": self.reason}
 
 
 KILL_PENDING = ""
