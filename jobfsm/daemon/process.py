@@ -60,12 +60,18 @@ PRUNE_SECONDS = 3600
 REAP_SECONDS = 10
 
 
-def cluster_intervals(dead_after: float) -> tuple[float, float]:
-    """How often to beat and to look for dead nodes with ``--dead-after``: four beats within it
-    (a late one or two do not make a node dead), and a look a fifth of it apart, so a dead
-    node's runs are lost within ``dead_after`` plus 2 s of its last beat (with the default 10 s;
-    an idle daemon then wakes every 2 s, for one cheap query)."""
-    return min(dead_after / 4, HEARTBEAT_SECONDS), min(max(dead_after / 5, 0.5), REAP_SECONDS)
+def cluster_intervals(dead_after: float, *, spans_hosts: bool = True) -> tuple[float, float]:
+    """How often to beat and to look for dead nodes with ``--dead-after``. On a store several
+    hosts share: four beats within it (a late one or two do not make a node dead), and a look a
+    fifth of it apart, so a dead node's runs are lost within ``dead_after`` plus 2 s of its last
+    beat (with the default 10 s an idle daemon wakes every 2 s). On a store of one host a dead
+    node is found by its process being gone, so the beats only need to stay within
+    ``dead_after`` and the look can be as rare as before several hosts (an idle daemon's cost)."""
+    if spans_hosts:
+        return min(dead_after / 4, HEARTBEAT_SECONDS), min(max(dead_after / 5, 0.5), REAP_SECONDS)
+    return min(dead_after / 2, HEARTBEAT_SECONDS), min(max(dead_after, 0.5), REAP_SECONDS)
+
+
 GIL_SWITCH_SECONDS = 0.0005
 """How long the loop may hold the GIL while the reaper thread waits for it (CPython's default is
 5 ms): in a burst the reaper starts the runs that waited for a slot, and each of its turns
@@ -223,7 +229,7 @@ class Daemon:
         )
         bell = Bell(store)
         housekeeping = Timetable(self.clock)
-        beat, reap = cluster_intervals(self.dead_after)
+        beat, reap = cluster_intervals(self.dead_after, spans_hosts=store.spans_hosts)
         housekeeping.every(beat, lambda: scheduler.guarded(scheduler.heartbeat))
         housekeeping.every(PRUNE_SECONDS, lambda: scheduler.guarded(scheduler.prune))
         housekeeping.every(reap, lambda: scheduler.guarded(scheduler.reap_lost))

@@ -177,6 +177,7 @@ class Scheduler:
         self.dead_after = dead_after
         """Seconds without a heartbeat, by the database's clock, after which a node is dead."""
         self.live_nodes: list[str] = []
+        self._started = False
         """The live nodes at the last heartbeat (this one included): who claims which fire first."""
         self.clock_watch = cluster.ClockWatch(lambda message: self.logger.error(message, component="cluster"))
         self._declared_lost: dict[int, str] = {}
@@ -199,6 +200,9 @@ class Scheduler:
         self.reap_lost(now, found="at start-up")
         self.control.refresh()  # before catch-up: a paused job's missed fires are skipped as paused
         self._catch_up_missed = not any(node != self.node for node in self.live_nodes)
+        self._started = True
+        if not self.store.spans_hosts:
+            self.live_nodes = []
         self.reload(catch_up=True)
         self.store.warm_up()  # the first fire must not pay for compiling the store's statements
         self._seen = (now.timestamp(), self.clock.monotonic())
@@ -1116,8 +1120,11 @@ class Scheduler:
                 f"for over {self.dead_after:g} s); its running runs were marked lost there and may be retried "
                 f"elsewhere; registered again; {len(self.in_flight)} run(s) in progress go on and their results "
                 "are kept on their runs", component="cluster")
-        self.live_nodes = [n.node for n in self.store.nodes(seen_within=self.dead_after, dead_after=self.dead_after,
-                                                            at=after) if n.alive or n.node == self.node]
+        # On one host's store the daemons share its CPU, so fires are not spread (nor the live
+        # nodes read at every beat); start-up still asks, to know whether another node is alive.
+        if self.store.spans_hosts or not self._started:
+            self.live_nodes = [n.node for n in self.store.nodes(seen_within=self.dead_after, dead_after=self.dead_after,
+                                                                at=after) if n.alive or n.node == self.node]
 
     def prune(self) -> int:
         """Apply the retention policy; output files of pruned runs go too."""

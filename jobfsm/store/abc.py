@@ -209,6 +209,9 @@ class Store(ABC):
 
     url: str = "memory://"
     """Where the store lives, with any password masked: safe for messages and logs."""
+    spans_hosts: bool = False
+    """Whether daemons on several hosts may share it (a database server). A store on one host
+    (a SQLite file, memory) tells a dead node of its own host by its process, not by its beats."""
 
     # -- job states ------------------------------------------------------------
     @abstractmethod

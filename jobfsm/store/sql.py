@@ -498,6 +498,7 @@ class SqlStore(Store):
         """State writes made inside a batch, one row per job (the last write wins)."""
         self._engine = self._make_engine(normalize_url(url), echo)
         self._is_sqlite = self._engine.dialect.name == "sqlite"
+        self.spans_hosts = not self._is_sqlite
         in_memory = self._is_sqlite and self._engine.url.database in (None, "", ":memory:")
         self._write_lock: threading.Lock | None = threading.Lock() if self._is_sqlite else None
         self._read_lock = self._write_lock if in_memory else None
