@@ -680,8 +680,9 @@ class Scheduler:
 
     def _enqueue(self, entry: JobEntry, start: Start, reason: str) -> RunRecord | None:
         """Record the waiting start at once (as ``skipped``, saying why), so a crash can never
-        make it vanish; it becomes ``running`` when its turn comes."""
-        run = self._record_skip(entry, start, reason)
+        make it vanish; it becomes ``running`` when its turn comes. It is claimed exclusive, so
+        that its start is refused while the job runs on another node."""
+        run = self._record_skip(entry, start, reason, exclusive=_exclusive(entry.config))
         if run is not None:
             if entry.waiting is None:
                 entry.waiting = deque()
@@ -690,7 +691,7 @@ class Scheduler:
             self._on_rollback(waiting.pop)
         return run
 
-    def _record_skip(self, entry: JobEntry, start: Start, reason: str) -> RunRecord | None:
+    def _record_skip(self, entry: JobEntry, start: Start, reason: str, *, exclusive: bool = False) -> RunRecord | None:
         now = self.clock.now()
         run = self.store.claim_run(
             entry.config.name,
@@ -702,6 +703,7 @@ class Scheduler:
             status=RunStatus.SKIPPED,
             message=reason,
             user=start.user,
+            exclusive=exclusive,
         )
         if run is None:
             return None  # another node claimed this fire
