@@ -2,6 +2,7 @@
 
     python bench/bench_cluster.py throughput [--fires 10000] [--rounds 3]
     python bench/bench_cluster.py failover [--kills 10] [--dead-after 10]
+    python bench/bench_cluster.py burst [--jobs 3000] [--rounds 2]
 
 ``throughput``: ``--fires`` no-op fires due at once (one per job, ``overlap: skip``, so claimed
 exclusive), recorded by 1, 2 and 3 node processes on one PostgreSQL database (a fresh schema
@@ -15,7 +16,13 @@ time until every node is done; duplicates are counted from the runs table.
 ``failover``: three ``jobfsm start`` processes on one database (each its own ``JOBFSM_HOST``, so
 they go by heartbeats), a job with ``retries: 1`` triggered; the node that runs it is killed
 with -9 (and its job with it, as when a host dies); the time to ``lost`` and to the retry's
-start is measured; the node is started again; ``--kills`` times. Prints Markdown tables.
+start is measured; the node is started again; ``--kills`` times.
+
+``burst``: ``--jobs`` ``* * * * *`` jobs (``true``) under one ``jobfsm start`` on PostgreSQL,
+then under three on the same database and folder (each its own ``JOBFSM_HOST``), alternating
+for ``--rounds``; for one minute's fires each: missed and duplicate fires, the burst (from the
+minute to the last run's end, as the store recorded them) and each node's share of the runs.
+Prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -229,6 +236,86 @@ def failover(args: argparse.Namespace) -> None:
     print(f"| retry started on a survivor | {statistics.median(retry_s):.1f} | {max(retry_s):.1f} |")
 
 
+# -- burst -----------------------------------------------------------------------------------
+
+def burst(args: argparse.Namespace) -> None:
+    server = os.environ.get("JOBFSM_TEST_POSTGRES")
+    if not server:
+        sys.exit("bench_cluster.py burst: set JOBFSM_TEST_POSTGRES to a PostgreSQL URL")
+    rows: dict[int, list[tuple[float, float, int, int, dict[str, int]]]] = {1: [], 3: []}
+    for _ in range(args.rounds):
+        for daemons in (1, 3):
+            rows[daemons].append(one_minute(server, args.jobs, daemons))
+            print(f"{daemons} daemon(s): burst {rows[daemons][-1][1]:.2f} s", file=sys.stderr)
+    print(f"{args.jobs:,} jobs due at one minute, `jobfsm start` on one PostgreSQL database, "
+          f"{args.rounds} rounds; {platform.python_version()}, {os.cpu_count()} cores\n")
+    print("| daemons | first start s | burst s (median) | burst / one daemon's | missed | duplicates | runs per node |")
+    print("|---:|---:|---:|---:|---:|---:|---|")
+    one = statistics.median(r[1] for r in rows[1])
+    for daemons, results in rows.items():
+        results.sort(key=lambda r: r[1])
+        first, span, _, _, share = results[len(results) // 2]
+        print(f"| {daemons} | {first:.2f} | {span:.2f} | {span / one:.2f} | {sum(r[2] for r in results)} | "
+              f"{sum(r[3] for r in results)} | {' / '.join(str(share[k]) for k in sorted(share))} |")
+
+
+def one_minute(server: str, jobs: int, daemons: int) -> tuple[float, float, int, int, dict[str, int]]:
+    """(first start after the minute s, burst s, missed, duplicates, runs by node) of one minute's
+    fires under ``daemons`` processes."""
+    jobfsm = str(Path(sys.executable).parent / "jobfsm")
+    with tempfile.TemporaryDirectory() as tmp, pg_schema(server) as url:
+        root = Path(tmp)
+        folder = root / "jobs"
+        folder.mkdir()
+        for i in range(jobs):
+            name = f"burst-{i:04d}"
+            (folder / f"{name}.json").write_text(json.dumps({
+                "name": name, "schedule": "* * * * *", "command": ["true"],
+                "working_directory": "/tmp", "enabled": True}))
+        SqlStore(url).close()
+        procs = [subprocess.Popen(
+            [jobfsm, "start", "--jobs", str(folder), "--logs", str(root / f"logs-{i}"), "--store", url,
+             "--node", f"n{i}", "--max-workers", "64"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "JOBFSM_HOST": f"bench-{i}"})
+            for i in range(1, daemons + 1)]
+        store = SqlStore(url)
+        try:
+            for i in range(1, daemons + 1):
+                log = root / f"logs-{i}" / "scheduler_main.log"
+                _poll(lambda log=log: log.exists() and " started: " in log.read_text(), 60, f"daemon {i} to start")
+            _poll(lambda: len([n for n in store.nodes(seen_within=10) if n.alive]) == daemons, 30, "every node alive")
+            if 60 - time.time() % 60 < 10:  # every daemon must know the others before the fire
+                time.sleep(60 - time.time() % 60 + 1)
+            minute = datetime.fromtimestamp((time.time() // 60 + 1) * 60, UTC)
+            time.sleep(max(0.0, minute.timestamp() - time.time()))
+
+            def fires() -> list[Any]:
+                with store._read() as conn:
+                    return conn.execute(text(
+                        "SELECT job, node, status, started_at, ended_at FROM runs WHERE scheduled_for = :m"),
+                        {"m": minute}).all()
+
+            def all_ended() -> list[Any] | None:
+                seen = fires()
+                ended = {r.job for r in seen if r.ended_at is not None}
+                return seen if len(ended) >= jobs else None
+
+            seen = _poll(all_ended, 240, "every fire of the minute to end")
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(60)
+            store.close()
+    keys = {r.job for r in seen}
+    share: dict[str, int] = {}
+    for r in seen:
+        share[r.node] = share.get(r.node, 0) + 1
+    first = min(r.started_at for r in seen) - minute
+    span = max(r.ended_at for r in seen) - minute
+    return first.total_seconds(), span.total_seconds(), jobs - len(keys), len(seen) - len(keys), share
+
+
 def _pid_of(out: Path, run_id: int) -> int | None:
     """The pid of the run's job process (the job writes its run id and pid as it starts)."""
     path = out / "pids.txt"
@@ -256,8 +343,11 @@ def main() -> None:
     f = sub.add_parser("failover")
     f.add_argument("--kills", type=int, default=10)
     f.add_argument("--dead-after", type=float, default=10.0)
+    b = sub.add_parser("burst")
+    b.add_argument("--jobs", type=int, default=3_000)
+    b.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    throughput(args) if args.what == "throughput" else failover(args)
+    {"throughput": throughput, "failover": failover, "burst": burst}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -141,8 +141,10 @@ def test_a_second_stop_request_kills_at_once_and_records_the_run(start_daemon, j
 def test_retention_flags_prune_old_runs_and_their_output_at_start_up(start_daemon, jobs_dir: Path) -> None:
     write(jobs_dir, "chatty", schedule="0 0 1 1 *", command="echo out; echo err >&2")
     running = start_daemon()
-    ids = [trigger(running.store, "chatty") for _ in range(3)]
-    wait_for(lambda: all(running.store.get_run(i).status is RunStatus.SUCCEEDED for i in ids), 10, "three runs")
+    ids = []
+    for _ in range(3):  # one after another: the default overlap (skip) would skip a trigger made while one runs
+        ids.append(trigger(running.store, "chatty"))
+        wait_for(lambda: running.store.get_run(ids[-1]).status is RunStatus.SUCCEEDED, 10, f"run {ids[-1]}")
     runs = {i: running.store.get_run(i) for i in ids}
     assert running.stop() == 0
     assert len(running.store.list_runs("chatty")) == 3  # the defaults keep them: 1,000 runs, 30 days
