@@ -1070,6 +1070,60 @@ def test_state_writes_inside_a_batch_are_seen_at_once_and_stored_at_commit(sql_u
         other.close()
 
 
+class _Rollback(Exception):
+    pass
+
+
+def test_two_threads_batch_at_once_each_in_its_own_transaction(sql_url: str) -> None:
+    """One thread's batch rolls back while another's, opened meanwhile, commits: each thread's
+    claims and state writes stay in its own transaction. On PostgreSQL both batches are open at
+    once; on SQLite the second waits for the first (one writer per file), with the same result."""
+    store = SqlStore(sql_url)
+    both_open = not store.url.startswith("sqlite")
+    first_in, second_in = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def failing() -> None:
+        try:
+            with store.batch():
+                claim(store, "undone", 0)
+                store.set_state("undone", JobState.RUNNING, at(0))
+                first_in.set()
+                if both_open:
+                    assert second_in.wait(10), "the second batch did not open beside the first"
+                claim(store, "undone", 1)
+                store.set_state("undone", JobState.FAILED, at(1))
+                raise _Rollback
+        except _Rollback:
+            pass
+        except BaseException as exc:
+            errors.append(exc)
+
+    def committing() -> None:
+        try:
+            assert first_in.wait(10)
+            with store.batch():
+                claim(store, "kept", 0)
+                second_in.set()
+                store.set_state("kept", JobState.RUNNING, at(0))
+                claim(store, "kept", 1)
+        except BaseException as exc:
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=failing), threading.Thread(target=committing)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert not errors, errors
+        assert [r.scheduled_for for r in store.list_runs("undone")] == []
+        assert sorted(r.scheduled_for for r in store.list_runs("kept")) == [at(0), at(1)]
+        assert store.all_states() == {"kept": JobState.RUNNING}
+    finally:
+        store.close()
+
+
 def test_idle_trigger_polls_skip_the_query_but_never_miss_a_request(tmp_path: Path) -> None:
     from jobfsm.store.sql import SqlStore
 

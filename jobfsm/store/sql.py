@@ -473,6 +473,15 @@ def _finish_values(
     return values
 
 
+class _BatchState(threading.local):
+    """The calling thread's batch: its connection (None outside a batch) and the state writes
+    made inside it, one row per job (the last write wins), written when it commits."""
+
+    def __init__(self) -> None:
+        self.conn: Connection | None = None
+        self.states: dict[str, dict[str, Any]] = {}
+
+
 class SqlStore(Store):
     """The store in a SQL database: ``sqlite:///path/to/file.db`` or ``postgresql://…``."""
 
@@ -485,8 +494,7 @@ class SqlStore(Store):
         server, each with its own skewed clock). Otherwise PostgreSQL's, or this host's on SQLite."""
         self.url = mask_url(url)
         """The URL with the password masked, for messages and logs."""
-        self._batch: tuple[int, Connection] | None = None
-        self._batched_states: dict[str, dict[str, Any]] = {}
+        self._batch = _BatchState()
         self._probe: Any = None
         self._probe_version: int | None = None
         self._probe_lock = threading.Lock()
@@ -495,7 +503,6 @@ class SqlStore(Store):
         self._beat_sql = ""
         self._beat_order: list[str] = []
         self._beat_bind: Callable[[Any], Any] = lambda value: value
-        """State writes made inside a batch, one row per job (the last write wins)."""
         self._engine = self._make_engine(normalize_url(url), echo)
         self._is_sqlite = self._engine.dialect.name == "sqlite"
         self.spans_hosts = not self._is_sqlite
@@ -625,24 +632,21 @@ class SqlStore(Store):
     def batch(self) -> Iterator[None]:
         """The store calls this thread makes inside share one write transaction (the daemon
         records a burst of fires or results at once: one commit instead of one per call)."""
-        me = threading.get_ident()
-        if self._batch is not None and self._batch[0] == me:
+        batch = self._batch
+        if batch.conn is not None:
             yield
             return
         with self._write() as conn:
-            self._batch = (me, conn)
-            self._batched_states = {}
+            batch.conn, batch.states = conn, {}
             try:
                 yield
-                if self._batched_states:  # in one order on every node: no deadlock between two
-                    conn.execute(self._set_state, [self._batched_states[job] for job in sorted(self._batched_states)])
+                if batch.states:  # in one order on every node: no deadlock between two
+                    conn.execute(self._set_state, [batch.states[job] for job in sorted(batch.states)])
             finally:
-                self._batch = None
-                self._batched_states = {}
+                batch.conn, batch.states = None, {}
 
     def _in_batch(self) -> Connection | None:
-        batch = self._batch
-        return batch[1] if batch is not None and batch[0] == threading.get_ident() else None
+        return self._batch.conn
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -734,15 +738,15 @@ class SqlStore(Store):
 
     # -- job states ------------------------------------------------------------------
     def get_state(self, job: str) -> JobState | None:
-        if self._in_batch() is not None and job in self._batched_states:
-            return JobState(self._batched_states[job]["state"])
+        if self._in_batch() is not None and job in self._batch.states:
+            return JobState(self._batch.states[job]["state"])
         with self._read() as conn:
             value = conn.execute(_GET_STATE, {"job_name": job}).scalar()
         return JobState(value) if value is not None else None
 
     def set_state(self, job: str, state: JobState, at: datetime) -> None:
         if self._in_batch() is not None:  # written in one statement when the batch commits
-            self._batched_states[job] = {"job": job, "state": JobState(state).value, "updated_at": at}
+            self._batch.states[job] = {"job": job, "state": JobState(state).value, "updated_at": at}
             return
         with self._write() as conn:
             conn.execute(self._set_state, {"job": job, "state": JobState(state).value, "updated_at": at})
@@ -759,12 +763,12 @@ class SqlStore(Store):
             rows = conn.execute(select(job_states.c.job, job_states.c.state)).all()
         states = {job: JobState(state) for job, state in rows}
         if self._in_batch() is not None:
-            states.update((job, JobState(row["state"])) for job, row in self._batched_states.items())
+            states.update((job, JobState(row["state"])) for job, row in self._batch.states.items())
         return states
 
     def delete_state(self, job: str) -> None:
         if self._in_batch() is not None:
-            self._batched_states.pop(job, None)
+            self._batch.states.pop(job, None)
         with self._write() as conn:
             conn.execute(delete(job_states).where(job_states.c.job == job))
 
