@@ -127,6 +127,7 @@ from jobfsm.store.abc import (
     Beat,
     Claim,
     DeadNode,
+    Finish,
     Heartbeat,
     NodeInfo,
     RunRecord,
@@ -446,31 +447,33 @@ def _warn_not_running(run_id: int, job: str, outcome: str, was: str) -> None:
     )
 
 
-def _finish_values(
-    *,
-    outcome: Outcome,
-    ended_at: datetime,
-    exit_code: int | None,
-    duration_seconds: float | None,
-    signal: int | None = None,
-    message: str = "",
-    stdout_tail: str = "",
-    stderr_tail: str = "",
-    stdout_path: str | None = None,
-    stderr_path: str | None = None,
-) -> dict[str, Any]:
-    """The columns :meth:`SqlStore.finish_run` sets for its keyword arguments (same signature,
-    so ``**fields`` is checked as a call would be); ``message`` only when non-empty."""
-    outcome = Outcome(outcome)
+def _finish_values(finish: Finish) -> dict[str, Any]:
+    """The columns :meth:`SqlStore.finish_run` sets; ``message`` only when non-empty."""
+    outcome = Outcome(finish.outcome)
     values: dict[str, Any] = {
-        "status": outcome.run_status.value, "outcome": outcome.value, "ended_at": ended_at,
-        "exit_code": exit_code, "signal": signal, "duration_seconds": duration_seconds,
-        "stdout_tail": stdout_tail, "stderr_tail": stderr_tail,
-        "stdout_path": stdout_path, "stderr_path": stderr_path,
+        "status": outcome.run_status.value, "outcome": outcome.value, "ended_at": finish.ended_at,
+        "exit_code": finish.exit_code, "signal": finish.signal, "duration_seconds": finish.duration_seconds,
+        "stdout_tail": finish.stdout_tail, "stderr_tail": finish.stderr_tail,
+        "stdout_path": finish.stdout_path, "stderr_path": finish.stderr_path,
     }
-    if message:
-        values["message"] = message
+    if finish.message:
+        values["message"] = finish.message
     return values
+
+
+def _claim_values(claim: Claim) -> dict[str, Any]:
+    """The row :meth:`SqlStore.claim_run` inserts (``scheduled_for`` in UTC: claims are matched
+    to the rows that come back by it)."""
+    return {
+        "job": claim.job, "status": RunStatus(claim.status).value, "trigger": Trigger(claim.trigger).value,
+        "node": claim.node, "scheduled_for": utc(claim.scheduled_for) if claim.scheduled_for is not None else None,
+        "attempt": claim.attempt, "started_at": claim.started_at, "message": claim.message,
+        "stdout_tail": "", "stderr_tail": "", "user": claim.user, "exclusive": claim.exclusive,
+    }
+
+
+def _already_claimed(job: str, scheduled_for: datetime | None, attempt: int) -> None:
+    logger.debug("fire %r of job %r attempt %s already claimed", scheduled_for, job, attempt)
 
 
 class _BatchState(threading.local):
@@ -687,13 +690,10 @@ class SqlStore(Store):
         now, job, node = WARM_UP_AT, WARM_UP_JOB, "warm-up"
         try:
             with self.batch():
-                run = self.claim_run(job, trigger=Trigger.SCHEDULE, node=node, started_at=now, scheduled_for=now)
+                run = self.claim_run(Claim(job, Trigger.SCHEDULE, node, now, now))
                 [more] = self.claim_runs([Claim(job, Trigger.SCHEDULE, node, now, now + timedelta(minutes=1))])
                 self.set_state(job, JobState.RUNNING, now)
-                self.finish_runs([
-                    (r.id, {"outcome": Outcome.SUCCEEDED, "ended_at": now, "exit_code": 0, "duration_seconds": 0.0})
-                    for r in (run, more) if r is not None
-                ])
+                self.finish_runs([Finish(r.id, Outcome.SUCCEEDED, now, 0, 0.0) for r in (run, more) if r is not None])
                 raise _Rehearsal
         except _Rehearsal:
             pass
@@ -773,76 +773,67 @@ class SqlStore(Store):
             conn.execute(delete(job_states).where(job_states.c.job == job))
 
     # -- runs --------------------------------------------------------------------------
-    def claim_run(
-        self,
-        job: str,
-        *,
-        trigger: Trigger,
-        node: str,
-        started_at: datetime,
-        scheduled_for: datetime | None = None,
-        attempt: int = 0,
-        status: RunStatus = RunStatus.RUNNING,
-        message: str = "",
-        user: str | None = None,
-        exclusive: bool = False,
-    ) -> RunRecord | None:
-        values = {
-            "job": job, "status": RunStatus(status).value, "trigger": Trigger(trigger).value,
-            "node": node, "scheduled_for": scheduled_for, "attempt": attempt,
-            "started_at": started_at, "message": message, "stdout_tail": "", "stderr_tail": "",
-            "user": user, "exclusive": exclusive,
-        }
+    def claim_run(self, claim: Claim) -> RunRecord | None:
         try:
             with self._write() as conn:
-                row = conn.execute(self._claim, values).first()
+                return self._claim_one(conn, claim)
         except IntegrityError as exc:
-            raise StoreError(f"{self._failure}: cannot record a run of job {job!r}: {_reason(exc)}") from exc
-        if row is None:
-            logger.debug("fire %r of job %r attempt %s already claimed", scheduled_for, job, attempt)
-            return None
-        return _run(row)
+            raise StoreError(f"{self._failure}: cannot record a run of job {claim.job!r}: {_reason(exc)}") from exc
 
     def claim_runs(self, claims: Sequence[Claim]) -> list[RunRecord | None]:
-        """One executemany of the claim's ``INSERT … ON CONFLICT DO NOTHING RETURNING``, which
-        SQLAlchemy sends as multi-row INSERTs ("insertmanyvalues", up to 1000 rows a statement).
-        A conflicting row returns nothing and neither backend promises the order of the rows
-        it returns, so they are matched back to the claims by (job, scheduled_for in UTC,
-        attempt). A fire claimed twice in the call is sent once: the first claim wins.
+        """The fires in one executemany of the claim's ``INSERT … ON CONFLICT DO NOTHING
+        RETURNING``, which SQLAlchemy sends as multi-row INSERTs ("insertmanyvalues", up to 1000
+        rows a statement). A manual claim among them (no key to match its row by) is sent alone,
+        in its place, so that ids still follow the claims. A fire claimed twice in the call is
+        sent once: the first claim wins.
         """
         claimed: list[RunRecord | None] = [None] * len(claims)
-        first: dict[tuple[str, datetime, int], int] = {}
-        rows: list[dict[str, Any]] = []
-        for i, c in enumerate(claims):
-            fire = (c.job, utc(c.scheduled_for), c.attempt)
-            if fire in first:
-                logger.debug("fire %r of job %r attempt %s already claimed", fire[1], c.job, c.attempt)
-                continue
-            first[fire] = i
-            rows.append({
-                "job": c.job, "status": RunStatus(c.status).value, "trigger": Trigger(c.trigger).value,
-                "node": c.node, "scheduled_for": fire[1], "attempt": c.attempt,
-                "started_at": c.started_at, "message": c.message, "stdout_tail": "", "stderr_tail": "",
-                "user": c.user, "exclusive": c.exclusive,
-            })
-        if not rows:
-            return claimed
+        seen: set[tuple[str, datetime, int]] = set()
+        fires: dict[tuple[str, datetime, int], int] = {}  # the next executemany's, to their claim's index
         try:
             with self._write() as conn:
-                for row in conn.execute(self._claim, rows):
-                    i = first.pop((row.job, row.scheduled_for, row.attempt), -1)
-                    if i < 0:  # raised inside the transaction, so that it rolls back
-                        raise StoreError(
-                            f"{self._failure}: the run claimed for fire {row.scheduled_for!r} of job "
-                            f"{row.job!r} attempt {row.attempt} matches none of the claims"
-                        )
-                    claimed[i] = _run(row)
+                for i, c in enumerate(claims):
+                    if c.scheduled_for is None:
+                        self._claim_fires(conn, claims, fires, claimed)
+                        claimed[i] = self._claim_one(conn, c)
+                        continue
+                    fire = (c.job, utc(c.scheduled_for), c.attempt)
+                    if fire in seen:
+                        _already_claimed(*fire)
+                    else:
+                        seen.add(fire)
+                        fires[fire] = i
+                self._claim_fires(conn, claims, fires, claimed)
         except IntegrityError as exc:
             jobs = sorted({c.job for c in claims})
             raise StoreError(f"{self._failure}: cannot record runs of jobs {jobs!r}: {_reason(exc)}") from exc
-        for job, scheduled_for, attempt in first:
-            logger.debug("fire %r of job %r attempt %s already claimed", scheduled_for, job, attempt)
         return claimed
+
+    def _claim_one(self, conn: Connection, claim: Claim) -> RunRecord | None:
+        row = conn.execute(self._claim, _claim_values(claim)).first()
+        if row is None:
+            _already_claimed(claim.job, claim.scheduled_for, claim.attempt)
+            return None
+        return _run(row)
+
+    def _claim_fires(self, conn: Connection, claims: Sequence[Claim], fires: dict[tuple[str, datetime, int], int],
+                     claimed: list[RunRecord | None]) -> None:
+        """Claim ``fires`` in one executemany and empty it. A conflicting row returns nothing
+        and neither backend promises the order of the rows it returns, so they are matched
+        back to the claims by (job, scheduled_for in UTC, attempt)."""
+        if not fires:
+            return
+        for row in conn.execute(self._claim, [_claim_values(claims[i]) for i in fires.values()]):
+            i = fires.pop((row.job, row.scheduled_for, row.attempt), -1)
+            if i < 0:  # raised inside the transaction, so that it rolls back
+                raise StoreError(
+                    f"{self._failure}: the run claimed for fire {row.scheduled_for!r} of job "
+                    f"{row.job!r} attempt {row.attempt} matches none of the claims"
+                )
+            claimed[i] = _run(row)
+        for fire in fires:
+            _already_claimed(*fire)
+        fires.clear()
 
     def start_queued_run(self, run_id: int, *, started_at: datetime) -> RunRecord | None:
         stmt = (
@@ -859,36 +850,18 @@ class SqlStore(Store):
                 return None
         return _run(row) if row is not None else None
 
-    def finish_run(
-        self,
-        run_id: int,
-        *,
-        outcome: Outcome,
-        ended_at: datetime,
-        exit_code: int | None,
-        duration_seconds: float | None,
-        signal: int | None = None,
-        message: str = "",
-        stdout_tail: str = "",
-        stderr_tail: str = "",
-        stdout_path: str | None = None,
-        stderr_path: str | None = None,
-    ) -> RunRecord:
-        values = _finish_values(
-            outcome=outcome, ended_at=ended_at, exit_code=exit_code, duration_seconds=duration_seconds,
-            signal=signal, message=message, stdout_tail=stdout_tail, stderr_tail=stderr_tail,
-            stdout_path=stdout_path, stderr_path=stderr_path,
-        )
+    def finish_run(self, finish: Finish) -> RunRecord:
+        values = _finish_values(finish)
         with self._write() as conn:
-            before = conn.execute(_FINISH_BEFORE, {"run_id": run_id}).first()
+            before = conn.execute(_FINISH_BEFORE, {"run_id": finish.run_id}).first()
             if before is None:
-                raise RunNotFoundError(run_id)
+                raise RunNotFoundError(finish.run_id)
             if before.status != RunStatus.RUNNING.value:
-                _warn_not_running(run_id, before.job, values["outcome"], before.status)
-            row = conn.execute(_FINISH, {"run_id": run_id, **values}).one()
+                _warn_not_running(finish.run_id, before.job, values["outcome"], before.status)
+            row = conn.execute(_FINISH, {"run_id": finish.run_id, **values}).one()
         return _run(row)
 
-    def finish_runs(self, finishes: Sequence[tuple[int, dict[str, Any]]]) -> None:
+    def finish_runs(self, finishes: Sequence[Finish]) -> None:
         """One lookup of every run (for the warnings, and so an unknown id raises before
         anything is written), then one executemany ``UPDATE`` per set of columns (with and
         without ``message``): two statements for a chunk, three when only some set a message.
@@ -898,7 +871,7 @@ class SqlStore(Store):
         """
         if not finishes:
             return
-        given = [(run_id, _finish_values(**fields)) for run_id, fields in finishes]
+        given = [(f.run_id, _finish_values(f)) for f in finishes]
         final: dict[int, dict[str, Any]] = {}
         for run_id, values in given:
             earlier = final.get(run_id)
