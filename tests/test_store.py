@@ -42,7 +42,7 @@ from sqlalchemy import (
 from jobfsm.clock import utc
 from jobfsm.errors import RunNotFoundError, StoreError, TriggerRequestNotFoundError
 from jobfsm.model import JobState, Outcome, RunStatus, Trigger
-from jobfsm.store import AuditEntry, Claim, Finish, RunRecord, Store, open_store
+from jobfsm.store import AuditEntry, Beat, Claim, Finish, RunRecord, Store, open_store
 from jobfsm.store.abc import WARM_UP_AT, WARM_UP_JOB
 from jobfsm.store.memory import MemoryStore
 from jobfsm.store.sql import METADATA, MIGRATIONS, SqlStore, mask_url, normalize_url
@@ -1448,6 +1448,29 @@ def test_sqlite_and_memory_take_the_callers_clock(store: Store) -> None:
     assert store.beat("node-a", pid=1, host="h", at=at(0)).at == at(0)
     assert [n.alive for n in store.nodes(seen_within=60, dead_after=10, at=at(0) + timedelta(seconds=5))] == [True]
     assert [n.alive for n in store.nodes(seen_within=60, dead_after=10, at=at(1))] == [False]
+
+
+def test_a_beat_on_a_sqlite_file_is_one_statement_that_still_tells_of_a_declared_death(tmp_path: Path) -> None:
+    """An idle daemon's wake-ups are mostly beats: on SQLite a beat is one statement on a
+    connection of its own; only a beat that finds its node declared dead writes more."""
+    url = f"sqlite:///{tmp_path / 'jobfsm.db'}"
+    ours, other = SqlStore(url), SqlStore(url)
+    try:
+        ours.beat("a:1", pid=1, host="h", at=at(0))  # opens its connection
+        assert ours._direct is not None
+        direct: list[str] = []
+        ours._direct._connection.set_trace_callback(lambda sql: direct.append(sql.split(None, 1)[0]))
+        pooled = statements(ours)
+        assert ours.beat("a:1", pid=1, host="h", at=at(1)) == Beat(at(1))
+        assert other.declare_dead("a:1", by="b:2", dead_after=None, at=at(2)) is not None
+        assert ours.beat("a:1", pid=1, host="h", at=at(3)) == Beat(at(3), "b:2", at(2))
+        assert ours.beat("a:1", pid=1, host="h", at=at(4)) == Beat(at(4))
+        assert direct == ["INSERT"] * 3
+        assert pooled == ["UPDATE"], "the declaration is cleared once"
+        assert [(n.node, n.alive) for n in other.nodes(seen_within=60, at=at(4))] == [("a:1", True)]
+    finally:
+        ours.close()
+        other.close()
 
 
 def test_an_old_store_gets_the_cluster_columns(tmp_path: Path) -> None:

@@ -6,10 +6,7 @@ a node's age is measured by it. A SQLite file lives on one host, whose clock is 
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-import threading
-from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +19,7 @@ from jobfsm.model import RunStatus
 from jobfsm.nodes import DEFAULT_DEAD_AFTER_SECONDS
 from jobfsm.store.abc import Beat, DeadNode, Heartbeat, NodeInfo, lost_message
 from jobfsm.store.sql.core import SqlCore
-from jobfsm.store.sql.engine import sqlite_on_connect
+from jobfsm.store.sql.direct import DirectSqlite
 from jobfsm.store.sql.rows import heartbeat_record, run_record
 from jobfsm.store.sql.tables import UTCDateTime, heartbeats, runs
 
@@ -38,62 +35,51 @@ class SqlNodes(SqlCore):
             "pid": beat.excluded.pid, "host": beat.excluded.host, "last_seen": beat.excluded.last_seen,
             "started_at": case((same_process, heartbeats.c.started_at), else_=beat.excluded.started_at),
         })
-        self._beat_cluster = beat.on_conflict_do_update(index_elements=["node"], set_={
-            "pid": beat.excluded.pid, "host": beat.excluded.host, "last_seen": beat.excluded.last_seen,
-            "started_at": case((same_process, heartbeats.c.started_at), else_=beat.excluded.started_at),
-            "declared_dead_by": None, "declared_dead_at": None,
-        })
-        self._beat_lock = threading.Lock()
-        self._beat_connection: Any = None
-        self._beat_sql = ""
-        self._beat_order: list[str] = []
-        self._beat_bind: Callable[[Any], Any] = lambda value: value
+        # The same upsert, returning who had declared the node dead: it leaves those columns as
+        # they were, so one statement both beats and tells (they are cleared only when set).
+        self._beat = self._heartbeat.returning(heartbeats.c.declared_dead_by, heartbeats.c.declared_dead_at)
+        self._direct = (DirectSqlite(self.dedicated_connection, self._engine.dialect,
+                                     {"heartbeat": self._heartbeat, "beat": self._beat})
+                        if self._is_sqlite and self._read_lock is None else None)
+        """SQLite files: beats without SQLAlchemy (not ``sqlite://``, whose one connection is shared)."""
 
     def close(self) -> None:
-        with self._beat_lock:
-            if self._beat_connection is not None:
-                with contextlib.suppress(Exception):
-                    self._beat_connection.close()
-                self._beat_connection = None
+        if self._direct is not None:
+            self._direct.close()
         super().close()
 
     def heartbeat(self, node: str, *, pid: int, host: str, at: datetime) -> None:
-        values = {"node": node, "pid": pid, "host": host, "started_at": at, "last_seen": at,
-                  "declared_dead_by": None, "declared_dead_at": None}
-        if self._is_sqlite and self._read_lock is None and self._in_batch() is None:
-            self._sqlite_heartbeat(values)
+        values = _beat_values(node, pid, host, at)
+        if self._direct is not None and self._in_batch() is None:
+            self._direct_write(self._direct, "heartbeat", values)
             return
         with self._write() as conn:
             conn.execute(self._heartbeat, values)
 
-    def _sqlite_heartbeat(self, values: dict[str, Any]) -> None:
-        """The same upsert on a connection of its own, without SQLAlchemy in between: an idle
-        daemon's wake-ups are mostly heartbeats, and this costs a fifth of the pooled call."""
-        with self._write_lock or nullcontext(), self._errors(), self._beat_lock:
-            if self._beat_connection is None:
-                self._beat_connection = self.dedicated_connection()
-                sqlite_on_connect(self._beat_connection, None)
-                stmt = self._heartbeat.compile(dialect=self._engine.dialect)
-                self._beat_sql = str(stmt)
-                self._beat_order = list(stmt.positiontup or ())
-                # The column type's own conversion, exactly as SQLAlchemy would bind it.
-                processor = UTCDateTime().dialect_impl(self._engine.dialect).bind_processor(self._engine.dialect)
-                self._beat_bind = processor if processor is not None else (lambda value: value)
-            connection = self._beat_connection
-            bind = self._beat_bind
-            params = {**values, "started_at": bind(values["started_at"]), "last_seen": bind(values["last_seen"])}
+    def beat(self, node: str, *, pid: int, host: str, at: datetime | None = None) -> Beat:
+        now = self._clock_here(at)
+        if self._direct is not None and now is not None and self._in_batch() is None:
+            [(by, when)] = self._direct_write(self._direct, "beat", _beat_values(node, pid, host, now))
+            when = self._direct.read_time(when)
+            if by is not None:
+                with self._write() as conn:
+                    _forget_death(conn, node, when)
+            return Beat(now, by, when)
+        with self._write() as conn:
+            now = self._now(conn, at)
+            by, when = conn.execute(self._beat, _beat_values(node, pid, host, now)).one()
+            if by is not None:
+                _forget_death(conn, node, when)
+        return Beat(now, by, when)
+
+    def _direct_write(self, direct: DirectSqlite, name: str, values: dict[str, Any]) -> list[Any]:
+        """One statement on the direct connection, in turn with this process's other writers."""
+        params = {**values, "started_at": direct.bind_time(values["started_at"]),
+                  "last_seen": direct.bind_time(values["last_seen"])}
+        with self._write_lock or nullcontext(), self._errors():
             try:
-                connection.execute("BEGIN IMMEDIATE")
-                try:
-                    connection.execute(self._beat_sql, [params[k] for k in self._beat_order])
-                except BaseException:
-                    connection.execute("ROLLBACK")
-                    raise
-                connection.execute("COMMIT")
+                return direct.execute(name, params)
             except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    connection.close()
-                self._beat_connection = None
                 raise StoreUnavailableError(f"{self._failure}: {exc}; {self._hint(exc)}") from exc
 
     def remove_node(self, node: str) -> None:
@@ -105,30 +91,24 @@ class SqlNodes(SqlCore):
         with self._read() as conn:
             return [heartbeat_record(row) for row in conn.execute(_LIVE_NODES, {"oldest": oldest})]
 
-    def _now(self, conn: Connection, at: datetime | None) -> datetime:
+    def _clock_here(self, at: datetime | None) -> datetime | None:
+        """The time of a store with no clock of its own (None: ask the database)."""
         if self._database_clock is not None:
             return utc(self._database_clock.now())
         if self._is_sqlite:  # one host: its clock is the only one there is
             return utc(at) if at is not None else datetime.now(UTC)
+        return None
+
+    def _now(self, conn: Connection, at: datetime | None) -> datetime:
+        here = self._clock_here(at)
+        if here is not None:
+            return here
         # clock_timestamp(), not now(): now() is the start of the transaction.
         return utc(conn.execute(select(func.clock_timestamp())).scalar_one())
 
     def database_now(self, at: datetime | None = None) -> datetime:
         with self._read() as conn:
             return self._now(conn, at)
-
-    def beat(self, node: str, *, pid: int, host: str, at: datetime | None = None) -> Beat:
-        with self._write() as conn:
-            now = self._now(conn, at)
-            old = conn.execute(
-                select(heartbeats.c.declared_dead_by, heartbeats.c.declared_dead_at)
-                .where(heartbeats.c.node == node).with_for_update()
-            ).first()
-            conn.execute(self._beat_cluster, {"node": node, "pid": pid, "host": host, "started_at": now,
-                                              "last_seen": now, "declared_dead_by": None, "declared_dead_at": None})
-        if old is not None and old.declared_dead_by is not None:
-            return Beat(now, old.declared_dead_by, old.declared_dead_at)
-        return Beat(now)
 
     def nodes(
         self, *, seen_within: float, dead_after: float = DEFAULT_DEAD_AFTER_SECONDS, at: datetime | None = None,
@@ -180,3 +160,16 @@ class SqlNodes(SqlCore):
                 conn.execute(update(heartbeats).where(heartbeats.c.node == node)
                              .values(declared_dead_by=by, declared_dead_at=now))
         return DeadNode(node, last_seen, now, tuple(sorted(lost, key=lambda r: r.id)))
+
+
+def _beat_values(node: str, pid: int, host: str, at: datetime) -> dict[str, Any]:
+    return {"node": node, "pid": pid, "host": host, "started_at": at, "last_seen": at,
+            "declared_dead_by": None, "declared_dead_at": None}
+
+
+def _forget_death(conn: Connection, node: str, declared_at: datetime | None) -> None:
+    """The node beat after it was declared dead (at ``declared_at``): it is alive again."""
+    same = (heartbeats.c.declared_dead_at == bindparam("at", declared_at, type_=UTCDateTime)
+            if declared_at is not None else heartbeats.c.declared_dead_at.is_(None))
+    conn.execute(update(heartbeats).where(heartbeats.c.node == node, same)
+                 .values(declared_dead_by=None, declared_dead_at=None))
