@@ -159,7 +159,7 @@ that fires every minute keeps 30 days and one that fires monthly keeps its last 
 
 @dataclass(frozen=True, slots=True)
 class NodeInfo:
-    """A node as the store sees it (``jobfsm nodes``, DESIGN.md §5); ages by the database's clock."""
+    """A node as the store sees it (``jobfsm nodes``); ages by the database's clock."""
 
     node: str
     host: str
@@ -412,7 +412,8 @@ class Store(ABC):
     @abstractmethod
     def get_kill_request(self, request_id: int) -> KillRequest:
         """Raises :class:`LookupError` (:class:`jobfsm.errors.JobfsmError`) for an unknown id."""
-    # -- several hosts (DESIGN.md §4; docs/cluster.md) --------------------------------------
+
+    # -- several hosts (docs/cluster.md) --------------------------------------------------
     @abstractmethod
     def running_exclusive(self, job: str) -> RunRecord | None:
         """The ``running`` exclusive run of ``job`` (on whichever node), if any."""
