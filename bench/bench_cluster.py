@@ -48,16 +48,15 @@ from sqlalchemy import create_engine, text
 
 from jobfsm.daemon.cluster import claim_delay
 from jobfsm.model import Outcome, RunStatus, Trigger
-from jobfsm.store import Claim
+from jobfsm.store import Claim, Finish
 from jobfsm.store.sql import SqlStore, normalize_url
 
 T0 = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
 CHUNK = 256
 
 
-def _finish(run_id: int) -> tuple[int, dict[str, Any]]:
-    return run_id, {"outcome": Outcome.SUCCEEDED, "ended_at": T0 + timedelta(seconds=1), "exit_code": 0,
-                    "duration_seconds": 0.01, "stdout_tail": "", "stderr_tail": ""}
+def _finish(run_id: int) -> Finish:
+    return Finish(run_id, Outcome.SUCCEEDED, T0 + timedelta(seconds=1), exit_code=0, duration_seconds=0.01)
 
 
 def node_worker(url: str, node: str, nodes: list[str], fires: int, start: Any, done: Any) -> None:

@@ -39,7 +39,7 @@ import sqlalchemy
 from sqlalchemy import create_engine, text
 
 from jobfsm.model import Outcome, Trigger
-from jobfsm.store import Claim, RunRecord
+from jobfsm.store import Claim, Finish, RunRecord
 from jobfsm.store.sql import SqlStore, normalize_url
 
 T0 = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
@@ -49,13 +49,13 @@ def burst(fires: int) -> list[Claim]:
     return [Claim(f"job-{i:05d}", Trigger.SCHEDULE, "bench-node", T0, T0) for i in range(fires)]
 
 
-def result(run_id: int) -> dict[str, Any]:
-    """What ``JobResult.finish_fields()`` gives for a job that printed a line and exited 0."""
-    return {
-        "outcome": Outcome.SUCCEEDED, "ended_at": T0 + timedelta(seconds=2), "exit_code": 0,
-        "duration_seconds": 1.25, "signal": None, "message": "", "stdout_tail": "done\n",
-        "stderr_tail": "", "stdout_path": f"logs/runs/{run_id}.out", "stderr_path": f"logs/runs/{run_id}.err",
-    }
+def result(run_id: int) -> Finish:
+    """The finish of a job that printed a line and exited 0."""
+    return Finish(
+        run_id, outcome=Outcome.SUCCEEDED, ended_at=T0 + timedelta(seconds=2), exit_code=0,
+        duration_seconds=1.25, stdout_tail="done\n",
+        stdout_path=f"logs/runs/{run_id}.out", stderr_path=f"logs/runs/{run_id}.err",
+    )
 
 
 def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
@@ -69,18 +69,14 @@ def one_call_per_fire(store: SqlStore, claims: list[Claim], chunk: int) -> tuple
     for part in chunks(claims, chunk):
         with store.batch():
             for c in part:
-                run = store.claim_run(
-                    c.job, trigger=c.trigger, node=c.node, started_at=c.started_at,
-                    scheduled_for=c.scheduled_for, attempt=c.attempt, status=c.status,
-                    message=c.message, user=c.user,
-                )
+                run = store.claim_run(c)
                 assert run is not None
                 ids.append(run.id)
     t1 = time.perf_counter()
     for part in chunks(ids, chunk):
         with store.batch():
             for run_id in part:
-                store.finish_run(run_id, **result(run_id))
+                store.finish_run(result(run_id))
     return t1 - t0, time.perf_counter() - t1
 
 
@@ -95,7 +91,7 @@ def one_call_per_chunk(store: SqlStore, claims: list[Claim], chunk: int) -> tupl
     t1 = time.perf_counter()
     for part in chunks(ids, chunk):
         with store.batch():
-            store.finish_runs([(run_id, result(run_id)) for run_id in part])
+            store.finish_runs([result(run_id) for run_id in part])
     return t1 - t0, time.perf_counter() - t1
 
 

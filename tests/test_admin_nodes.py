@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from jobfsm.model import Outcome, Trigger
+from jobfsm.store import Claim, Finish
 from tests.admin_support import AdminServer, admin_server, call, login, write_job
 from tests.conftest import wait_for
 
@@ -27,13 +28,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminServer]:
         store = srv.service.store
         now = datetime.now(UTC)
         beat(srv)
-        run = store.claim_run("backup", trigger=Trigger.SCHEDULE, node="alpha:11", started_at=now, scheduled_for=now)
+        run = store.claim_run(Claim("backup", trigger=Trigger.SCHEDULE, node="alpha:11", started_at=now, scheduled_for=now))
         assert run is not None
-        done = store.claim_run("backup", trigger=Trigger.MANUAL, node="beta:22", started_at=now - timedelta(minutes=1))
+        done = store.claim_run(Claim("backup", trigger=Trigger.MANUAL, node="beta:22", started_at=now - timedelta(minutes=1)))
         assert done is not None
-        store.finish_run(done.id, outcome=Outcome.SUCCEEDED, ended_at=now, exit_code=0, duration_seconds=1.0,
-                         stdout_tail="done\n", stdout_path="/srv/elsewhere/logs/runs/backup/2.out",
-                         stderr_path="/srv/elsewhere/logs/runs/backup/2.err")
+        store.finish_run(Finish(done.id, outcome=Outcome.SUCCEEDED, ended_at=now, exit_code=0, duration_seconds=1.0,
+                                stdout_tail="done\n", stdout_path="/srv/elsewhere/logs/runs/backup/2.out",
+                                stderr_path="/srv/elsewhere/logs/runs/backup/2.err"))
         srv.run_ids = (run.id, done.id)  # type: ignore[attr-defined]
         yield srv
 

@@ -17,7 +17,7 @@ from jobfsm.daemon.policy import Start, Verdict
 from jobfsm.errors import InvalidTransitionError
 from jobfsm.lifecycle import Lifecycle
 from jobfsm.model import JobConfig, JobState, Overlap, RunStatus, Trigger
-from jobfsm.store import Store
+from jobfsm.store import Claim, Finish, Store
 from jobfsm.store.control import KILL_PENDING, KILL_SIGNALLED, KillRequestNotFoundError, Pause
 from jobfsm.store.memory import MemoryStore
 from tests.conftest import FakeClock
@@ -252,11 +252,11 @@ def test_follow_finds_the_output_beside_earlier_runs_when_logs_differ(tmp_path: 
     node_runs = tmp_path / "node-logs" / "runs" / "backup"
     node_runs.mkdir(parents=True)
     with JobManagementService(tmp_path / "jobs", tmp_path / "cli-logs", store) as service:
-        old = store.claim_run("backup", trigger=Trigger.MANUAL, node="n", started_at=T0)
+        old = store.claim_run(Claim("backup", trigger=Trigger.MANUAL, node="n", started_at=T0))
         assert old is not None
-        store.finish_run(old.id, outcome=Outcome.SUCCEEDED, ended_at=T0, exit_code=0, duration_seconds=0.0,
-                         stdout_path=str(node_runs / f"{old.id}.out"), stderr_path=str(node_runs / f"{old.id}.err"))
-        new = store.claim_run("backup", trigger=Trigger.MANUAL, node="n", started_at=T0)
+        store.finish_run(Finish(old.id, outcome=Outcome.SUCCEEDED, ended_at=T0, exit_code=0, duration_seconds=0.0,
+                                stdout_path=str(node_runs / f"{old.id}.out"), stderr_path=str(node_runs / f"{old.id}.err")))
+        new = store.claim_run(Claim("backup", trigger=Trigger.MANUAL, node="n", started_at=T0))
         assert new is not None
         assert _output_paths(service, new) == (node_runs / f"{new.id}.out", node_runs / f"{new.id}.err")
 
@@ -271,8 +271,8 @@ def test_a_kill_nobody_can_take_says_why_and_is_audited(tmp_path: Path) -> None:
     (tmp_path / "jobs" / "backup.json").write_text(json.dumps(
         {"name": "backup", "schedule": "* * * * *", "command": "true", "working_directory": "/tmp", "enabled": True}))
     gone = f"{this_host()}:{2**22 + 12345}"  # above pid_max's default: no such process
-    run = store.claim_run("backup", trigger=Trigger.MANUAL, node=gone, started_at=T0)
-    far = store.claim_run("backup", trigger=Trigger.MANUAL, node="elsewhere:1", started_at=T0)
+    run = store.claim_run(Claim("backup", trigger=Trigger.MANUAL, node=gone, started_at=T0))
+    far = store.claim_run(Claim("backup", trigger=Trigger.MANUAL, node="elsewhere:1", started_at=T0))
     assert run is not None and far is not None
     with JobManagementService(tmp_path / "jobs", tmp_path / "logs", store, daemon_pickup_timeout=0.3) as service:
         with pytest.raises(KillTimeoutError, match=r"was started by process .*, which is gone"):

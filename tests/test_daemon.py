@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from jobfsm.clock import SystemClock
 from jobfsm.daemon.process import Daemon
 from jobfsm.model import JobState, RunStatus, Trigger
+from jobfsm.store import Claim
 from jobfsm.store.sql import SqlStore
 from tests.conftest import job_doc, wait_for
 
@@ -176,7 +177,7 @@ def test_crash_leaves_no_job_stuck(tmp_path: Path, jobs_dir: Path, start_daemon)
     store = SqlStore(url)
     write(jobs_dir, "victim", schedule="0 0 1 1 *")
     now = SystemClock().now()
-    orphan = store.claim_run("victim", trigger=Trigger.SCHEDULE, node="deadhost:1", started_at=now, scheduled_for=now)
+    orphan = store.claim_run(Claim("victim", trigger=Trigger.SCHEDULE, node="deadhost:1", started_at=now, scheduled_for=now))
     store.set_state("victim", JobState.RUNNING, now)
     running = start_daemon()
     lost = running.store.get_run(orphan.id)
@@ -213,8 +214,8 @@ def test_a_local_run_of_a_live_process_is_not_taken_for_lost(start_daemon, tmp_p
     store = SqlStore(url)
     write(jobs_dir, "local", schedule="0 0 1 1 *")
     now = SystemClock().now()
-    mine = store.claim_run("local", trigger=Trigger.MANUAL, node=f"{socket.gethostname()}:{os.getpid()}", started_at=now)
-    gone = store.claim_run("local", trigger=Trigger.MANUAL, node=f"{socket.gethostname()}:999999999", started_at=now)
+    mine = store.claim_run(Claim("local", trigger=Trigger.MANUAL, node=f"{socket.gethostname()}:{os.getpid()}", started_at=now))
+    gone = store.claim_run(Claim("local", trigger=Trigger.MANUAL, node=f"{socket.gethostname()}:999999999", started_at=now))
     running = start_daemon()
     assert running.store.get_run(mine.id).status is RunStatus.RUNNING
     assert running.store.get_run(gone.id).status is RunStatus.LOST
@@ -252,6 +253,6 @@ def test_an_idle_daemon_is_woken_by_a_trigger_request_at_once(tmp_path: Path, jo
         for _ in range(3):
             start = time.monotonic()
             request = store.request_trigger("now", user="tester", at=SystemClock().now())
-            wait_for(lambda: store.get_trigger_request(request.id).run_id, 5, "the daemon to take the request")
+            wait_for(lambda r=request: store.get_trigger_request(r.id).run_id, 5, "the daemon to take the request")
             latencies.append(time.monotonic() - start)
         assert max(latencies) < 1.0, f"trigger pick-up took {latencies} s"

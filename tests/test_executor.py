@@ -727,14 +727,16 @@ def test_times_are_aware_utc_and_ordered(executor: JobExecutor, workdir: Path) -
 
 
 def test_a_result_records_every_field_the_store_keeps(executor: JobExecutor, workdir: Path) -> None:
+    from jobfsm.daemon.finish import finish_of
     from jobfsm.model import Trigger
+    from jobfsm.store import Claim
     from jobfsm.store.memory import MemoryStore
 
     result = executor.execute(make_job("echo out; echo err >&2; exit 4", workdir), 77)
     store = MemoryStore()
-    run = store.claim_run("j", trigger=Trigger.MANUAL, node="n", started_at=result.start_time)
+    run = store.claim_run(Claim("j", trigger=Trigger.MANUAL, node="n", started_at=result.start_time))
     assert run is not None
-    recorded = store.finish_run(run.id, **result.finish_fields())
+    recorded = store.finish_run(dataclasses.replace(finish_of(result), run_id=run.id))
     assert (recorded.exit_code, recorded.outcome, recorded.stdout_tail, recorded.stderr_tail) == (
         4, Outcome.FAILED, "out\n", "err\n"
     )

@@ -23,9 +23,9 @@ from jobfsm.model import Outcome, RunStatus, Trigger
 from jobfsm.nodes import DEFAULT_DEAD_AFTER_SECONDS, this_host
 from jobfsm.runs.executor import OMITTED_MARKER
 from jobfsm.service import JobManagementService
-from jobfsm.store import Store, open_store
-from jobfsm.store.abc import Heartbeat
 from jobfsm.service.nodes import NodeRun, node_infos, nodes_seen
+from jobfsm.store import Claim, Finish, Store, open_store
+from jobfsm.store.abc import Heartbeat
 from tests.conftest import job_doc, pg_schema, wait_for
 
 PG_URL = os.environ.get("JOBFSM_TEST_POSTGRES")
@@ -81,7 +81,7 @@ def cli(tmp_path: Path, url: str, *argv: str) -> tuple[int, str, str]:
 
 
 def claim(store: Store, job: str, node: str, **kw: object) -> int:
-    run = store.claim_run(job, trigger=Trigger.MANUAL, node=node, started_at=datetime.now(UTC), **kw)  # type: ignore[arg-type]
+    run = store.claim_run(Claim(job, trigger=Trigger.MANUAL, node=node, started_at=datetime.now(UTC), **kw))  # type: ignore[arg-type]
     assert run is not None
     return run.id
 
@@ -96,7 +96,7 @@ def test_nodes_are_the_recent_heartbeats_and_every_node_running_something(store:
     store.heartbeat("stuck:4", pid=4, host="stuck", at=now - timedelta(hours=2))
     first, second = claim(store, "backup", "a:1"), claim(store, "report", "a:1")
     done = claim(store, "backup", "b:2")
-    store.finish_run(done, outcome=Outcome.SUCCEEDED, ended_at=now, exit_code=0, duration_seconds=0.1)
+    store.finish_run(Finish(done, outcome=Outcome.SUCCEEDED, ended_at=now, exit_code=0, duration_seconds=0.1))
     stuck = claim(store, "sync", "stuck:4")
     local = claim(store, "adhoc", "web-1")  # `jobfsm run` with no daemon: no heartbeat at all
 
@@ -265,9 +265,9 @@ def test_logs_of_a_run_recorded_on_another_host_show_the_stored_head_and_tail(tm
     store = open_store(url)
     run_id = claim(store, "big", far)
     tail = "first line\n" + OMITTED_MARKER.format(n=123456) + "last line\n"
-    store.finish_run(run_id, outcome=Outcome.SUCCEEDED, ended_at=datetime.now(UTC), exit_code=0,
-                     duration_seconds=2.0, stdout_tail=tail, stderr_tail="a warning\n",
-                     stdout_path=f"{elsewhere}/{run_id}.out", stderr_path=f"{elsewhere}/{run_id}.err")
+    store.finish_run(Finish(run_id, outcome=Outcome.SUCCEEDED, ended_at=datetime.now(UTC), exit_code=0,
+                            duration_seconds=2.0, stdout_tail=tail, stderr_tail="a warning\n",
+                            stdout_path=f"{elsewhere}/{run_id}.out", stderr_path=f"{elsewhere}/{run_id}.err"))
     running = claim(store, "big", far)
     store.close()
 

@@ -32,7 +32,7 @@ from jobfsm.errors import (
 )
 from jobfsm.model import JobConfig, JobState, Outcome, RunStatus, Trigger
 from jobfsm.service import JobManagementService, RunWaitTimeoutError, TriggerTimeoutError
-from jobfsm.store import Store, open_store
+from jobfsm.store import Claim, Finish, Store, open_store
 from jobfsm.store.memory import MemoryStore
 from tests.conftest import job_doc
 from tests.strategies import job_documents
@@ -187,17 +187,17 @@ def _insert_runs(store: Store, specs: list[tuple[str, RunStatus, int]]) -> None:
     for job, status, minute in specs:
         started = T0 + timedelta(minutes=minute)
         if status in (RunStatus.SKIPPED, RunStatus.RUNNING):
-            store.claim_run(job, trigger=Trigger.SCHEDULE, node="n", started_at=started,
-                            scheduled_for=None, status=status)
+            store.claim_run(Claim(job, trigger=Trigger.SCHEDULE, node="n", started_at=started,
+                                  scheduled_for=None, status=status))
             continue
-        run = store.claim_run(job, trigger=Trigger.MANUAL, node="n", started_at=started)
+        run = store.claim_run(Claim(job, trigger=Trigger.MANUAL, node="n", started_at=started))
         assert run is not None
         if status is RunStatus.LOST:
             store.mark_lost(at=started, message="gone")
             # mark_lost touches every running run: re-open nothing; RUNNING ones are inserted last
         else:
-            store.finish_run(run.id, outcome=Outcome.SUCCEEDED if status is RunStatus.SUCCEEDED
-                             else Outcome.FAILED, ended_at=started, exit_code=0, duration_seconds=1)
+            store.finish_run(Finish(run.id, outcome=Outcome.SUCCEEDED if status is RunStatus.SUCCEEDED
+                                    else Outcome.FAILED, ended_at=started, exit_code=0, duration_seconds=1))
 
 
 # Property 18: history filtering
@@ -252,17 +252,17 @@ def test_log_filtering(
         svc.create_job(job_doc("a"), "setup")
         records = []
         for i, (out, err, st_) in enumerate(runs):
-            run = svc.store.claim_run("a", trigger=Trigger.MANUAL, node="n",
-                                      started_at=T0 + timedelta(minutes=i))
+            run = svc.store.claim_run(Claim("a", trigger=Trigger.MANUAL, node="n",
+                                            started_at=T0 + timedelta(minutes=i)))
             assert run is not None
             folder = svc.log_directory / "runs" / "a"
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{run.id}.out").write_text("".join(x + "\n" for x in out))
             (folder / f"{run.id}.err").write_text("".join(x + "\n" for x in err))
-            records.append(svc.store.finish_run(
+            records.append(svc.store.finish_run(Finish(
                 run.id, outcome=Outcome.SUCCEEDED if st_ is RunStatus.SUCCEEDED else Outcome.FAILED,
                 ended_at=run.started_at, exit_code=0, duration_seconds=0.1,
-                stdout_path=str(folder / f"{run.id}.out"), stderr_path=str(folder / f"{run.id}.err")))
+                stdout_path=str(folder / f"{run.id}.out"), stderr_path=str(folder / f"{run.id}.err"))))
         run_id = records[pick % len(records)].id if pick is not None else None
         got = svc.get_job_logs("a", search=search, status=status, run_id=run_id, limit=limit)
 
@@ -440,8 +440,8 @@ def test_trigger_while_running_is_skipped_by_overlap_policy(service: JobManageme
 
 
 def test_wait_for_run_times_out(service: JobManagementService) -> None:
-    run = service.store.claim_run("a", trigger=Trigger.MANUAL, node="elsewhere",
-                                  started_at=datetime.now(UTC))
+    run = service.store.claim_run(Claim("a", trigger=Trigger.MANUAL, node="elsewhere",
+                                        started_at=datetime.now(UTC)))
     assert run is not None
     start = time.monotonic()
     with pytest.raises(RunWaitTimeoutError, match=f"run {run.id} is still running"):
@@ -478,11 +478,11 @@ class FakeDaemon:
                 continue
             now = datetime.now(UTC)
             for request in self.store.claim_trigger_requests(node="fake-daemon", at=now):
-                run = self.store.claim_run(request.job, trigger=Trigger.MANUAL, node="fake-daemon",
-                                           started_at=now, user=request.user)
+                run = self.store.claim_run(Claim(request.job, trigger=Trigger.MANUAL, node="fake-daemon",
+                                                 started_at=now, user=request.user))
                 assert run is not None
-                self.store.finish_run(run.id, outcome=Outcome.SUCCEEDED, ended_at=now, exit_code=0,
-                                      duration_seconds=0.0)
+                self.store.finish_run(Finish(run.id, outcome=Outcome.SUCCEEDED, ended_at=now, exit_code=0,
+                                             duration_seconds=0.0))
                 self.store.resolve_trigger_request(request.id, run.id)
                 self.runs.append(run.id)
 

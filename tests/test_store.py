@@ -8,7 +8,7 @@ processes on one database) has its own ``sql_url`` fixture over the two SQL back
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import json
 import logging
 import os
@@ -18,7 +18,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from sqlalchemy import (
 from jobfsm.clock import utc
 from jobfsm.errors import RunNotFoundError, StoreError, TriggerRequestNotFoundError
 from jobfsm.model import JobState, Outcome, RunStatus, Trigger
-from jobfsm.store import AuditEntry, Claim, RunRecord, Store, open_store
+from jobfsm.store import AuditEntry, Beat, Claim, Finish, RunRecord, Store, open_store
 from jobfsm.store.abc import WARM_UP_AT, WARM_UP_JOB
 from jobfsm.store.memory import MemoryStore
 from jobfsm.store.sql import METADATA, MIGRATIONS, SqlStore, mask_url, normalize_url
@@ -107,7 +107,7 @@ def claim(store: Store, job: str = "backup", minutes: float = 0, **kw: Any) -> R
     kw.setdefault("node", "node-a")
     if kw["trigger"] in (Trigger.SCHEDULE, Trigger.CATCH_UP, Trigger.RETRY):
         kw.setdefault("scheduled_for", at(minutes))
-    run = store.claim_run(job, started_at=kw.pop("started_at", at(minutes)), **kw)
+    run = store.claim_run(Claim(job, started_at=kw.pop("started_at", at(minutes)), **kw))
     assert run is not None
     return run
 
@@ -135,10 +135,10 @@ def test_job_states_are_set_listed_replaced_and_deleted(store: Store) -> None:
 # -- claiming and finishing runs -------------------------------------------------------------
 
 def test_claim_run_records_every_field(store: Store) -> None:
-    run = store.claim_run(
+    run = store.claim_run(Claim(
         "backup", trigger=Trigger.RETRY, node="node-a", started_at=at(1), scheduled_for=at(0),
         attempt=2, message="retry 2 of 3", user=None,
-    )
+    ))
     assert run is not None
     assert (run.job, run.status, run.trigger, run.node) == ("backup", RunStatus.RUNNING, Trigger.RETRY, "node-a")
     assert (run.scheduled_for, run.started_at, run.attempt, run.message) == (at(0), at(1), 2, "retry 2 of 3")
@@ -148,8 +148,8 @@ def test_claim_run_records_every_field(store: Store) -> None:
 
 def test_claiming_the_same_fire_twice_gives_none_the_second_time(store: Store) -> None:
     first = claim(store, "backup", 0)
-    again = store.claim_run("backup", trigger=Trigger.SCHEDULE, node="node-b", started_at=at(0),
-                            scheduled_for=at(0))
+    again = store.claim_run(Claim("backup", trigger=Trigger.SCHEDULE, node="node-b", started_at=at(0),
+                                  scheduled_for=at(0)))
     assert again is None
     # Another attempt of the same fire, or the same time for another job, is a different fire.
     retry = claim(store, "backup", 0, trigger=Trigger.RETRY, attempt=1)
@@ -157,12 +157,12 @@ def test_claiming_the_same_fire_twice_gives_none_the_second_time(store: Store) -
     assert len({first.id, retry.id, other.id}) == 3
     assert [r.id for r in store.list_runs("backup")] == sorted([first.id, retry.id], reverse=True)
     # The same instant written in another zone is the same fire.
-    assert store.claim_run("backup", trigger=Trigger.SCHEDULE, node="n", started_at=at(0),
-                           scheduled_for=at(0).astimezone(PLUS2)) is None
+    assert store.claim_run(Claim("backup", trigger=Trigger.SCHEDULE, node="n", started_at=at(0),
+                                 scheduled_for=at(0).astimezone(PLUS2))) is None
 
 
 def test_manual_runs_never_conflict(store: Store) -> None:
-    runs = [store.claim_run("backup", trigger=Trigger.MANUAL, node="node-a", started_at=at(0), user="ann")
+    runs = [store.claim_run(Claim("backup", trigger=Trigger.MANUAL, node="node-a", started_at=at(0), user="ann"))
             for _ in range(3)]
     assert all(r is not None and r.scheduled_for is None and r.user == "ann" for r in runs)
     assert len({r.id for r in runs if r is not None}) == 3
@@ -173,17 +173,17 @@ def test_a_skipped_fire_is_claimed_with_its_reason(store: Store) -> None:
     run = claim(store, "backup", 5, status=RunStatus.SKIPPED, message="previous run still going")
     assert store.get_run(run.id).status is RunStatus.SKIPPED
     assert store.get_run(run.id).message == "previous run still going"
-    assert store.claim_run("backup", trigger=Trigger.SCHEDULE, node="n", started_at=at(5),
-                           scheduled_for=at(5)) is None
+    assert store.claim_run(Claim("backup", trigger=Trigger.SCHEDULE, node="n", started_at=at(5),
+                                 scheduled_for=at(5))) is None
 
 
 @pytest.mark.parametrize("outcome", list(Outcome), ids=[o.value for o in Outcome])
 def test_finish_run_sets_status_from_outcome(store: Store, outcome: Outcome) -> None:
     run = claim(store, "backup", 0, message="from the claim")
-    done = store.finish_run(
+    done = store.finish_run(Finish(
         run.id, outcome=outcome, ended_at=at(2), exit_code=3, duration_seconds=120.25, signal=15,
         stdout_tail="out\n", stderr_tail="err\n", stdout_path="logs/runs/1.out", stderr_path="logs/runs/1.err",
-    )
+    ))
     assert done.status is outcome.run_status
     assert done.outcome is outcome
     assert (done.ended_at, done.exit_code, done.signal, done.duration_seconds) == (at(2), 3, 15, 120.25)
@@ -195,8 +195,8 @@ def test_finish_run_sets_status_from_outcome(store: Store, outcome: Outcome) -> 
 
 def test_finish_run_message_replaces_the_old_one(store: Store) -> None:
     run = claim(store)
-    done = store.finish_run(run.id, outcome=Outcome.NOT_STARTED, ended_at=at(0), exit_code=None,
-                            duration_seconds=None, message="working directory '/nope' does not exist")
+    done = store.finish_run(Finish(run.id, outcome=Outcome.NOT_STARTED, ended_at=at(0), exit_code=None,
+                                   duration_seconds=None, message="working directory '/nope' does not exist"))
     assert done.status is RunStatus.FAILED
     assert store.get_run(run.id).message == "working directory '/nope' does not exist"
 
@@ -205,7 +205,7 @@ def test_missing_runs_raise_run_not_found(store: Store) -> None:
     with pytest.raises(RunNotFoundError, match="no run with id 999"):
         store.get_run(999)
     with pytest.raises(RunNotFoundError, match="999"):
-        store.finish_run(999, outcome=Outcome.SUCCEEDED, ended_at=at(0), exit_code=0, duration_seconds=1.0)
+        store.finish_run(Finish(999, outcome=Outcome.SUCCEEDED, ended_at=at(0), exit_code=0, duration_seconds=1.0))
     with pytest.raises(LookupError):
         store.get_run(-1)
 
@@ -225,7 +225,7 @@ def test_list_runs_newest_first_with_filters(store: Store) -> None:
     b2 = claim(store, "b", 2)
     a3 = claim(store, "a", 3)
     a3_tie = claim(store, "a", 3, trigger=Trigger.MANUAL)  # same start as a3: higher id first
-    store.finish_run(a1.id, outcome=Outcome.FAILED, ended_at=at(2), exit_code=1, duration_seconds=60)
+    store.finish_run(Finish(a1.id, outcome=Outcome.FAILED, ended_at=at(2), exit_code=1, duration_seconds=60))
     assert [r.id for r in store.list_runs()] == [a3_tie.id, a3.id, b2.id, a1.id]
     assert [r.id for r in store.list_runs("a")] == [a3_tie.id, a3.id, a1.id]
     assert [r.id for r in store.list_runs("a", status=RunStatus.FAILED)] == [a1.id]
@@ -242,7 +242,7 @@ def test_latest_runs_are_each_jobs_newest_in_one_call(store: Store) -> None:
     b2 = claim(store, "b", 2)
     claim(store, "a", 3)
     a3_tie = claim(store, "a", 3, trigger=Trigger.MANUAL)
-    store.finish_run(b2.id, outcome=Outcome.FAILED, ended_at=at(4), exit_code=1, duration_seconds=60)
+    store.finish_run(Finish(b2.id, outcome=Outcome.FAILED, ended_at=at(4), exit_code=1, duration_seconds=60))
     latest = store.latest_runs()
     assert {job: run.id for job, run in latest.items()} == {"a": a3_tie.id, "b": b2.id}
     assert latest["b"] == store.list_runs("b", limit=1)[0]  # the whole record, finished fields too
@@ -266,7 +266,7 @@ def test_last_fire_counts_scheduled_and_catch_up_runs_only(store: Store) -> None
 def test_mark_lost_turns_running_runs_of_a_node_into_lost(store: Store) -> None:
     a_running = claim(store, "j", 1, node="node-a")
     a_done = claim(store, "j", 2, node="node-a")
-    store.finish_run(a_done.id, outcome=Outcome.SUCCEEDED, ended_at=at(3), exit_code=0, duration_seconds=60)
+    store.finish_run(Finish(a_done.id, outcome=Outcome.SUCCEEDED, ended_at=at(3), exit_code=0, duration_seconds=60))
     b_running = claim(store, "j", 4, node="node-b")
 
     lost = store.mark_lost(at=at(10), node="node-a", message="node-a stopped heartbeating")
@@ -289,7 +289,7 @@ def test_prune_runs_deletes_finished_runs_beyond_keep_last_and_older_than_keep_d
     for job in ids:
         for d, started in days_ago.items():
             run = claim(store, job, started_at=started, scheduled_for=started)
-            store.finish_run(run.id, outcome=Outcome.SUCCEEDED, ended_at=started, exit_code=0, duration_seconds=1)
+            store.finish_run(Finish(run.id, outcome=Outcome.SUCCEEDED, ended_at=started, exit_code=0, duration_seconds=1))
             ids[job][d] = run.id
     old_running = claim(store, "a", started_at=now - timedelta(days=40), scheduled_for=now - timedelta(days=40))
     request = store.request_trigger("a", user="ann", at=now)
@@ -308,15 +308,15 @@ def test_prune_runs_deletes_finished_runs_beyond_keep_last_and_older_than_keep_d
     with pytest.raises(RunNotFoundError):
         store.get_run(ids["a"][20])
     # A pruned fire's key is free again; nothing left to prune under the same policy.
-    assert store.claim_run("a", trigger=Trigger.SCHEDULE, node="n", started_at=now,
-                           scheduled_for=days_ago[20]) is not None
+    assert store.claim_run(Claim("a", trigger=Trigger.SCHEDULE, node="n", started_at=now,
+                                 scheduled_for=days_ago[20])) is not None
     assert store.prune_runs(now=now, keep_last=3, keep_days=9.5) == []
 
 
 def test_prune_keeps_young_runs_even_beyond_keep_last(store: Store) -> None:
     for i in range(5):
         run = claim(store, "j", i)
-        store.finish_run(run.id, outcome=Outcome.FAILED, ended_at=at(i), exit_code=1, duration_seconds=1)
+        store.finish_run(Finish(run.id, outcome=Outcome.FAILED, ended_at=at(i), exit_code=1, duration_seconds=1))
     assert store.prune_runs(now=at(10), keep_last=0, keep_days=1) == []
     assert len(store.prune_runs(now=at(10) + timedelta(days=2), keep_last=0, keep_days=1)) == 5
 
@@ -359,8 +359,8 @@ def test_concurrent_threads_claim_each_fire_and_request_once(store: Store) -> No
             barrier.wait(timeout=10)
             won[node], taken[node] = [], []
             for i in range(25):
-                if store.claim_run("j", trigger=Trigger.SCHEDULE, node=node, started_at=at(i),
-                                   scheduled_for=at(i)) is not None:
+                if store.claim_run(Claim("j", trigger=Trigger.SCHEDULE, node=node, started_at=at(i),
+                                         scheduled_for=at(i))) is not None:
                     won[node].append(i)
                 taken[node].extend(r.id for r in store.claim_trigger_requests(node=node, at=at(i)))
         except BaseException as exc:  # reported below
@@ -429,10 +429,10 @@ def test_heartbeats_live_nodes_and_remove_node(store: Store) -> None:
 
 def test_aware_datetimes_come_back_equal_and_in_utc(store: Store) -> None:
     local = datetime(2024, 3, 31, 2, 30, 15, 123456, tzinfo=PLUS2)
-    run = store.claim_run("tz", trigger=Trigger.SCHEDULE, node="n", started_at=local, scheduled_for=local)
+    run = store.claim_run(Claim("tz", trigger=Trigger.SCHEDULE, node="n", started_at=local, scheduled_for=local))
     assert run is not None
-    store.finish_run(run.id, outcome=Outcome.SUCCEEDED, ended_at=local + timedelta(seconds=1), exit_code=0,
-                     duration_seconds=1.0)
+    store.finish_run(Finish(run.id, outcome=Outcome.SUCCEEDED, ended_at=local + timedelta(seconds=1), exit_code=0,
+                            duration_seconds=1.0))
     got = store.get_run(run.id)
     for value in (got.started_at, got.scheduled_for, store.last_fire("tz")):
         assert value == local and is_utc(value)
@@ -502,7 +502,7 @@ def test_history_filtering_property(backend: str, tmp_path: Path) -> None:
         store = holder[0] = _wipe(holder[0])
         inserted = []
         for job, status, started in specs:
-            run = store.claim_run(job, trigger=Trigger.MANUAL, node="n", started_at=started, status=status)
+            run = store.claim_run(Claim(job, trigger=Trigger.MANUAL, node="n", started_at=started, status=status))
             assert run is not None
             inserted.append(run)
         got = store.list_runs(f["job"], status=f["status"], since=f["since"], until=f["until"], limit=f["limit"])
@@ -519,18 +519,21 @@ def test_history_filtering_property(backend: str, tmp_path: Path) -> None:
 
 # -- batched claims and finishes -------------------------------------------------------------
 
-def fields(outcome: Outcome = Outcome.SUCCEEDED, i: int = 0, message: str = "") -> dict[str, Any]:
-    """finish_run's keyword arguments (what ``JobResult.finish_fields()`` builds), varied by ``i``."""
-    return {
-        "outcome": outcome, "ended_at": at(10 + i), "exit_code": None if outcome is Outcome.KILLED else i,
-        "duration_seconds": 60.0 + i / 8, "signal": 9 if outcome is Outcome.KILLED else None,
-        "message": message, "stdout_tail": f"out {i}\n", "stderr_tail": f"err {i}\n" if i % 2 else "",
-        "stdout_path": f"logs/runs/{i}.out", "stderr_path": None if i % 2 else f"logs/runs/{i}.err",
-    }
+def finish(run_id: int, outcome: Outcome = Outcome.SUCCEEDED, i: int = 0, message: str = "") -> Finish:
+    """A finish of ``run_id`` that sets every field, varied by ``i``."""
+    return Finish(
+        run_id, outcome=outcome, ended_at=at(10 + i), exit_code=None if outcome is Outcome.KILLED else i,
+        duration_seconds=60.0 + i / 8, signal=9 if outcome is Outcome.KILLED else None,
+        message=message, stdout_tail=f"out {i}\n", stderr_tail=f"err {i}\n" if i % 2 else "",
+        stdout_path=f"logs/runs/{i}.out", stderr_path=None if i % 2 else f"logs/runs/{i}.err",
+    )
 
 
-def test_finish_fields_in_these_tests_are_every_keyword_of_finish_run() -> None:
-    assert set(fields()) == set(inspect.signature(Store.finish_run).parameters) - {"self", "run_id"}
+def test_the_finishes_in_these_tests_set_every_field_of_finish() -> None:
+    made = [finish(1, outcome, i, message="m") for outcome in (Outcome.SUCCEEDED, Outcome.KILLED) for i in (0, 1)]
+    for f in dataclasses.fields(Finish):
+        if f.default is not dataclasses.MISSING:
+            assert any(getattr(m, f.name) != f.default for m in made), f.name
 
 
 def unnumbered(run: RunRecord | None) -> RunRecord | None:
@@ -589,9 +592,21 @@ def test_claim_runs_gives_none_for_fires_claimed_before_or_earlier_in_the_call(s
     assert store.claim_runs([Claim("report", Trigger.SCHEDULE, "n", at(0), at(0))]) == [None]
 
 
-def test_a_claim_needs_the_fire_it_claims() -> None:
-    with pytest.raises(ValueError, match="claim of job 'backup' needs scheduled_for"):
-        Claim("backup", Trigger.MANUAL, "node-a", at(0), None)
+def test_manual_claims_in_a_batch_never_conflict_and_keep_their_place(store: Store) -> None:
+    runs = store.claim_runs([
+        Claim("backup", Trigger.MANUAL, "node-a", at(0), user="ann"),
+        Claim("backup", Trigger.SCHEDULE, "node-a", at(0), at(0)),
+        Claim("backup", Trigger.MANUAL, "node-a", at(0), user="ann"),
+        Claim("backup", Trigger.SCHEDULE, "node-b", at(0), at(0)),  # the same fire
+        Claim("report", Trigger.MANUAL, "node-a", at(0), status=RunStatus.SKIPPED, message="paused"),
+    ])
+    assert [r is None for r in runs] == [False, False, False, True, False]
+    ids = [r.id for r in runs if r is not None]
+    assert ids == sorted(ids)
+    assert [(r.trigger, r.scheduled_for, r.user, r.status) for r in runs if r is not None] == [
+        (Trigger.MANUAL, None, "ann", RunStatus.RUNNING), (Trigger.SCHEDULE, at(0), None, RunStatus.RUNNING),
+        (Trigger.MANUAL, None, "ann", RunStatus.RUNNING), (Trigger.MANUAL, None, None, RunStatus.SKIPPED),
+    ]
 
 
 def test_claim_runs_and_finish_runs_of_nothing_touch_nothing(store: Store) -> None:
@@ -609,11 +624,11 @@ def test_finish_runs_stores_what_finish_run_stores(store: Store) -> None:
         for job in ("batched", "one-by-one")
     }
     store.finish_runs([
-        (run.id, fields(outcome, i, message))
+        finish(run.id, outcome, i, message)
         for i, (run, (outcome, message)) in enumerate(zip(claimed["batched"], cases, strict=True))
     ])
     for i, (run, (outcome, message)) in enumerate(zip(claimed["one-by-one"], cases, strict=True)):
-        store.finish_run(run.id, **fields(outcome, i, message))
+        store.finish_run(finish(run.id, outcome, i, message))
     batched, one_by_one = ([replace(store.get_run(r.id), id=0, job="") for r in claimed[job]]
                            for job in ("batched", "one-by-one"))
     assert batched == one_by_one
@@ -629,10 +644,10 @@ def test_finish_runs_warns_like_finish_run_about_runs_that_were_not_running(
     twice, reference, fine = (claim(store, job, 0) for job in ("twice", "reference", "fine"))
     caplog.set_level(logging.WARNING)
     store.finish_runs([
-        (lost.id, fields(Outcome.SUCCEEDED, 1)),
-        (twice.id, fields(Outcome.FAILED, 2, "first")),
-        (fine.id, fields(Outcome.SUCCEEDED, 3)),
-        (twice.id, fields(Outcome.SUCCEEDED, 4)),
+        finish(lost.id, Outcome.SUCCEEDED, 1),
+        finish(twice.id, Outcome.FAILED, 2, "first"),
+        finish(fine.id, Outcome.SUCCEEDED, 3),
+        finish(twice.id, Outcome.SUCCEEDED, 4),
     ])
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
         f"run {lost.id} of job 'lost' finished as succeeded but was lost; recording the real result",
@@ -641,15 +656,15 @@ def test_finish_runs_warns_like_finish_run_about_runs_that_were_not_running(
     assert store.get_run(lost.id).status is RunStatus.SUCCEEDED
     assert store.get_run(lost.id).message == "its node died"
     # A run finished twice in one call ends as two finish_run calls leave it.
-    store.finish_run(reference.id, **fields(Outcome.FAILED, 2, "first"))
-    store.finish_run(reference.id, **fields(Outcome.SUCCEEDED, 4))
+    store.finish_run(finish(reference.id, Outcome.FAILED, 2, "first"))
+    store.finish_run(finish(reference.id, Outcome.SUCCEEDED, 4))
     assert replace(store.get_run(twice.id), id=0, job="") == replace(store.get_run(reference.id), id=0, job="")
 
 
 def test_finish_runs_with_an_unknown_id_raises_before_writing_anything(store: Store) -> None:
     run = claim(store)
     with pytest.raises(RunNotFoundError, match="no run with id 999999"):
-        store.finish_runs([(run.id, fields()), (999999, fields())])
+        store.finish_runs([finish(run.id), finish(999999)])
     assert store.get_run(run.id) == run
 
 
@@ -658,12 +673,12 @@ def test_claim_runs_and_finish_runs_inside_a_batch(store: Store) -> None:
         runs = store.claim_runs([Claim(job, Trigger.SCHEDULE, "n", at(0), at(0)) for job in "abc"])
         assert store.claim_runs([Claim("a", Trigger.SCHEDULE, "n", at(0), at(0))]) == [None]
         ids = [r.id for r in runs if r is not None]
-        store.finish_runs([(ids[0], fields()), (ids[1], fields(Outcome.FAILED, message="exit 1"))])
+        store.finish_runs([finish(ids[0]), finish(ids[1], Outcome.FAILED, message="exit 1")])
         assert store.get_run(ids[0]).status is RunStatus.SUCCEEDED  # our own writes are visible
     assert [store.get_run(i).status for i in ids] == [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.RUNNING]
 
 
-# Keys repeat often: 2 jobs x 2 instants (each written in 3 zones) x 2 attempts.
+# Keys repeat often: 2 jobs x 2 instants (each written in 3 zones) x 2 attempts; some claims are manual.
 some_claims = st.lists(
     st.builds(
         Claim,
@@ -671,7 +686,8 @@ some_claims = st.lists(
         trigger=st.sampled_from([Trigger.SCHEDULE, Trigger.CATCH_UP, Trigger.RETRY]),
         node=st.sampled_from(["n1", "n2"]),
         started_at=instants,
-        scheduled_for=st.builds(lambda t, z: t.astimezone(z), st.sampled_from(TIMES[:2]), st.sampled_from(ZONES)),
+        scheduled_for=st.none() | st.builds(lambda t, z: t.astimezone(z), st.sampled_from(TIMES[:2]),
+                                            st.sampled_from(ZONES)),
         attempt=st.integers(min_value=0, max_value=1),
         status=st.sampled_from([RunStatus.RUNNING, RunStatus.SKIPPED]),
         message=st.sampled_from(["", "why"]),
@@ -679,11 +695,6 @@ some_claims = st.lists(
     ),
     max_size=12,
 )
-
-
-def _claim_one(store: Store, c: Claim) -> RunRecord | None:
-    kw = asdict(c)
-    return store.claim_run(kw.pop("job"), **kw)
 
 
 @contextmanager
@@ -716,10 +727,10 @@ def test_claim_runs_equals_claim_run_one_by_one_property(backend: str, tmp_path:
             stores[:] = [_wipe(s) for s in stores]
             batched, one_by_one = stores
             for c in earlier:
-                _claim_one(batched, c)
-                _claim_one(one_by_one, c)
+                batched.claim_run(c)
+                one_by_one.claim_run(c)
             got = batched.claim_runs(claims)
-            want = [_claim_one(one_by_one, c) for c in claims]
+            want = [one_by_one.claim_run(c) for c in claims]
             assert [r is None for r in got] == [r is None for r in want]
             assert [unnumbered(r) for r in got] == [unnumbered(r) for r in want]
             ids = [r.id for r in got if r is not None]
@@ -762,8 +773,8 @@ def test_schema_version_is_recorded_and_reopening_keeps_data(sql_url: str) -> No
         assert second.schema_version == len(MIGRATIONS)
         assert second.get_run(run.id) == run
         assert second.get_state("backup") is JobState.RUNNING
-        assert second.claim_run("backup", trigger=Trigger.SCHEDULE, node="n", started_at=at(0),
-                                scheduled_for=at(0)) is None
+        assert second.claim_run(Claim("backup", trigger=Trigger.SCHEDULE, node="n", started_at=at(0),
+                                      scheduled_for=at(0))) is None
     finally:
         second.close()
 
@@ -960,6 +971,7 @@ CLAIMER = r"""
 import json, sys
 from datetime import UTC, datetime, timedelta
 from jobfsm.model import Outcome, Trigger
+from jobfsm.store import Claim, Finish
 from jobfsm.store.sql import SqlStore
 
 url, node, fires = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -970,12 +982,12 @@ t0 = datetime(2024, 1, 1, tzinfo=UTC)
 won, taken = [], []
 for i in range(fires):
     fire = t0 + timedelta(minutes=i)
-    run = store.claim_run("job", trigger=Trigger.SCHEDULE, node=node, started_at=fire, scheduled_for=fire)
+    run = store.claim_run(Claim("job", trigger=Trigger.SCHEDULE, node=node, started_at=fire, scheduled_for=fire))
     if run is not None:
         won.append(i)
         # finish_run reads, then writes, in one transaction: the case that fails with
         # "database is locked" unless writes take the lock up front.
-        store.finish_run(run.id, outcome=Outcome.SUCCEEDED, ended_at=fire, exit_code=0, duration_seconds=0.5)
+        store.finish_run(Finish(run.id, outcome=Outcome.SUCCEEDED, ended_at=fire, exit_code=0, duration_seconds=0.5))
     taken.extend(r.id for r in store.claim_trigger_requests(node=node, at=fire))
 store.close()
 print(json.dumps({"won": won, "taken": taken}), flush=True)
@@ -1037,10 +1049,10 @@ def test_a_batch_shares_one_transaction_and_survives_a_lost_claim(sql_url: str) 
     ours, other = SqlStore(sql_url), SqlStore(sql_url)
     at = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
     try:
-        assert other.claim_run("a", trigger=Trigger.SCHEDULE, node="n2", started_at=at, scheduled_for=at)
+        assert other.claim_run(Claim("a", trigger=Trigger.SCHEDULE, node="n2", started_at=at, scheduled_for=at))
         with ours.batch():
-            lost = ours.claim_run("a", trigger=Trigger.SCHEDULE, node="n1", started_at=at, scheduled_for=at)
-            won = ours.claim_run("b", trigger=Trigger.SCHEDULE, node="n1", started_at=at, scheduled_for=at)
+            lost = ours.claim_run(Claim("a", trigger=Trigger.SCHEDULE, node="n1", started_at=at, scheduled_for=at))
+            won = ours.claim_run(Claim("b", trigger=Trigger.SCHEDULE, node="n1", started_at=at, scheduled_for=at))
             ours.set_state("b", JobState.RUNNING, at)
             assert lost is None and won is not None
             assert ours.get_run(won.id).status is RunStatus.RUNNING  # our own writes are visible
@@ -1068,6 +1080,60 @@ def test_state_writes_inside_a_batch_are_seen_at_once_and_stored_at_commit(sql_u
     finally:
         ours.close()
         other.close()
+
+
+class _Rollback(Exception):
+    pass
+
+
+def test_two_threads_batch_at_once_each_in_its_own_transaction(sql_url: str) -> None:
+    """One thread's batch rolls back while another's, opened meanwhile, commits: each thread's
+    claims and state writes stay in its own transaction. On PostgreSQL both batches are open at
+    once; on SQLite the second waits for the first (one writer per file), with the same result."""
+    store = SqlStore(sql_url)
+    both_open = not store.url.startswith("sqlite")
+    first_in, second_in = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def failing() -> None:
+        try:
+            with store.batch():
+                claim(store, "undone", 0)
+                store.set_state("undone", JobState.RUNNING, at(0))
+                first_in.set()
+                if both_open:
+                    assert second_in.wait(10), "the second batch did not open beside the first"
+                claim(store, "undone", 1)
+                store.set_state("undone", JobState.FAILED, at(1))
+                raise _Rollback
+        except _Rollback:
+            pass
+        except BaseException as exc:
+            errors.append(exc)
+
+    def committing() -> None:
+        try:
+            assert first_in.wait(10)
+            with store.batch():
+                claim(store, "kept", 0)
+                second_in.set()
+                store.set_state("kept", JobState.RUNNING, at(0))
+                claim(store, "kept", 1)
+        except BaseException as exc:
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=failing), threading.Thread(target=committing)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert not errors, errors
+        assert [r.scheduled_for for r in store.list_runs("undone")] == []
+        assert sorted(r.scheduled_for for r in store.list_runs("kept")) == [at(0), at(1)]
+        assert store.all_states() == {"kept": JobState.RUNNING}
+    finally:
+        store.close()
 
 
 def test_idle_trigger_polls_skip_the_query_but_never_miss_a_request(tmp_path: Path) -> None:
@@ -1102,10 +1168,10 @@ def test_a_chunk_of_claims_is_one_statement_and_of_finishes_two(sql_url: str) ->
         assert sum(r is None for r in runs) == 1
         sent.clear()
         ids = [r.id for r in runs if r is not None]
-        store.finish_runs([(run_id, fields()) for run_id in ids])
+        store.finish_runs([finish(run_id) for run_id in ids])
         assert sent == ["SELECT", "UPDATE"]
         sent.clear()
-        store.finish_runs([(run_id, fields(message="again" if run_id % 2 else "")) for run_id in ids])
+        store.finish_runs([finish(run_id, message="again" if run_id % 2 else "") for run_id in ids])
         assert sent == ["SELECT", "UPDATE", "UPDATE"]  # rows with and without a message
         assert {store.get_run(i).message for i in ids} == {"", "again"}
     finally:
@@ -1115,17 +1181,17 @@ def test_a_chunk_of_claims_is_one_statement_and_of_finishes_two(sql_url: str) ->
 def test_batched_claims_and_finishes_share_the_batch_transaction(sql_url: str) -> None:
     ours, other = SqlStore(sql_url), SqlStore(sql_url)
     try:
-        assert other.claim_run("a", trigger=Trigger.SCHEDULE, node="n2", started_at=at(0), scheduled_for=at(0))
+        assert other.claim_run(Claim("a", trigger=Trigger.SCHEDULE, node="n2", started_at=at(0), scheduled_for=at(0)))
         with ours.batch():
             lost, won = ours.claim_runs([Claim(job, Trigger.SCHEDULE, "n1", at(0), at(0)) for job in "ab"])
             assert lost is None and won is not None  # a lost claim does not spoil the transaction
-            ours.finish_runs([(won.id, fields())])
+            ours.finish_runs([finish(won.id)])
             assert ours.get_run(won.id).status is RunStatus.SUCCEEDED
             assert [r.job for r in other.list_runs()] == ["a"]  # not committed yet
         assert other.get_run(won.id).status is RunStatus.SUCCEEDED
         with pytest.raises(RunNotFoundError), ours.batch():
             [new] = ours.claim_runs([Claim("c", Trigger.SCHEDULE, "n1", at(0), at(0))])
-            ours.finish_runs([(999999, fields())])
+            ours.finish_runs([finish(999999)])
         assert new is not None and sorted(r.job for r in other.list_runs()) == ["a", "b"], "rolled back"
     finally:
         ours.close()
@@ -1150,7 +1216,7 @@ def test_finish_runs_raises_for_a_run_deleted_between_its_lookup_and_its_update(
 
         monkeypatch.setattr(store, "_run_statuses", deleted_after_the_lookup)
         with pytest.raises(RunNotFoundError, match="no run with id 999999"):
-            store.finish_runs([(run.id, fields()), (999999, fields())])
+            store.finish_runs([finish(run.id), finish(999999)])
         assert len(lookups) == 2
         assert store.get_run(run.id) == run, "rolled back"
     finally:
@@ -1168,7 +1234,7 @@ def test_batched_claims_and_finishes_raise_store_error_on_database_errors(sql_ur
         with pytest.raises(StoreError, match=r"the store .* failed: .*runs"):
             store.claim_runs([Claim("a", Trigger.SCHEDULE, "n", at(0), at(0))])
         with pytest.raises(StoreError, match=r"the store .* failed: .*runs"):
-            store.finish_runs([(run.id, fields())])
+            store.finish_runs([finish(run.id)])
     finally:
         store.close()
 
@@ -1181,7 +1247,7 @@ def test_warm_up_leaves_no_trace_and_can_be_repeated(store: Store) -> None:
     assert store.list_runs() == []
     assert store.all_states() == {}
     for fire in (WARM_UP_AT, WARM_UP_AT + timedelta(minutes=1)):  # the fires it rehearses are free
-        run = store.claim_run(WARM_UP_JOB, trigger=Trigger.SCHEDULE, node="n", started_at=fire, scheduled_for=fire)
+        run = store.claim_run(Claim(WARM_UP_JOB, trigger=Trigger.SCHEDULE, node="n", started_at=fire, scheduled_for=fire))
         assert run is not None and run.job == WARM_UP_JOB
 
 
@@ -1220,20 +1286,20 @@ def clocked(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[St
 
 
 def test_an_exclusive_job_has_one_running_run_across_nodes(store: Store) -> None:
-    first = store.claim_run("sync", trigger=Trigger.SCHEDULE, node="node-a", started_at=at(0),
-                            scheduled_for=at(0), exclusive=True)
+    first = store.claim_run(Claim("sync", trigger=Trigger.SCHEDULE, node="node-a", started_at=at(0),
+                                  scheduled_for=at(0), exclusive=True))
     assert first is not None
     # Another node, another fire: refused while the first runs, and the refusal names it.
-    assert store.claim_run("sync", trigger=Trigger.SCHEDULE, node="node-b", started_at=at(1),
-                           scheduled_for=at(1), exclusive=True) is None
+    assert store.claim_run(Claim("sync", trigger=Trigger.SCHEDULE, node="node-b", started_at=at(1),
+                                 scheduled_for=at(1), exclusive=True)) is None
     met = store.running_exclusive("sync")
     assert met is not None and (met.id, met.node) == (first.id, "node-a")
     assert store.fire_claimed("sync", at(1)) is None, "the refused fire is not recorded by the refusal"
     assert store.fire_claimed("sync", at(0).astimezone(PLUS2)) == first
     # A manual run is refused too; a skipped record, another job, or an allow run are not.
-    assert store.claim_run("sync", trigger=Trigger.MANUAL, node="node-b", started_at=at(1), exclusive=True) is None
-    skipped = store.claim_run("sync", trigger=Trigger.SCHEDULE, node="node-b", started_at=at(1),
-                              scheduled_for=at(1), status=RunStatus.SKIPPED, message="busy", exclusive=True)
+    assert store.claim_run(Claim("sync", trigger=Trigger.MANUAL, node="node-b", started_at=at(1), exclusive=True)) is None
+    skipped = store.claim_run(Claim("sync", trigger=Trigger.SCHEDULE, node="node-b", started_at=at(1),
+                                    scheduled_for=at(1), status=RunStatus.SKIPPED, message="busy", exclusive=True))
     assert skipped is not None
     assert claim(store, "other", 1, exclusive=True).status is RunStatus.RUNNING
     assert claim(store, "sync", 2, node="node-c").status is RunStatus.RUNNING  # not exclusive
@@ -1242,13 +1308,13 @@ def test_an_exclusive_job_has_one_running_run_across_nodes(store: Store) -> None
                               Claim("free", Trigger.SCHEDULE, "node-b", at(3), at(3), exclusive=True)])
     assert batch[0] is None and batch[1] is not None
     # Once it ends, the next one may start, and a waiting one may begin.
-    store.finish_run(first.id, outcome=Outcome.SUCCEEDED, ended_at=at(4), exit_code=0, duration_seconds=1.0)
+    store.finish_run(Finish(first.id, outcome=Outcome.SUCCEEDED, ended_at=at(4), exit_code=0, duration_seconds=1.0))
     assert store.running_exclusive("sync") is None
-    waiting = store.claim_run("sync", trigger=Trigger.SCHEDULE, node="node-b", started_at=at(4),
-                              scheduled_for=at(4), status=RunStatus.SKIPPED, message="queued", exclusive=True)
+    waiting = store.claim_run(Claim("sync", trigger=Trigger.SCHEDULE, node="node-b", started_at=at(4),
+                                    scheduled_for=at(4), status=RunStatus.SKIPPED, message="queued", exclusive=True))
     assert waiting is not None
-    second = store.claim_run("sync", trigger=Trigger.SCHEDULE, node="node-c", started_at=at(5),
-                             scheduled_for=at(5), exclusive=True)
+    second = store.claim_run(Claim("sync", trigger=Trigger.SCHEDULE, node="node-c", started_at=at(5),
+                                   scheduled_for=at(5), exclusive=True))
     assert second is not None
     assert store.start_queued_run(waiting.id, started_at=at(5)) is None, "a waiting run waits for the running one"
     assert store.get_run(waiting.id).status is RunStatus.SKIPPED
@@ -1282,8 +1348,8 @@ def test_exclusive_claims_from_many_connections_start_one_run(sql_url: str) -> N
         try:
             barrier.wait(timeout=10)
             for i in range(2):
-                run = stores[n].claim_run("sync", trigger=Trigger.SCHEDULE, node=f"node-{n}",
-                                          started_at=at(n), scheduled_for=at(2 * n + i), exclusive=True)
+                run = stores[n].claim_run(Claim("sync", trigger=Trigger.SCHEDULE, node=f"node-{n}",
+                                                started_at=at(n), scheduled_for=at(2 * n + i), exclusive=True))
                 if run is not None:
                     won.append(run.id)
         except BaseException as exc:  # reported below
@@ -1331,7 +1397,7 @@ def test_beats_liveness_and_declaring_a_node_dead(clocked: tuple[Store, StepCloc
     assert (info.declared_dead_by, info.declared_dead_at, info.alive) == ("node-a", db.at, False)
 
     # Its result comes in after all: kept on the run. It beats: told, and registered again.
-    store.finish_run(lost_run.id, outcome=Outcome.SUCCEEDED, ended_at=db.at, exit_code=0, duration_seconds=11.0)
+    store.finish_run(Finish(lost_run.id, outcome=Outcome.SUCCEEDED, ended_at=db.at, exit_code=0, duration_seconds=11.0))
     assert store.get_run(lost_run.id).status is RunStatus.SUCCEEDED
     back = store.beat("node-b", pid=2, host="h2", at=skewed)
     assert (back.declared_dead_by, back.declared_dead_at) == ("node-a", db.at)
@@ -1384,6 +1450,29 @@ def test_sqlite_and_memory_take_the_callers_clock(store: Store) -> None:
     assert [n.alive for n in store.nodes(seen_within=60, dead_after=10, at=at(1))] == [False]
 
 
+def test_a_beat_on_a_sqlite_file_is_one_statement_that_still_tells_of_a_declared_death(tmp_path: Path) -> None:
+    """An idle daemon's wake-ups are mostly beats: on SQLite a beat is one statement on a
+    connection of its own; only a beat that finds its node declared dead writes more."""
+    url = f"sqlite:///{tmp_path / 'jobfsm.db'}"
+    ours, other = SqlStore(url), SqlStore(url)
+    try:
+        ours.beat("a:1", pid=1, host="h", at=at(0))  # opens its connection
+        assert ours._direct is not None
+        direct: list[str] = []
+        ours._direct._connection.set_trace_callback(lambda sql: direct.append(sql.split(None, 1)[0]))
+        pooled = statements(ours)
+        assert ours.beat("a:1", pid=1, host="h", at=at(1)) == Beat(at(1))
+        assert other.declare_dead("a:1", by="b:2", dead_after=None, at=at(2)) is not None
+        assert ours.beat("a:1", pid=1, host="h", at=at(3)) == Beat(at(3), "b:2", at(2))
+        assert ours.beat("a:1", pid=1, host="h", at=at(4)) == Beat(at(4))
+        assert direct == ["INSERT"] * 3
+        assert pooled == ["UPDATE"], "the declaration is cleared once"
+        assert [(n.node, n.alive) for n in other.nodes(seen_within=60, at=at(4))] == [("a:1", True)]
+    finally:
+        ours.close()
+        other.close()
+
+
 def test_an_old_store_gets_the_cluster_columns(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
     SqlStore(f"sqlite:///{path}").close()
@@ -1402,8 +1491,8 @@ def test_an_old_store_gets_the_cluster_columns(tmp_path: Path) -> None:
         assert store.get_run(1).status is RunStatus.RUNNING
         assert claim(store, "old", 0, exclusive=True).status is RunStatus.RUNNING, "old runs are not exclusive"
         assert claim(store, "sync", 0, exclusive=True) is not None
-        assert store.claim_run("sync", trigger=Trigger.SCHEDULE, node="n", started_at=at(1), scheduled_for=at(1),
-                               exclusive=True) is None
+        assert store.claim_run(Claim("sync", trigger=Trigger.SCHEDULE, node="n", started_at=at(1), scheduled_for=at(1),
+                                     exclusive=True)) is None
         assert store.beat("n", pid=1, host="h", at=at(0)).declared_dead_by is None
     finally:
         store.close()

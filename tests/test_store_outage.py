@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, text
 
 from jobfsm.daemon.scheduler import SPOOL_FILE
 from jobfsm.model import Outcome, RunStatus, Trigger
-from jobfsm.store import RunRecord, open_store
+from jobfsm.store import Claim, RunRecord, open_store
 from jobfsm.store.sql import normalize_url
 from tests.conftest import fill, pg_schema, wait_for
 from tests.scheduler_support import MINUTE, Rig
@@ -202,8 +202,8 @@ def test_a_claim_that_committed_as_the_store_failed_is_started_when_it_is_back(
         rig.at(MINUTE)
         assert rig.scheduler.outage is not None and not rig.runner.tickets
         release()
-        orphan = rig.store.claim_run("job-007", trigger=Trigger.SCHEDULE, node="here:1",
-                                     started_at=MINUTE, scheduled_for=MINUTE)
+        orphan = rig.store.claim_run(Claim("job-007", trigger=Trigger.SCHEDULE, node="here:1",
+                                           started_at=MINUTE, scheduled_for=MINUTE))
         assert orphan is not None
         assert rig.probe()
     rig.at(MINUTE + timedelta(seconds=1))

@@ -43,6 +43,7 @@ from jobfsm.clock import Clock, utc
 from jobfsm.config.loader import validate_file
 from jobfsm.daemon import cluster, policy, recovery, shutdown, spool
 from jobfsm.daemon.control import Control
+from jobfsm.daemon.finish import finish_of
 from jobfsm.daemon.jobfolder import JobFolder
 from jobfsm.daemon.policy import Start, Verdict
 from jobfsm.daemon.unit import UnitOfWork
@@ -62,7 +63,7 @@ from jobfsm.nodes import DEFAULT_DEAD_AFTER_SECONDS, this_host
 from jobfsm.problems import Problem
 from jobfsm.runs.executor import JobExecutor, JobResult
 from jobfsm.runs.runner import ProcessRunner, Runner, Ticket
-from jobfsm.store import Claim, DeadNode, RunRecord, Store, TriggerRequest
+from jobfsm.store import Claim, DeadNode, Finish, RunRecord, Store, TriggerRequest
 from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
 
 log = logging.getLogger(__name__)
@@ -639,7 +640,6 @@ class Scheduler:
                     exclusive=_exclusive(entry.config),
                 )
                 for entry, start in plain
-                if start.scheduled_for is not None  # always, by _plain_start; for the type checker
             ])
             for (entry, start), run in zip(plain, runs, strict=True):
                 if run is not None:
@@ -668,7 +668,6 @@ class Scheduler:
                   scheduled_for=start.scheduled_for, attempt=start.attempt, status=RunStatus.SKIPPED,
                   message=reason)
             for entry, start, reason in skips
-            if start.scheduled_for is not None  # always: late fires have their time
         ])
         for (entry, start, reason), run in zip(skips, runs, strict=True):
             if run is not None:
@@ -693,7 +692,7 @@ class Scheduler:
 
     def _record_skip(self, entry: JobEntry, start: Start, reason: str, *, exclusive: bool = False) -> RunRecord | None:
         now = self.clock.now()
-        run = self.store.claim_run(
+        run = self.store.claim_run(Claim(
             entry.config.name,
             trigger=start.trigger,
             node=self.node,
@@ -704,7 +703,7 @@ class Scheduler:
             message=reason,
             user=start.user,
             exclusive=exclusive,
-        )
+        ))
         if run is None:
             return None  # another node claimed this fire
         self.events.announce(RunSkipped(entry.config.name, run.id, reason, start.trigger))
@@ -721,7 +720,7 @@ class Scheduler:
                 if run is None and exclusive and self._still_waiting(entry, start):
                     return None
             else:
-                run = self.store.claim_run(
+                run = self.store.claim_run(Claim(
                     config.name,
                     trigger=start.trigger,
                     node=self.node,
@@ -730,7 +729,7 @@ class Scheduler:
                     attempt=start.attempt,
                     user=start.user,
                     exclusive=exclusive,
-                )
+                ))
                 if run is None and exclusive:
                     settled, record = self._claim_refused(entry, start)
                     if not settled:
@@ -804,10 +803,10 @@ class Scheduler:
             self.lifecycle.start(model, trigger=start.trigger, run_id=run.id, overlap=config.overlap,
                                  paused=self.control.paused(config.name) is not None)
         except InvalidTransitionError as exc:  # defensive: _fire checked the state
-            self.store.finish_run(
+            self.store.finish_run(Finish(
                 run.id, outcome=Outcome.NOT_STARTED, ended_at=self.clock.now(), exit_code=None,
                 duration_seconds=0.0, message=str(exc),
-            )
+            ))
             return
         if start.request_id is not None and start.run_id is None:
             self.store.resolve_trigger_request(start.request_id, run.id)
@@ -899,7 +898,7 @@ class Scheduler:
                 return count
             try:
                 with self._batched():
-                    self.store.finish_runs([(ticket.run_id, result.finish_fields()) for ticket, result, _ in items])
+                    self.store.finish_runs([finish_of(result) for _, result, _ in items])
                     for ticket, result, logged in items:
                         self._complete(ticket, result, logged=logged)
                     if self._declared_lost:
@@ -1069,11 +1068,11 @@ class Scheduler:
                 with self._batched():
                     self._begin(entry, start, run)
             else:
-                self.store.finish_run(
+                self.store.finish_run(Finish(
                     run.id, outcome=Outcome.NOT_STARTED, ended_at=self.clock.now(), exit_code=None,
                     duration_seconds=0.0,
                     message="not started: the store failed as the run was claimed, and the job could not start it then",
-                )
+                ))
 
     # -- housekeeping -------------------------------------------------------------------------
     def poll_triggers(self) -> int:
@@ -1098,11 +1097,11 @@ class Scheduler:
         if entry is not None:
             self._fire(entry, Start(Trigger.MANUAL, user=request.user, request_id=request.id))
             return
-        run = self.store.claim_run(
+        run = self.store.claim_run(Claim(
             request.job, trigger=Trigger.MANUAL, node=self.node, started_at=self.clock.now(),
             status=RunStatus.SKIPPED, user=request.user,
             message=f"no valid job named {request.job!r} is loaded on {self.node}",
-        )
+        ))
         if run is not None:
             self.store.resolve_trigger_request(request.id, run.id)
 

@@ -6,20 +6,22 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
+from jobfsm.daemon.finish import finish_of
 from jobfsm.joblog import JobLogger
 from jobfsm.model import Outcome
 from jobfsm.runs.executor import JobResult
-from jobfsm.store import Store
+from jobfsm.store import Finish, Store
 
 
 def write(path: Path, results: list[tuple[int, JobResult]], logger: JobLogger) -> None:
     with open(path, "a", encoding="utf-8") as out:
         for run_id, result in results:
-            fields: dict[str, Any] = result.finish_fields()
+            fields = asdict(finish_of(result))
+            del fields["run_id"]
             fields["outcome"] = fields["outcome"].value
             fields["ended_at"] = fields["ended_at"].isoformat()
             out.write(json.dumps({"run_id": run_id, "job": result.job_name, "fields": fields}) + "\n")
@@ -40,13 +42,13 @@ def replay(path: Path, store: Store, logger: JobLogger) -> None:
             fields = item["fields"]
             fields["outcome"] = Outcome(fields["outcome"])
             fields["ended_at"] = datetime.fromisoformat(fields["ended_at"])
-            finishes.append((int(item["run_id"]), fields))
+            finishes.append(Finish(int(item["run_id"]), **fields))
         except (ValueError, KeyError, TypeError) as exc:
             logger.error(f"{path}: skipping an unreadable line ({exc}): {line[:200]}")
-    for run_id, fields in finishes:  # one by one: a run pruned meanwhile must not stop the rest
+    for finish in finishes:  # one by one: a run pruned meanwhile must not stop the rest
         try:
-            store.finish_run(run_id, **fields)
+            store.finish_run(finish)
         except LookupError:
-            logger.error(f"{path}: run {run_id} is no longer in the store; its result is not recorded")
+            logger.error(f"{path}: run {finish.run_id} is no longer in the store; its result is not recorded")
     path.unlink()
     logger.info(f"recorded {len(finishes)} result(s) kept in {path} when the daemon last stopped with the store unavailable")

@@ -74,7 +74,6 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from jobfsm.clock import Clock, SystemClock, utc
 from jobfsm.model import JobConfig, Outcome
@@ -117,16 +116,6 @@ class JobResult:
     @property
     def success(self) -> bool:
         return self.status is Outcome.SUCCEEDED
-
-    def finish_fields(self) -> dict[str, Any]:
-        """The keyword arguments of :meth:`jobfsm.store.Store.finish_run` that record this
-        result (one mapping, used by the daemon and by a local ``jobfsm run`` alike)."""
-        return {
-            "outcome": self.status, "ended_at": self.end_time, "exit_code": self.exit_code,
-            "duration_seconds": self.duration_seconds, "signal": self.signal,
-            "message": self.message, "stdout_tail": self.stdout, "stderr_tail": self.stderr,
-            "stdout_path": self.stdout_path, "stderr_path": self.stderr_path,
-        }
 
 
 @dataclass(eq=False, slots=True)

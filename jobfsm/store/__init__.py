@@ -11,6 +11,7 @@ from jobfsm.store.abc import (
     Beat,
     Claim,
     DeadNode,
+    Finish,
     Heartbeat,
     NodeInfo,
     RunRecord,
@@ -18,7 +19,7 @@ from jobfsm.store.abc import (
     TriggerRequest,
 )
 
-__all__ = ["AuditEntry", "Beat", "Claim", "DeadNode", "Heartbeat", "NodeInfo", "RunRecord", "Store", "TriggerRequest", "open_store"]
+__all__ = ["AuditEntry", "Beat", "Claim", "DeadNode", "Finish", "Heartbeat", "NodeInfo", "RunRecord", "Store", "TriggerRequest", "open_store"]
 
 
 def open_store(url: str) -> Store:

@@ -72,24 +72,43 @@ class RunRecord:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """One fire to claim with :meth:`Store.claim_runs`: the arguments of :meth:`Store.claim_run`."""
+    """A run to record (:meth:`Store.claim_run`, :meth:`Store.claim_runs`): a fire, a retry, a
+    skipped fire, or a manual run."""
 
     job: str
     trigger: Trigger
     node: str
     started_at: datetime
-    scheduled_for: datetime
-    """Required: only keyed fires are claimed in batches (a manual run has no key to match)."""
+    scheduled_for: datetime | None = None
+    """The fire it serves; with ``job`` and ``attempt`` the unique key. None for a manual run,
+    which never conflicts."""
     attempt: int = 0
     status: RunStatus = RunStatus.RUNNING
+    """``RUNNING``, or ``SKIPPED`` for a fire recorded with its reason in ``message``."""
     message: str = ""
     user: str | None = None
+    """Who asked for a manual run."""
     exclusive: bool = False
     """The job's overlap is ``skip`` or ``queue``: see :meth:`Store.claim_run`."""
 
-    def __post_init__(self) -> None:
-        if self.scheduled_for is None:
-            raise ValueError(f"a claim of job {self.job!r} needs scheduled_for; use claim_run for a manual run")
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """How a running run ended (:meth:`Store.finish_run`, :meth:`Store.finish_runs`)."""
+
+    run_id: int
+    outcome: Outcome
+    """The run's status becomes ``outcome.run_status``."""
+    ended_at: datetime
+    exit_code: int | None
+    duration_seconds: float | None
+    signal: int | None = None
+    message: str = ""
+    """Empty keeps the message recorded at claim time."""
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+    stdout_path: str | None = None
+    stderr_path: str | None = None
 
 
 @dataclass
@@ -140,7 +159,7 @@ that fires every minute keeps 30 days and one that fires monthly keeps its last 
 
 @dataclass(frozen=True, slots=True)
 class NodeInfo:
-    """A node as the store sees it (``jobfsm nodes``, DESIGN.md §5); ages by the database's clock."""
+    """A node as the store sees it (``jobfsm nodes``); ages by the database's clock."""
 
     node: str
     host: str
@@ -232,20 +251,7 @@ class Store(ABC):
 
     # -- runs ------------------------------------------------------------------
     @abstractmethod
-    def claim_run(
-        self,
-        job: str,
-        *,
-        trigger: Trigger,
-        node: str,
-        started_at: datetime,
-        scheduled_for: datetime | None = None,
-        attempt: int = 0,
-        status: RunStatus = RunStatus.RUNNING,
-        message: str = "",
-        user: str | None = None,
-        exclusive: bool = False,
-    ) -> RunRecord | None:
+    def claim_run(self, claim: Claim) -> RunRecord | None:
         """Record a new run; ``None`` when (job, scheduled_for, attempt) is already claimed.
 
         The unique key is what keeps two daemons on one store from running the same fire
@@ -265,14 +271,7 @@ class Store(ABC):
 
         A backend may record them all in one statement; this default makes one call each.
         """
-        return [
-            self.claim_run(
-                c.job, trigger=c.trigger, node=c.node, started_at=c.started_at,
-                scheduled_for=c.scheduled_for, attempt=c.attempt, status=c.status,
-                message=c.message, user=c.user, exclusive=c.exclusive,
-            )
-            for c in claims
-        ]
+        return [self.claim_run(c) for c in claims]
 
     @abstractmethod
     def start_queued_run(self, run_id: int, *, started_at: datetime) -> RunRecord | None:
@@ -282,26 +281,13 @@ class Store(ABC):
         ``exclusive`` and another exclusive run of its job is running (it stays waiting)."""
 
     @abstractmethod
-    def finish_run(
-        self,
-        run_id: int,
-        *,
-        outcome: Outcome,
-        ended_at: datetime,
-        exit_code: int | None,
-        duration_seconds: float | None,
-        signal: int | None = None,
-        message: str = "",
-        stdout_tail: str = "",
-        stderr_tail: str = "",
-        stdout_path: str | None = None,
-        stderr_path: str | None = None,
-    ) -> RunRecord:
-        """Close a running run; its status becomes ``outcome.run_status``."""
+    def finish_run(self, finish: Finish) -> RunRecord:
+        """Close a running run; its status becomes ``finish.outcome.run_status``. A run that
+        was not ``running`` (lost, finished already) is logged as a warning and overwritten with
+        the real result; an unknown id raises :class:`jobfsm.errors.RunNotFoundError`."""
 
-    def finish_runs(self, finishes: Sequence[tuple[int, dict[str, Any]]]) -> None:
-        """:meth:`finish_run` ``(run_id, **fields)`` for each pair, in order; ``fields`` are
-        exactly its keyword arguments (:meth:`jobfsm.runs.executor.JobResult.finish_fields`).
+    def finish_runs(self, finishes: Sequence[Finish]) -> None:
+        """:meth:`finish_run` for each finish, in order.
 
         Logs the same warning as :meth:`finish_run` for each run that was not ``running``
         (a run finished twice in one call warns the second time). An unknown id raises
@@ -310,10 +296,10 @@ class Store(ABC):
         A backend may record them all in one or two statements; this default looks every id
         up first, then makes one :meth:`finish_run` call each.
         """
-        for run_id in dict.fromkeys(run_id for run_id, _ in finishes):
+        for run_id in dict.fromkeys(f.run_id for f in finishes):
             self.get_run(run_id)
-        for run_id, fields in finishes:
-            self.finish_run(run_id, **fields)
+        for finish in finishes:
+            self.finish_run(finish)
 
     @abstractmethod
     def get_run(self, run_id: int) -> RunRecord:
@@ -426,7 +412,8 @@ class Store(ABC):
     @abstractmethod
     def get_kill_request(self, request_id: int) -> KillRequest:
         """Raises :class:`LookupError` (:class:`jobfsm.errors.JobfsmError`) for an unknown id."""
-    # -- several hosts (DESIGN.md §4; docs/cluster.md) --------------------------------------
+
+    # -- several hosts (docs/cluster.md) --------------------------------------------------
     @abstractmethod
     def running_exclusive(self, job: str) -> RunRecord | None:
         """The ``running`` exclusive run of ``job`` (on whichever node), if any."""

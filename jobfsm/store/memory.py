@@ -31,7 +31,9 @@ from jobfsm.nodes import DEFAULT_DEAD_AFTER_SECONDS
 from jobfsm.store.abc import (
     AuditEntry,
     Beat,
+    Claim,
     DeadNode,
+    Finish,
     Heartbeat,
     NodeInfo,
     RunRecord,
@@ -113,28 +115,16 @@ class MemoryStore(Store):
             self._states.pop(job, None)
 
     # -- runs ------------------------------------------------------------------
-    def claim_run(
-        self,
-        job: str,
-        *,
-        trigger: Trigger,
-        node: str,
-        started_at: datetime,
-        scheduled_for: datetime | None = None,
-        attempt: int = 0,
-        status: RunStatus = RunStatus.RUNNING,
-        message: str = "",
-        user: str | None = None,
-        exclusive: bool = False,
-    ) -> RunRecord | None:
-        scheduled = _opt_utc(scheduled_for)
+    def claim_run(self, claim: Claim) -> RunRecord | None:
+        job, attempt, status = claim.job, claim.attempt, RunStatus(claim.status)
+        scheduled = _opt_utc(claim.scheduled_for)
         with self._lock:
             if scheduled is not None:
                 key = (job, scheduled, attempt)
                 if key in self._fires:
                     logger.debug("fire %r of job %r attempt %s already claimed", scheduled, job, attempt)
                     return None
-            exclusive_running = exclusive and RunStatus(status) is RunStatus.RUNNING
+            exclusive_running = claim.exclusive and status is RunStatus.RUNNING
             if exclusive_running and self._running_exclusive(job) is not None:
                 return None
             if scheduled is not None:
@@ -142,18 +132,18 @@ class MemoryStore(Store):
             run = RunRecord(
                 id=self._next_run_id,
                 job=job,
-                status=RunStatus(status),
-                trigger=Trigger(trigger),
-                node=node,
+                status=status,
+                trigger=Trigger(claim.trigger),
+                node=claim.node,
                 scheduled_for=scheduled,
                 attempt=attempt,
-                started_at=utc(started_at),
-                message=message,
-                user=user,
+                started_at=utc(claim.started_at),
+                message=claim.message,
+                user=claim.user,
             )
             self._next_run_id += 1
             self._runs[run.id] = run
-            if exclusive:
+            if claim.exclusive:
                 self._exclusive_ids.add(run.id)
             if exclusive_running:
                 self._exclusive[job] = run.id
@@ -181,43 +171,29 @@ class MemoryStore(Store):
             run.message = ""
             return replace(run)
 
-    def finish_run(
-        self,
-        run_id: int,
-        *,
-        outcome: Outcome,
-        ended_at: datetime,
-        exit_code: int | None,
-        duration_seconds: float | None,
-        signal: int | None = None,
-        message: str = "",
-        stdout_tail: str = "",
-        stderr_tail: str = "",
-        stdout_path: str | None = None,
-        stderr_path: str | None = None,
-    ) -> RunRecord:
-        outcome = Outcome(outcome)
+    def finish_run(self, finish: Finish) -> RunRecord:
+        outcome = Outcome(finish.outcome)
         with self._lock:
-            run = self._runs.get(run_id)
+            run = self._runs.get(finish.run_id)
             if run is None:
-                raise RunNotFoundError(run_id)
+                raise RunNotFoundError(finish.run_id)
             if run.status is not RunStatus.RUNNING:
                 logger.warning(
                     "run %s of job %r finished as %s but was %s; recording the real result",
-                    run_id, run.job, outcome.value, run.status.value,
+                    run.id, run.job, outcome.value, run.status.value,
                 )
             run.status = outcome.run_status
             run.outcome = outcome
-            run.ended_at = utc(ended_at)
-            run.exit_code = exit_code
-            run.signal = signal
-            run.duration_seconds = duration_seconds
-            if message:
-                run.message = message
-            run.stdout_tail = stdout_tail
-            run.stderr_tail = stderr_tail
-            run.stdout_path = stdout_path
-            run.stderr_path = stderr_path
+            run.ended_at = utc(finish.ended_at)
+            run.exit_code = finish.exit_code
+            run.signal = finish.signal
+            run.duration_seconds = finish.duration_seconds
+            if finish.message:
+                run.message = finish.message
+            run.stdout_tail = finish.stdout_tail
+            run.stderr_tail = finish.stderr_tail
+            run.stdout_path = finish.stdout_path
+            run.stderr_path = finish.stderr_path
             return replace(run)
 
     def get_run(self, run_id: int) -> RunRecord:
