@@ -36,7 +36,8 @@ from typing import TextIO
 from jobfsm import __version__
 from jobfsm.clock import Clock, SystemClock
 from jobfsm.daemon.operations import Operations, OperationsOptions
-from jobfsm.daemon.scheduler import PROBE_FIRST_SECONDS, PROBE_MAX_SECONDS, Scheduler
+from jobfsm.daemon.outage import PROBE_FIRST_SECONDS, PROBE_MAX_SECONDS
+from jobfsm.daemon.scheduler import Scheduler
 from jobfsm.daemon.timetable import Timetable
 from jobfsm.errors import JobfsmError, StoreError, StoreUnavailableError
 from jobfsm.joblog import JobLogger

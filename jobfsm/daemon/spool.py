@@ -16,6 +16,9 @@ from jobfsm.model import Outcome
 from jobfsm.runs.executor import JobResult
 from jobfsm.store import Finish, Store
 
+SPOOL_FILE = "unrecorded-results.jsonl"
+"""Results the store could not take before the daemon stopped: recorded at the next start."""
+
 
 def write(path: Path, results: list[tuple[int, JobResult]], logger: JobLogger) -> None:
     with open(path, "a", encoding="utf-8") as out:
