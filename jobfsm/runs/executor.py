@@ -136,8 +136,7 @@ class JobExecutor:
         self.kill_grace_seconds = kill_grace_seconds
         self.kill_leftovers = kill_leftovers
         self._clock: Clock = clock if clock is not None else SystemClock()
-        self._base_env: Mapping[str, str] = base_env if base_env is not None else os.environ
-        self._base_envb = spawn.base_environ(self._base_env)
+        self._base_envb = spawn.base_environ(base_env if base_env is not None else os.environ)
         # Names the process that starts the runs in their environment: once it is gone, its
         # runs' processes can be told from any other's (end_run_processes).
         self._node_pid = str(os.getpid()).encode()
