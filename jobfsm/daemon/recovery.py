@@ -20,7 +20,7 @@ from jobfsm.nodes import (
     pid_alive,
     this_host,
 )
-from jobfsm.runs.executor import RunTag, end_run_processes
+from jobfsm.runs.lost import RunTag, end_run_processes
 from jobfsm.store import DeadNode, RunRecord, Store
 
 LOST_KILL_GRACE_SECONDS = 2.0

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from jobfsm.errors import InvalidTransitionError, JobfsmError, RunNotFoundError
 from jobfsm.model import RunStatus
 from jobfsm.nodes import local_pid, local_process_alive
-from jobfsm.runs.executor import run_output_paths
+from jobfsm.runs.output import run_output_paths
 from jobfsm.store.abc import RunRecord
 from jobfsm.store.control import KILL_PENDING, KILL_SIGNALLED, Pause
 
