@@ -85,7 +85,8 @@ def job_state_text(view: Any) -> str:
     """The state cell (:func:`jobfsm.service.views.shown_state`); ``view`` is any object with a
     job view's ``state`` and ``config``."""
     state = getattr(view, "state", None)
-    return shown_state(JobState(state) if state is not None else None, loaded=getattr(view, "config", None) is not None)
+    loaded = getattr(view, "config", None) is not None
+    return shown_state(JobState(state) if state is not None else None, loaded=loaded)
 
 
 def jobs_frame(views: Sequence[Any]) -> pd.DataFrame:
