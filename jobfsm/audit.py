@@ -17,7 +17,8 @@ between processes on one host.
 
 **Masking happens here, once.** :func:`mask_secrets` replaces the value of every mapping key that
 looks secret (``*PASSWORD*``, ``*TOKEN*``, ``*SECRET*``, ``*KEY*``, any case), at any depth, with
-:data:`MASK`. The service uses the same functions for everything it returns for display, so a
+:data:`MASK` (:func:`mask_secret_text` does it in a job file's text, valid JSON or not). The
+service uses the same functions for everything it returns for display, so a
 secret that reached a job file's ``env`` never reaches an audit entry, a log line or a screen.
 What a mask sent back in an edit means is the service's rule (:mod:`jobfsm.service.edits`).
 """
@@ -38,7 +39,9 @@ from typing import Any
 from jobfsm.errors import LogDirectoryError
 from jobfsm.store.abc import AuditEntry, Store
 
-__all__ = ["AUDIT_FILE", "MASK", "OUTCOMES", "AuditLog", "is_secret_key", "mask_env", "mask_secrets"]
+__all__ = [
+    "AUDIT_FILE", "MASK", "OUTCOMES", "AuditLog", "is_secret_key", "mask_env", "mask_secret_text", "mask_secrets",
+]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,16 @@ def mask_secrets(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [mask_secrets(v) for v in value]
     return value
+
+
+_KEY_VALUE = re.compile(r'("((?:[^"\\]|\\.)*)"\s*:\s*)"((?:[^"\\]|\\.)*)"')
+
+
+def mask_secret_text(text: str) -> str:
+    """JSON text (valid or not) with every ``"KEY": "value"`` whose key looks secret masked."""
+    return _KEY_VALUE.sub(
+        lambda m: f'{m.group(1)}"{MASK}"' if is_secret_key(m.group(2)) else m.group(0), text
+    )
 
 
 class AuditLog:

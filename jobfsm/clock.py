@@ -51,6 +51,17 @@ def iso(dt: datetime | None) -> str | None:
     return dt.isoformat() if dt is not None else None
 
 
+def duration_text(seconds: float) -> str:
+    """A run's duration as the CLI and the admin page show it: ``3.4ms``, ``250ms``, ``1.50s``,
+    ``2m05s``, ``2h01m`` (a run of a few milliseconds must not read as ``0.00s``, as if nothing ran)."""
+    if seconds < 1:
+        return f"{seconds * 1000:.1f}ms" if seconds < 0.01 else f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
 def utc(dt: datetime) -> datetime:
     """``dt`` as an aware UTC datetime; a naive one is taken to be UTC already."""
     if dt.tzinfo is None:

@@ -22,11 +22,17 @@ def default_node() -> str:
     return f"{this_host()}:{os.getpid()}"
 
 
+def _parsed(node: str) -> tuple[str, int] | None:
+    """(host, pid) of a default node name, or None for a name chosen with ``--node``."""
+    host, _, pid = node.rpartition(":")
+    return (host, int(pid)) if host and pid.isdecimal() else None  # not isdigit(): int() refuses "²"
+
+
 def local_pid(node: str) -> int | None:
     """The pid in ``node`` if it names a process of this host (``host:pid``), else None (another
     host, or a name chosen with ``--node``)."""
-    host, _, pid = node.rpartition(":")
-    return int(pid) if host == this_host() and pid.isdigit() else None
+    parsed = _parsed(node)
+    return parsed[1] if parsed is not None and parsed[0] == this_host() else None
 
 
 def pid_alive(pid: int) -> bool:
@@ -55,14 +61,14 @@ NODES_SEEN_WITHIN_SECONDS = 3600.0
 
 def node_host(node: str) -> str | None:
     """The host in a default node name (``host:pid``), or None for a name chosen with ``--node``."""
-    host, _, pid = node.rpartition(":")
-    return host if host and pid.isdigit() else None
+    parsed = _parsed(node)
+    return parsed[0] if parsed is not None else None
 
 
 def node_pid(node: str) -> int | None:
     """The pid in a default node name (``host:pid``), or None."""
-    host, _, pid = node.rpartition(":")
-    return int(pid) if host and pid.isdigit() else None
+    parsed = _parsed(node)
+    return parsed[1] if parsed is not None else None
 
 
 def heartbeat_alive(seconds_since_heartbeat: float | None, dead_after: float) -> bool:

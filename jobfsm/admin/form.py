@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -20,6 +19,7 @@ from typing import Any
 
 from jobfsm.config.schema import job_schema
 from jobfsm.model import JobConfig, document_key, document_value
+from jobfsm.zones import zone_names
 
 __all__ = ["FieldKind", "FormField", "JobForm", "derive_form", "job_form"]
 
@@ -41,7 +41,7 @@ class FieldKind(Enum):
     """A string, or a list of strings written as a JSON array (the schema's ``oneOf``)."""
 
 
-OPEN_CHOICES: dict[str, Any] = {"timezone": lambda: sorted(zoneinfo.available_timezones())}
+OPEN_CHOICES: dict[str, Any] = {"timezone": zone_names}
 """What a schema cannot list: fields offered choices from elsewhere, any other value allowed."""
 
 SKELETON: dict[str, Any] = {"command": "echo hello", "enabled": True}

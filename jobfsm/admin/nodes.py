@@ -36,12 +36,6 @@ class NodesHandlers:
         return list(self.jobs.service.nodes())
 
 
-def _alive(view: NodeView) -> str:
-    if view.alive:
-        return "yes"
-    return "no heartbeat" if view.last_heartbeat is None else "no"
-
-
 def _running(view: NodeView) -> str:
     return "; ".join(
         f"run {run.id} {run.job}" + (f" since {fmt_time(run.started_at)}" if run.started_at else "")
@@ -57,7 +51,7 @@ def nodes_frame(views: Sequence[NodeView]) -> pd.DataFrame:
             "" if v.pid is None else str(v.pid),
             fmt_time(v.started_at),
             fmt_time(v.last_heartbeat),
-            _alive(v),
+            v.alive_text,
             _running(v),
         ]
         for v in views

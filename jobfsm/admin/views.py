@@ -15,10 +15,11 @@ from typing import Any
 
 import pandas as pd
 
+from jobfsm.clock import duration_text
 from jobfsm.model import JobState, RunStatus
 from jobfsm.problems import Problem
 from jobfsm.service.output import OutputSource, output_place
-from jobfsm.service.service import LogEntry
+from jobfsm.service.views import INVALID_STATE, LogEntry, shown_state
 from jobfsm.store.abc import AuditEntry, RunRecord
 
 STATE_COLOURS: dict[str, str] = {
@@ -27,7 +28,7 @@ STATE_COLOURS: dict[str, str] = {
     JobState.RUNNING.value: "#fef08a",
     JobState.SUCCEEDED.value: "#bbf7d0",
     JobState.FAILED.value: "#fecaca",
-    "invalid": "#fed7aa",
+    INVALID_STATE: "#fed7aa",
 }
 """Background colour of a state cell (the text stays the state's name, for colour-blind users)."""
 
@@ -45,7 +46,7 @@ JOB_COLUMNS = [
 ]
 JOB_COLUMN_WIDTHS: list[str | int] = ["13%", "9%", "16%", "10%", "9%", "18%", "7%", "11%", "7%"]
 """Share of the table's width per column: all of it fits at 1,400 px, a duration on one line."""
-STATE_ORDER = {JobState.FAILED.value: 0, "invalid": 1, JobState.RUNNING.value: 2}
+STATE_ORDER = {JobState.FAILED.value: 0, INVALID_STATE: 1, JobState.RUNNING.value: 2}
 """The table lists failed jobs first, then invalid files, then running jobs, then the rest (by name)."""
 
 HISTORY_COLUMNS = ["Run", "Started", "Trigger", "Status", "Duration", "Exit code", "Node", "Message"]
@@ -64,15 +65,7 @@ def fmt_table_time(dt: datetime | None) -> str:
 
 
 def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
+    return "" if seconds is None else duration_text(seconds)
 
 
 def schedule_words(expr: str | None, tz: str | None = None) -> str:
@@ -89,10 +82,11 @@ def schedule_words(expr: str | None, tz: str | None = None) -> str:
 
 
 def job_state_text(view: Any) -> str:
+    """The state cell (:func:`jobfsm.service.views.shown_state`); ``view`` is any object with a
+    job view's ``state`` and ``config``."""
     state = getattr(view, "state", None)
-    if state is None:
-        return "invalid" if getattr(view, "config", None) is None else JobState.IDLE.value
-    return JobState(state).value
+    loaded = getattr(view, "config", None) is not None
+    return shown_state(JobState(state) if state is not None else None, loaded=loaded)
 
 
 def jobs_frame(views: Sequence[Any]) -> pd.DataFrame:

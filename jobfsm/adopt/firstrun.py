@@ -15,6 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from jobfsm.places import DEFAULT_JOBS
+
 if TYPE_CHECKING:
     from jobfsm.service import JobView
 
@@ -67,7 +69,7 @@ def _in(seconds: float) -> str:
 def render(summary: LoadSummary, jobs_dir: Path | str, now: datetime, *, lead: str = "loaded") -> list[str]:
     """The lines to print (no newlines); ``lead`` says who loaded the jobs."""
     folder = str(jobs_dir)
-    jobs_option = "" if Path(folder) == Path("jobs") else f"--jobs {shlex.quote(folder)} "
+    jobs_option = "" if Path(folder) == Path(DEFAULT_JOBS) else f"--jobs {shlex.quote(folder)} "
     lines = []
     if summary.jobs == 0 and not summary.invalid:
         lines.append(f"no job files in {folder!r}: write one ('jobfsm init' makes an example), or bring "

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from jobfsm.cli.jobs import _json, _one_line, _service
+from jobfsm.cli.jobs import _json, _service
+from jobfsm.problems import one_line
 
 
 def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -18,7 +19,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         _json(out, {"ok": not findings, "problems": [f.to_dict() for f in findings]})
     elif findings:
         for finding in findings:
-            out.write(f"{finding.kind.value}: {_one_line(finding.message)}\n")
+            out.write(f"{finding.kind.value}: {one_line(finding.message)}\n")
     else:
         out.write("ok: a daemon is alive; no job missed fires or is failing\n")
     return 1 if findings else 0

@@ -10,7 +10,8 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, TextIO
 
-from jobfsm.cli.jobs import _one_line, _service, _time, _user, _when
+from jobfsm.cli.jobs import _service, _time, _user, _when
+from jobfsm.problems import one_line
 
 if TYPE_CHECKING:
     from jobfsm.service import JobView
@@ -28,7 +29,7 @@ def cmd_kill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for r in runs:
             what = r.outcome.value if r.outcome else r.status.value
             out.write(f"run {r.id} of job {args.name!r}: {r.status.value} ({what}) on {r.node}"
-                      f"{': ' + _one_line(r.message) if r.message else ''}\n")
+                      f"{': ' + one_line(r.message) if r.message else ''}\n")
     killed = all(r.outcome is not None and r.outcome.value == "killed" for r in runs)
     if not killed:
         err.write(f"jobfsm kill: a run of job {args.name!r} ended by itself before it was killed\n")
@@ -73,7 +74,7 @@ def follow_logs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 code = "" if r.exit_code is None else f", exit {r.exit_code}"
                 outcome = f", {r.outcome.value}" if r.outcome else ""
                 err.write(f"== run {r.id} ended: {r.status.value}{outcome}{code}"
-                          f"{': ' + _one_line(r.message) if r.message else ''} ==\n")
+                          f"{': ' + one_line(r.message) if r.message else ''} ==\n")
     return 0
 
 
@@ -84,7 +85,7 @@ def print_pauses(out: TextIO, views: Iterable[JobView]) -> None:
         out.write("\n")
     for v in paused:
         assert v.pause is not None
-        out.write(f"paused: {_one_line(v.name)} {_until(v.pause)} (by {_one_line(v.pause.user)}){_why(v.pause)}\n")
+        out.write(f"paused: {one_line(v.name)} {_until(v.pause)} (by {one_line(v.pause.user)}){_why(v.pause)}\n")
 
 
 def _until(pause: Pause) -> str:
@@ -92,4 +93,4 @@ def _until(pause: Pause) -> str:
 
 
 def _why(pause: Pause) -> str:
-    return f": {_one_line(pause.reason)}" if pause.reason else ""
+    return f": {one_line(pause.reason)}" if pause.reason else ""

@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from jobfsm.cli.parser import PATH_QUOTE_CHARS, UsageError, parse_time
+from jobfsm.clock import duration_text
 from jobfsm.errors import ValidationError
 from jobfsm.model import RunStatus
-from jobfsm.problems import quote
+from jobfsm.problems import one_line, quote
 
 if TYPE_CHECKING:
     from jobfsm.service import JobManagementService, LogEntry
@@ -90,14 +91,7 @@ def _when(dt: datetime | None) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 1:  # most runs of most jobs: "0.00s" would read as "did nothing"
-        return f"{seconds * 1000:.1f}ms" if seconds < 0.01 else f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.2f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+    return "-" if seconds is None else duration_text(seconds)
 
 
 def _table(out: TextIO, headers: list[str], rows: list[list[str]]) -> None:
@@ -117,11 +111,6 @@ def _json(out: TextIO, data: Any) -> None:
     written as its escape: the JSON still reads back to the same string."""
     text = json.dumps(data, indent=2, ensure_ascii=False)
     out.write(_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
-
-
-def _one_line(text: str) -> str:
-    """Control characters of job-provided text shown escaped, so a table row stays one row."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 # -- status / history / logs ---------------------------------------------------------------
@@ -164,28 +153,28 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         last = v.last_run
         last_text = f"{_when(last.started_at)} {last.status.value}" if last else "-"
         if v.config is None:
-            rows.append([_one_line(v.name), "invalid", "-", "-", "-", last_text, "-"])
+            rows.append([one_line(v.name), v.shown_state, "-", "-", "-", last_text, "-"])
             broken.append(v)
             continue
         rows.append([
             v.name,
-            v.state.value if v.state else "-",
+            v.shown_state,
             "yes" if v.enabled else "no",
             v.config.schedule,
             _when(v.next_run),
             last_text,
-            _one_line(last.node) if last and last.status is RunStatus.RUNNING else "-",
+            one_line(last.node) if last and last.status is RunStatus.RUNNING else "-",
         ])
     _table(out, ["NAME", "STATE", "ENABLED", "SCHEDULE", "NEXT RUN", "LAST RUN", "RUNNING ON"], rows)
     from jobfsm.cli.control import print_pauses
 
     print_pauses(out, views)
     for v in broken:  # what is wrong, and that the job has not stopped because of it
-        out.write(f"\n{_one_line(v.file)} is invalid:\n")
+        out.write(f"\n{one_line(v.file)} is invalid:\n")
         for problem in (p for p in v.problems if p.is_error):
-            out.write(f"  {_one_line(problem.json_path)}: {_one_line(problem.message)}\n")
+            out.write(f"  {one_line(problem.json_path)}: {one_line(problem.message)}\n")
         kept = f" (its state: {v.state.value})" if v.state else ""
-        out.write(f"  a running daemon keeps job {_one_line(v.name)!r} on its last good version{kept}\n")
+        out.write(f"  a running daemon keeps job {one_line(v.name)!r} on its last good version{kept}\n")
     return 0
 
 
@@ -198,8 +187,8 @@ def _run_rows(runs: list[RunRecord]) -> list[list[str]]:
             _when(r.started_at),
             _duration(r.duration_seconds),
             "-" if r.exit_code is None else str(r.exit_code),
-            _one_line(r.node),
-            _one_line(r.message)[:60],
+            one_line(r.node),
+            one_line(r.message)[:60],
         ]
         for r in runs
     ]
@@ -242,9 +231,9 @@ def cmd_logs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for e in entries:
         r = e.run
         code = "" if r.exit_code is None else f", exit {r.exit_code}"
-        out.write(f"== run {r.id} ({r.status.value}{code}, {_when(r.started_at)}, node {_one_line(r.node)}) ==\n")
+        out.write(f"== run {r.id} ({r.status.value}{code}, {_when(r.started_at)}, node {one_line(r.node)}) ==\n")
         if e.note:
-            out.write(f"-- {_one_line(e.note)} --\n")
+            out.write(f"-- {one_line(e.note)} --\n")
         if e.stdout:
             out.write(e.stdout if e.stdout.endswith("\n") else e.stdout + "\n")
         if e.stderr:
@@ -288,7 +277,7 @@ def _print_attempt(out: TextIO, name: str, run: RunRecord, entries: list[LogEntr
     if run.duration_seconds is not None:
         summary += f" in {_duration(run.duration_seconds)}"
     if run.message:
-        summary += f": {_one_line(run.message)}"
+        summary += f": {one_line(run.message)}"
     out.write(summary + "\n")
     if entries:
         stdout, stderr = _tail(entries[0].stdout), _tail(entries[0].stderr)
@@ -297,7 +286,7 @@ def _print_attempt(out: TextIO, name: str, run: RunRecord, entries: list[LogEntr
         if stderr:
             out.write("-- stderr (last lines) --\n" + stderr)
         if entries[0].note:
-            out.write(f"-- {_one_line(entries[0].note)} --\n")
+            out.write(f"-- {one_line(entries[0].note)} --\n")
     out.flush()
 
 
@@ -398,7 +387,7 @@ def _details_text(entry: AuditEntry) -> str:
         text = f"run {d['run_id']}"
     else:
         text = ""
-    return _one_line(text)[:80]
+    return one_line(text)[:80]
 
 
 def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -412,7 +401,7 @@ def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write("no audit entries\n")
         return 0
     rows = [
-        [_when(e.time), _one_line(e.user), e.action, _one_line(e.job or "-"), e.outcome, _details_text(e)]
+        [_when(e.time), one_line(e.user), e.action, one_line(e.job or "-"), e.outcome, _details_text(e)]
         for e in entries
     ]
     _table(out, ["TIME", "USER", "ACTION", "JOB", "OUTCOME", "DETAILS"], rows)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from jobfsm.cli.jobs import _json, _one_line, _service, _table, _when
+from jobfsm.cli.jobs import _json, _service, _table, _when
+from jobfsm.problems import one_line
 from jobfsm.service.nodes import NodeView
 
 
@@ -21,13 +22,7 @@ def _age(seconds: float | None) -> str:
 
 
 def _running(view: NodeView) -> str:
-    return ", ".join(f"{run.id} {_one_line(run.job)}" for run in view.running) or "-"
-
-
-def _alive(view: NodeView) -> str:
-    if view.alive:
-        return "yes"
-    return "no heartbeat" if view.last_heartbeat is None else "no"
+    return ", ".join(f"{run.id} {one_line(run.job)}" for run in view.running) or "-"
 
 
 def cmd_nodes(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -41,12 +36,12 @@ def cmd_nodes(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return 0
     rows = [
         [
-            _one_line(v.node),
-            _one_line(v.host or "-"),
+            one_line(v.node),
+            one_line(v.host or "-"),
             "-" if v.pid is None else str(v.pid),
             _when(v.started_at),
             _when(v.last_heartbeat) + _age(v.seconds_since_heartbeat),
-            _alive(v),
+            v.alive_text,
             _running(v),
         ]
         for v in views

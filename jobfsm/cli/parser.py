@@ -23,6 +23,7 @@ from typing import Any
 
 from jobfsm import __version__
 from jobfsm.nodes import DEFAULT_DEAD_AFTER_SECONDS, NODES_SEEN_WITHIN_SECONDS
+from jobfsm.places import DEFAULT_JOBS, DEFAULT_LOGS, default_store_url
 from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
 
 MAX_NEXT = 1000
@@ -135,17 +136,17 @@ def _globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
     default = None if top else argparse.SUPPRESS
     group = parser.add_argument_group("global options")
     group.add_argument(
-        "--jobs", metavar="DIR", default=default, help="jobs folder (env JOBFSM_JOBS; default ./jobs)"
+        "--jobs", metavar="DIR", default=default, help=f"jobs folder (env JOBFSM_JOBS; default ./{DEFAULT_JOBS})"
     )
     group.add_argument(
-        "--logs", metavar="DIR", default=default, help="logs folder (env JOBFSM_LOGS; default ./logs)"
+        "--logs", metavar="DIR", default=default, help=f"logs folder (env JOBFSM_LOGS; default ./{DEFAULT_LOGS})"
     )
     group.add_argument(
         "--store",
         metavar="URL",
         default=default,
         help="store URL: sqlite:///file.db or postgresql://… (env JOBFSM_STORE; "
-        "default sqlite:///<logs>/jobfsm.db)",
+        f"default {default_store_url('<logs>')})",
     )
 
 
@@ -418,8 +419,8 @@ def _control_commands(command: Callable[[str, str, str], argparse.ArgumentParser
 
 def resolve_globals(args: argparse.Namespace) -> None:
     """Fill the global options from the environment and defaults."""
-    for name, env, default in (("jobs", "JOBFSM_JOBS", "jobs"), ("logs", "JOBFSM_LOGS", "logs")):
+    for name, env, default in (("jobs", "JOBFSM_JOBS", DEFAULT_JOBS), ("logs", "JOBFSM_LOGS", DEFAULT_LOGS)):
         value = getattr(args, name, None) or os.environ.get(env) or default
         setattr(args, name, Path(value))
     store = getattr(args, "store", None) or os.environ.get("JOBFSM_STORE")
-    args.store = store or f"sqlite:///{args.logs / 'jobfsm.db'}"
+    args.store = store or default_store_url(args.logs)

@@ -6,7 +6,7 @@ import argparse
 import json
 from datetime import datetime
 from typing import TextIO
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from jobfsm.cli.parser import parse_time
 from jobfsm.errors import CronError, FireTimeRangeError, JobNotFoundError, ValidationError
@@ -21,8 +21,8 @@ def _looks_like_expression(target: str) -> bool:
 
 
 def _job_schedule(args: argparse.Namespace) -> tuple[str, str]:
-    from jobfsm.config.jobfiles import NAME_PATTERN
     from jobfsm.config.loader import validate_file
+    from jobfsm.config.names import NAME_PATTERN
 
     if not NAME_PATTERN.fullmatch(args.target):  # never a path: '../x', a name too long to open
         raise JobNotFoundError(args.target)
@@ -45,16 +45,16 @@ def _after(args: argparse.Namespace, zone: ZoneInfo) -> datetime:
 
 def cmd_next(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from jobfsm import cron
+    from jobfsm.zones import find_zone, unknown_zone
 
     if _looks_like_expression(args.target):
         expression, zone_name = args.target, "UTC"
     else:
         expression, zone_name = _job_schedule(args)
     zone_name = args.tz or zone_name
-    try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ('Europe'), a long name
-        err.write(f"jobfsm next: unknown time zone {quote(zone_name)}; use an IANA name such as 'Europe/Berlin'\n")
+    zone = find_zone(zone_name)
+    if zone is None:
+        err.write(f"jobfsm next: {unknown_zone(zone_name)}\n")
         return 1
     if len(expression) > MAX_EXPRESSION_CHARS:
         err.write(f"jobfsm next: {quote(expression)}: a cron expression is at most {MAX_EXPRESSION_CHARS} "

@@ -31,9 +31,7 @@ and member separator. Untouched members keep their exact text (inline ``"env": {
 unusual spacing, ``\\u`` escapes), and the trailing newline stays as it was. Flipping
 ``enabled`` is therefore a one-line diff.
 
-**Names are checked before they become paths.** :func:`check_name` applies the name pattern of
-the schema; ``../x``, ``a/b``, ``X``, ``""`` are refused with a
-:class:`~jobfsm.errors.ValidationError` at ``$.name`` before any path is built.
+**Names are checked before they become paths** (:func:`jobfsm.config.names.check_name`).
 """
 
 from __future__ import annotations
@@ -54,6 +52,7 @@ from typing import Any
 from jobfsm.config.folder import job_entries
 from jobfsm.config.limits import MAX_FILE_BYTES
 from jobfsm.config.loader import decode_text, parse_document, read_job_bytes
+from jobfsm.config.names import check_name
 from jobfsm.errors import (
     ConcurrentModificationError,
     JobNotFoundError,
@@ -61,12 +60,11 @@ from jobfsm.errors import (
     ValidationError,
 )
 from jobfsm.model import JobConfig
-from jobfsm.problems import Problem, quote
+from jobfsm.problems import Problem
 
 __all__ = [
     "CANONICAL_ORDER",
     "LOCK_FILE",
-    "NAME_PATTERN",
     "JobFile",
     "JobFiles",
     "apply_changes",
@@ -77,8 +75,6 @@ __all__ = [
 ]
 
 LOCK_FILE = ".jobfsm.lock"
-NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
-
 CANONICAL_ORDER: tuple[str, ...] = tuple(
     "$schema" if f.name == "schema_ref" else f.name for f in fields(JobConfig)
 )
@@ -89,23 +85,6 @@ CANONICAL_ORDER = ("$schema", *(k for k in CANONICAL_ORDER if k != "$schema"))
 def version_of(raw: bytes) -> str:
     """The version of a file's content: its SHA-256, hex."""
     return hashlib.sha256(raw).hexdigest()
-
-
-def check_name(name: object, *, path: str = "<job>") -> str:
-    """``name`` if it is a valid job name, else :class:`ValidationError` at ``$.name``."""
-    if isinstance(name, str) and NAME_PATTERN.fullmatch(name):
-        return name
-    shown = quote(name) if isinstance(name, str) and name else "an empty name"
-    raise ValidationError(
-        [
-            Problem(
-                path,
-                "$.name",
-                f"{shown} is not a valid job name: use lowercase letters, digits, '.', '_' and "
-                "'-', starting with a letter or digit, at most 64 characters",
-            )
-        ]
-    )
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from jobfsm.config.limits import (
     nesting_message,
     text_nesting_offset,
 )
+from jobfsm.config.names import NAME_RULE
 from jobfsm.config.schema import VALUE_CACHE_SIZE, job_schema, quick_valid, validator
 from jobfsm.errors import JobsDirectoryError
 from jobfsm.model import JobConfig
@@ -302,10 +303,7 @@ def _forbidden_message(char: str, position: int) -> str:
 
 def _pattern_hint(path: str) -> str:
     if path == "$.name":
-        return (
-            "is not a valid job name: use lowercase letters, digits, '.', '_' and '-', "
-            "starting with a letter or digit, at most 64 characters"
-        )
+        return NAME_RULE
     if path == "$.working_directory":
         return "is not an absolute path; start it with '/'"
     if path == "$.env":
@@ -349,23 +347,9 @@ def schema_problems(document: Any, path: str) -> list[Problem]:
 
 @lru_cache(maxsize=VALUE_CACHE_SIZE)  # bounded: a daemon meets arbitrary bad names over time
 def _zone_problem(name: str) -> str | None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    from jobfsm.zones import find_zone, unknown_zone
 
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ('Europe'), a long name
-        hint = _zone_hint(name)
-        return f"unknown time zone {quote(name)}{hint}; use an IANA name such as 'Europe/Berlin' or 'UTC'"
-    return None
-
-
-def _zone_hint(name: str) -> str:
-    from zoneinfo import available_timezones
-
-    if len(name) > 100:  # no zone name is that long, and difflib would only take its time
-        return ""
-    match = difflib.get_close_matches(name, sorted(available_timezones()), n=1)
-    return f" (did you mean {match[0]!r}?)" if match else ""
+    return None if find_zone(name) is not None else unknown_zone(name)
 
 
 def semantic_problems(

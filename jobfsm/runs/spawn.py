@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from jobfsm.clock import utc
-from jobfsm.config.jobfiles import NAME_PATTERN
+from jobfsm.config.names import NAME_PATTERN
 from jobfsm.model import JobConfig
 
 SHELL = "/bin/sh"

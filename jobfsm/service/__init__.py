@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from jobfsm.service.nodes import NodeView
 from jobfsm.service.output import OutputSource
-from jobfsm.service.service import (
-    JobManagementService,
-    JobView,
-    LogEntry,
-    RunWaitTimeoutError,
-    TriggerTimeoutError,
-)
+from jobfsm.service.service import JobManagementService
+from jobfsm.service.views import JobView, LogEntry
+from jobfsm.service.waits import RunWaitTimeoutError, TriggerTimeoutError
 
 __all__ = [
     "JobManagementService",

@@ -20,7 +20,8 @@ from jobfsm.model import JobState, RunStatus
 from jobfsm.notify.misses import miss_of
 
 if TYPE_CHECKING:
-    from jobfsm.service.service import JobManagementService, JobView
+    from jobfsm.service.service import JobManagementService
+    from jobfsm.service.views import JobView
     from jobfsm.store.abc import RunRecord
 
 DEFAULT_SLACK_SECONDS = 60.0

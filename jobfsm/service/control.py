@@ -65,7 +65,7 @@ def kill_run(
 ) -> list[RunRecord]:
     """Kill the job's running runs (or only ``run_id``) and wait until they ended; the runs as
     recorded then. Audited as ``kill``."""
-    with service._audited("kill", user, name) as ctx:
+    with service.auditor.audited("kill", user, name) as ctx:
         service._require_known(name)
         store = service.store
         if run_id is not None:
@@ -137,7 +137,7 @@ def pause_job(
     service: JobManagementService, name: str, user: str, *, until: datetime | None = None, reason: str = "",
 ) -> Pause:
     """Pause the job until ``until`` (None: until resumed), replacing a pause it had. Audited."""
-    with service._audited("pause", user, name) as ctx:
+    with service.auditor.audited("pause", user, name) as ctx:
         service.files.read(name)  # an unknown job is refused
         now = service.clock.now()
         if until is not None and until <= now:
@@ -154,7 +154,7 @@ def pause_job(
 
 def resume_job(service: JobManagementService, name: str, user: str) -> Pause | None:
     """End the job's pause now; the pause it had (None: it was not paused). Audited."""
-    with service._audited("resume", user, name) as ctx:
+    with service.auditor.audited("resume", user, name) as ctx:
         service.files.read(name)
         was = service.store.clear_pause(name)
         active = was is not None and was.active(service.clock.now())
@@ -178,9 +178,7 @@ def active_pauses(service: JobManagementService) -> dict[str, Pause]:
 
 def _tell_local_runs(service: JobManagementService) -> None:
     """Runs started here (no daemon) follow the new pause at once (a daemon hears the bell)."""
-    local = service._local_runs
-    if local is not None:
-        local.call(lambda scheduler: scheduler.control.refresh())
+    service.here.call_if_started(lambda scheduler: scheduler.control.refresh())
 
 
 # -- follow ----------------------------------------------------------------------------------

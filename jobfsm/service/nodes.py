@@ -101,6 +101,13 @@ class NodeView:
         return cls(info.node, info.host, info.pid, info.started_at, info.last_heartbeat,
                    info.seconds_since_heartbeat, alive, info.running)
 
+    @property
+    def alive_text(self) -> str:
+        """The alive column of ``jobfsm nodes`` and the admin page's Nodes view."""
+        if self.alive:
+            return "yes"
+        return "no heartbeat" if self.last_heartbeat is None else "no"
+
     def to_dict(self) -> dict[str, Any]:
         """The ``jobfsm nodes --format json`` shape (DESIGN.md §5)."""
         return {
