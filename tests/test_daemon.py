@@ -250,6 +250,6 @@ def test_an_idle_daemon_is_woken_by_a_trigger_request_at_once(tmp_path: Path, jo
         for _ in range(3):
             start = time.monotonic()
             request = store.request_trigger("now", user="tester", at=SystemClock().now())
-            wait_for(lambda: store.get_trigger_request(request.id).run_id, 5, "the daemon to take the request")
+            wait_for(lambda rid=request.id: store.get_trigger_request(rid).run_id, 5, "the daemon to take the request")
             latencies.append(time.monotonic() - start)
         assert max(latencies) < 1.0, f"trigger pick-up took {latencies} s"

@@ -24,9 +24,9 @@ from jobfsm.lifecycle import (
     CALLBACK_KEYS,
     EVENTS,
     TRANSITIONS,
-    StateChanged,
     JobModel,
     Lifecycle,
+    StateChanged,
 )
 from jobfsm.model import JobState, Outcome, Overlap, Trigger
 

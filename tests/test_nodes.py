@@ -23,9 +23,9 @@ from jobfsm.model import Outcome, RunStatus, Trigger
 from jobfsm.nodes import DEFAULT_DEAD_AFTER_SECONDS, this_host
 from jobfsm.runs.executor import OMITTED_MARKER
 from jobfsm.service import JobManagementService
+from jobfsm.service.nodes import NodeRun, node_infos, nodes_seen
 from jobfsm.store import Store, open_store
 from jobfsm.store.abc import Heartbeat
-from jobfsm.service.nodes import NodeRun, node_infos, nodes_seen
 from tests.conftest import job_doc, pg_schema, wait_for
 
 PG_URL = os.environ.get("JOBFSM_TEST_POSTGRES")
