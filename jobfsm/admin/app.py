@@ -114,8 +114,9 @@ class SessionGuard:
             return None
         return session
 
-    def user(self, cookie: str | None) -> str | None:
-        session = self.session(cookie)
+    def user_of(self, request: Request) -> str | None:
+        """Who signed the request in (Gradio's ``auth_dependency``), or ``None``."""
+        session = self.session(request.cookies.get(COOKIE_NAME))
         return None if session is None else session.user
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -192,11 +193,7 @@ def build_app(
 
     ``wall`` (seconds, default :func:`time.time`) drives session expiry and the sign-in throttle,
     so tests move time without sleeping."""
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    import gradio as gr
-
     from jobfsm.admin.downloads import add_output_route
-    from jobfsm.admin.section import CSS, MAX_UPLOAD_BYTES, create_jobs_section
 
     session_kwargs: dict[str, Any] = {"ttl": session_ttl, "idle": idle_timeout, "secure": secure_cookies}
     throttle_kwargs: dict[str, Any] = {"free_failures": free_failures}
@@ -207,84 +204,31 @@ def build_app(
     throttle = SignInThrottle(**throttle_kwargs)
     audit_clock: Clock = clock if clock is not None else getattr(service, "clock", None) or SystemClock()
 
-    def audit(user: str, action: str, outcome: str, address: str, reason: str = "") -> None:
-        details = {"address": address, **({"reason": reason} if reason else {})}
-        try:
-            service.audit.record(AuditEntry(audit_clock.now(), user, action, None, outcome, details))
-        except Exception:  # the store or logs folder is down: say so, but let the person in or out
-            log.exception("could not audit %s of %r from %s", action, user, address)
-
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title=title)
-    guard = SessionGuard(app, sessions, accounts)  # used by auth_dependency below
+    guard = SessionGuard(app, sessions, accounts)
+    _SignInRoutes(accounts, sessions, throttle, guard, _Auditor(service, audit_clock)).add_to(app)
+    add_output_route(app, service, guard.user_of)  # before Gradio takes "/"
+    app = _mount_page(app, service, accounts, guard, clock=clock, title=title)
+    app.add_middleware(_GuardMiddleware, guard=guard)
+    app.add_middleware(PageHeaders)  # outermost: a foreign origin is refused before anything
+    app.state.jobfsm_sessions = sessions
+    app.state.jobfsm_limiter = throttle
+    return app
+
+
+def _mount_page(
+    app: FastAPI, service: Any, accounts: Accounts, guard: SessionGuard, *, clock: Clock | None, title: str
+) -> Any:
+    """``app`` with the Gradio page (a title, the sign-out button, the jobs section) at ``/``,
+    Gradio's extras (monitoring, run history, MCP, API links, server-side rendering) off."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
+    from jobfsm.admin.section import CSS, MAX_UPLOAD_BYTES, create_jobs_section
 
     def role_of(request: Any) -> str | None:
         role = accounts.role_of(getattr(request, "username", None))
         return role.value if role else None
-
-    @app.get("/login", response_class=HTMLResponse)
-    def login_form(request: Request, next: str = "/", ended: str = "") -> Response:
-        if guard.user(request.cookies.get(COOKIE_NAME)):
-            return RedirectResponse(_safe_next(next), status_code=303)
-        note = "Your session has ended; sign in again." if ended else ""
-        return HTMLResponse(login_page(error=note, next_path=_safe_next(next)))
-
-    @app.get(SESSION_SCRIPT_PATH)
-    def session_script() -> Response:
-        return Response(SESSION_SCRIPT, media_type="text/javascript")
-
-    @app.post("/login")
-    async def login_submit(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
-            return HTMLResponse(login_page(error="Request too large."), status_code=413)
-        form = parse_qs(body.decode("utf-8", "replace"))
-        username = (form.get("username") or [""])[0].strip()
-        password = (form.get("password") or [""])[0]
-        target = _safe_next((form.get("next") or ["/"])[0])
-        address = request.client.host if request.client else "unknown"
-        # an unknown name is not written down: people type their password into the name field
-        shown = username if accounts.role_of(username) is not None else UNKNOWN_USER
-        wait = throttle.wait(username, address)
-        if wait > 0:
-            log.warning("sign-in for %r from %s refused: wait %.0f s after failures", shown, address, wait)
-            audit(shown, "sign-in", "denied", address, "throttled")
-            return HTMLResponse(
-                login_page(
-                    error=f"Too many failed sign-ins; try again in {int(wait) + 1} seconds.",
-                    next_path=target, username=username,
-                ),
-                status_code=429,
-                headers={"Retry-After": str(int(wait) + 1)},
-            )
-        account = accounts.verify(username, password) if username and password else None
-        if account is None:
-            throttle.failed(username, address)
-            log.warning("failed sign-in for %r from %s", shown, address)
-            audit(shown, "sign-in", "denied", address, "wrong user name or password")
-            return HTMLResponse(
-                login_page(error="Wrong user name or password.", next_path=target, username=username),
-                status_code=401,
-            )
-        throttle.succeeded(username, address)
-        log.info("%s signed in from %s", account.username, address)
-        audit(account.username, "sign-in", "allowed", address)
-        response = RedirectResponse(target, status_code=303)
-        response.set_cookie(COOKIE_NAME, sessions.issue(account.username), **sessions.cookie_options())  # type: ignore[arg-type]
-        return response
-
-    @app.api_route("/logout", methods=["GET", "POST"])
-    def logout(request: Request) -> Response:
-        ended = sessions.revoke(request.cookies.get(COOKIE_NAME))
-        if ended is not None:
-            audit(ended.user, "sign-out", "allowed", request.client.host if request.client else "unknown")
-        response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
-        return response
-
-    def auth_dependency(request: Request) -> str | None:
-        return guard.user(request.cookies.get(COOKIE_NAME))
-
-    add_output_route(app, service, auth_dependency)  # before Gradio takes "/"
 
     with gr.Blocks(title=title, analytics_enabled=False, fill_width=True) as blocks:
         with gr.Row():
@@ -292,11 +236,11 @@ def build_app(
             gr.Button("Sign out", link="/logout", size="sm", scale=0, elem_id="jobfsm-logout")
         create_jobs_section(service, role_of=role_of, open=True, clock=clock)
 
-    app = gr.mount_gradio_app(
+    return gr.mount_gradio_app(
         app,
         blocks,
         path="/",
-        auth_dependency=auth_dependency,
+        auth_dependency=guard.user_of,
         footer_links=[],
         run_history=False,
         enable_monitoring=False,
@@ -306,11 +250,107 @@ def build_app(
         max_file_size=MAX_UPLOAD_BYTES,
         css=CSS,
     )
-    app.add_middleware(_GuardMiddleware, guard=guard)
-    app.add_middleware(PageHeaders)  # outermost: a foreign origin is refused before anything
-    app.state.jobfsm_sessions = sessions
-    app.state.jobfsm_limiter = throttle
-    return app
+
+
+class _Auditor:
+    """Writes sign-ins and sign-outs to the service's audit trail."""
+
+    def __init__(self, service: Any, clock: Clock) -> None:
+        self._service = service
+        self._clock = clock
+
+    def __call__(self, user: str, action: str, outcome: str, address: str, reason: str = "") -> None:
+        details = {"address": address, **({"reason": reason} if reason else {})}
+        try:
+            self._service.audit.record(AuditEntry(self._clock.now(), user, action, None, outcome, details))
+        except Exception:  # the store or logs folder is down: say so, but let the person in or out
+            log.exception("could not audit %s of %r from %s", action, user, address)
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+class _SignInRoutes:
+    """``/login`` (the form and its check), ``/logout`` and the session script: the throttle in
+    front of the password check, the session cookie, and the audit of each sign-in and sign-out."""
+
+    def __init__(
+        self,
+        accounts: Accounts,
+        sessions: SessionManager,
+        throttle: SignInThrottle,
+        guard: SessionGuard,
+        audit: _Auditor,
+    ) -> None:
+        self.accounts = accounts
+        self.sessions = sessions
+        self.throttle = throttle
+        self.guard = guard
+        self.audit = audit
+
+    def add_to(self, app: FastAPI) -> None:
+        app.get("/login", response_class=HTMLResponse)(self.form)
+        app.get(SESSION_SCRIPT_PATH)(_session_script)
+        app.post("/login")(self.submit)
+        app.api_route("/logout", methods=["GET", "POST"])(self.sign_out)
+
+    def form(self, request: Request, next: str = "/", ended: str = "") -> Response:
+        if self.guard.user_of(request):
+            return RedirectResponse(_safe_next(next), status_code=303)
+        note = "Your session has ended; sign in again." if ended else ""
+        return HTMLResponse(login_page(error=note, next_path=_safe_next(next)))
+
+    async def submit(self, request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_FORM_BYTES:
+            return HTMLResponse(login_page(error="Request too large."), status_code=413)
+        form = parse_qs(body.decode("utf-8", "replace"))
+        username = (form.get("username") or [""])[0].strip()
+        password = (form.get("password") or [""])[0]
+        target = _safe_next((form.get("next") or ["/"])[0])
+        address = _address(request)
+        # an unknown name is not written down: people type their password into the name field
+        shown = username if self.accounts.role_of(username) is not None else UNKNOWN_USER
+        wait = self.throttle.wait(username, address)
+        if wait > 0:
+            log.warning("sign-in for %r from %s refused: wait %.0f s after failures", shown, address, wait)
+            self.audit(shown, "sign-in", "denied", address, "throttled")
+            return HTMLResponse(
+                login_page(
+                    error=f"Too many failed sign-ins; try again in {int(wait) + 1} seconds.",
+                    next_path=target, username=username,
+                ),
+                status_code=429,
+                headers={"Retry-After": str(int(wait) + 1)},
+            )
+        account = self.accounts.verify(username, password) if username and password else None
+        if account is None:
+            self.throttle.failed(username, address)
+            log.warning("failed sign-in for %r from %s", shown, address)
+            self.audit(shown, "sign-in", "denied", address, "wrong user name or password")
+            return HTMLResponse(
+                login_page(error="Wrong user name or password.", next_path=target, username=username),
+                status_code=401,
+            )
+        self.throttle.succeeded(username, address)
+        log.info("%s signed in from %s", account.username, address)
+        self.audit(account.username, "sign-in", "allowed", address)
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(COOKIE_NAME, self.sessions.issue(account.username), **self.sessions.cookie_options())  # type: ignore[arg-type]
+        return response
+
+    def sign_out(self, request: Request) -> Response:
+        ended = self.sessions.revoke(request.cookies.get(COOKIE_NAME))
+        if ended is not None:
+            self.audit(ended.user, "sign-out", "allowed", _address(request))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
+        return response
+
+
+def _session_script() -> Response:
+    return Response(SESSION_SCRIPT, media_type="text/javascript")
 
 
 class _GuardMiddleware:

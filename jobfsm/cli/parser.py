@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from jobfsm import __version__
+from jobfsm.cron.spec import EARLIEST, LATEST
 from jobfsm.nodes import DEFAULT_DEAD_AFTER_SECONDS, NODES_SEEN_WITHIN_SECONDS
 from jobfsm.places import DEFAULT_JOBS, DEFAULT_LOGS, default_store_url
 from jobfsm.store.abc import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
@@ -43,10 +44,8 @@ MAX_SEEN_WITHIN = 100 * 365 * 86_400
 MAX_WORKERS = 4096
 PATH_QUOTE_CHARS = 4096
 """A path given on the command line is quoted whole up to PATH_MAX, shortened beyond."""
-EARLIEST_TIME = datetime(1, 1, 3, tzinfo=UTC)
-LATEST_TIME = datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
-"""Time options are taken between these (the same bounds as :mod:`jobfsm.cron`'s fire times,
-a margin inside what Python's ``datetime`` represents)."""
+EARLIEST_TIME, LATEST_TIME = EARLIEST, LATEST
+"""Time options are taken between these: the span :mod:`jobfsm.cron` computes fires in."""
 
 
 class UsageError(Exception):

@@ -110,37 +110,10 @@ def compile_check(schema: Mapping[str, Any]) -> Check | None:
     branches that the value's type tells apart (a test holds it to jsonschema)."""
     keywords = set(schema) - _ANNOTATIONS
     if "oneOf" in keywords:
-        branches = [(b.get("type"), compile_check(b)) for b in schema["oneOf"]]
-        if keywords != {"oneOf"} or any(not isinstance(t, str) or c is None for t, c in branches):
-            return None
-        typed: list[tuple[str, Check]] = [(t, c) for t, c in branches if c is not None]
-
-        def one_of(value: Any) -> bool:
-            # A branch whose type the value lacks certainly fails: exactly one may be left.
-            kinds = _types_of(value)
-            left = [check for kind, check in typed if kind in kinds]
-            return len(left) == 1 and left[0](value)
-
-        return one_of
+        return _one_of_check(schema) if keywords == {"oneOf"} else None
     kind = schema.get("type")
     if kind == "string" and keywords <= _STRING_KEYWORDS:
-        low, high = schema.get("minLength", 0), schema.get("maxLength")
-        search = re.compile(schema["pattern"]).search if "pattern" in schema else None
-        enum = schema.get("enum")
-        if enum is not None and not all(isinstance(e, str) for e in enum):
-            return None
-        choices = frozenset(enum) if enum is not None else None
-
-        def string(value: Any) -> bool:
-            return (
-                type(value) is str
-                and low <= len(value)
-                and (high is None or len(value) <= high)
-                and (search is None or search(value) is not None)
-                and (choices is None or value in choices)
-            )
-
-        return string
+        return _string_check(schema)
     if kind == "boolean" and keywords == {"type"}:
         return lambda value: type(value) is bool
     if kind == "integer" and keywords <= {"type", "minimum", "maximum"}:
@@ -151,48 +124,91 @@ def compile_check(schema: Mapping[str, Any]) -> Check | None:
             and (maximum is None or value <= maximum)
         )
     if kind == "array" and keywords <= _ARRAY_KEYWORDS:
-        items = compile_check(schema["items"]) if "items" in schema else (lambda _value: True)
-        compiled = [compile_check(sub) for sub in schema.get("prefixItems", [])]
-        prefix = [check for check in compiled if check is not None]
-        if items is None or len(prefix) != len(compiled):
-            return None
-        each: Check = items
-        low, high = schema.get("minItems", 0), schema.get("maxItems")
-        unique = schema.get("uniqueItems") is True
-
-        def array(value: Any) -> bool:
-            return (
-                type(value) is list
-                # Uniqueness is only decided here for strings (JSON equality is Python's).
-                and (not unique or (all(type(v) is str for v in value) and len(set(value)) == len(value)))
-                and low <= len(value)
-                and (high is None or len(value) <= high)
-                and all(check(item) for check, item in zip(prefix, value, strict=False))
-                and all(each(item) for item in value[len(prefix):])
-            )
-
-        return array
+        return _array_check(schema)
     if kind == "object" and keywords <= _OBJECT_KEYWORDS:
-        # Keys are strings, so "type": "string" changes nothing for them; it only lets the
-        # string check compile (a key of another type makes the check answer False).
-        names = (
-            compile_check({"type": "string", **schema["propertyNames"]})
-            if "propertyNames" in schema else (lambda _key: True)
-        )
-        extra = schema.get("additionalProperties", True)
-        values = compile_check(extra) if isinstance(extra, dict) else (lambda _value: extra is True)
-        named = {key: compile_check(sub) for key, sub in schema.get("properties", {}).items()}
-        if names is None or values is None or None in named.values():
-            return None
-        key_check: Check = names
-        value_check: Check = values
-        by_key: dict[str, Check] = {key: check for key, check in named.items() if check is not None}
-        return lambda value: (
-            type(value) is dict
-            and all(key_check(key) for key in value)
-            and all(by_key.get(key, value_check)(item) for key, item in value.items())
-        )
+        return _object_check(schema)
     return None
+
+
+def _one_of_check(schema: Mapping[str, Any]) -> Check | None:
+    branches = [(b.get("type"), compile_check(b)) for b in schema["oneOf"]]
+    if any(not isinstance(t, str) or c is None for t, c in branches):
+        return None
+    typed: list[tuple[str, Check]] = [(t, c) for t, c in branches if c is not None]
+
+    def one_of(value: Any) -> bool:
+        # A branch whose type the value lacks certainly fails: exactly one may be left.
+        kinds = _types_of(value)
+        left = [check for kind, check in typed if kind in kinds]
+        return len(left) == 1 and left[0](value)
+
+    return one_of
+
+
+def _string_check(schema: Mapping[str, Any]) -> Check | None:
+    low, high = schema.get("minLength", 0), schema.get("maxLength")
+    search = re.compile(schema["pattern"]).search if "pattern" in schema else None
+    enum = schema.get("enum")
+    if enum is not None and not all(isinstance(e, str) for e in enum):
+        return None
+    choices = frozenset(enum) if enum is not None else None
+
+    def string(value: Any) -> bool:
+        return (
+            type(value) is str
+            and low <= len(value)
+            and (high is None or len(value) <= high)
+            and (search is None or search(value) is not None)
+            and (choices is None or value in choices)
+        )
+
+    return string
+
+
+def _array_check(schema: Mapping[str, Any]) -> Check | None:
+    items = compile_check(schema["items"]) if "items" in schema else (lambda _value: True)
+    compiled = [compile_check(sub) for sub in schema.get("prefixItems", [])]
+    prefix = [check for check in compiled if check is not None]
+    if items is None or len(prefix) != len(compiled):
+        return None
+    each: Check = items
+    low, high = schema.get("minItems", 0), schema.get("maxItems")
+    unique = schema.get("uniqueItems") is True
+
+    def array(value: Any) -> bool:
+        return (
+            type(value) is list
+            # Uniqueness is only decided here for strings (JSON equality is Python's).
+            and (not unique or (all(type(v) is str for v in value) and len(set(value)) == len(value)))
+            and low <= len(value)
+            and (high is None or len(value) <= high)
+            and all(check(item) for check, item in zip(prefix, value, strict=False))
+            and all(each(item) for item in value[len(prefix):])
+        )
+
+    return array
+
+
+def _object_check(schema: Mapping[str, Any]) -> Check | None:
+    # Keys are strings, so "type": "string" changes nothing for them; it only lets the
+    # string check compile (a key of another type makes the check answer False).
+    names = (
+        compile_check({"type": "string", **schema["propertyNames"]})
+        if "propertyNames" in schema else (lambda _key: True)
+    )
+    extra = schema.get("additionalProperties", True)
+    values = compile_check(extra) if isinstance(extra, dict) else (lambda _value: extra is True)
+    named = {key: compile_check(sub) for key, sub in schema.get("properties", {}).items()}
+    if names is None or values is None or None in named.values():
+        return None
+    key_check: Check = names
+    value_check: Check = values
+    by_key: dict[str, Check] = {key: check for key, check in named.items() if check is not None}
+    return lambda value: (
+        type(value) is dict
+        and all(key_check(key) for key in value)
+        and all(by_key.get(key, value_check)(item) for key, item in value.items())
+    )
 
 
 @cache
