@@ -80,7 +80,8 @@ def test_the_jobs_folder_removed_for_a_minute_keeps_the_loaded_jobs_running(tmp_
     shutil.rmtree(jobs_dir)
     removed_at = time.time()
     # The fire of the next minute still runs, from the job loaded before.
-    wait_for(lambda: (out / "marks").exists(), seconds_to_next_minute() + 15, "the fire while the folder is gone")
+    wait_for(lambda: (out / "marks").exists(), seconds_to_next_minute() + 15, "the fire while the folder is gone",
+             lambda: (logs / "scheduler_main.log").read_text()[-2000:])
     main_log = (logs / "scheduler_main.log").read_text()
     assert main_log.count("keeping the jobs loaded") == 1, "the missing folder must be logged once"
     time.sleep(max(0.0, 60 - (time.time() - removed_at)))  # a minute without the folder

@@ -113,6 +113,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             node=f"sched-{self.generation}", runner=self.runner,
         )
         self.runner.scheduler = self.scheduler
+        self.scheduler.folder.delete_settle_seconds = 0.0  # a deletion applies at once (the settle: test_watch.py)
         self.schedulers = [*getattr(self, "schedulers", []), self.scheduler]
         self.scheduler.start()
         self.scheduler.apply_results()

@@ -58,3 +58,47 @@ def test_a_missing_folder_always_means_rescan(tmp_path: Path) -> None:
     w = DirectoryWatcher(tmp_path / "missing")
     assert not w.active
     assert w.changes() is None and w.changes() is None
+
+
+
+def test_a_deleted_file_is_unloaded_once_it_stays_gone_and_rm_rf_of_the_folder_unloads_nothing(tmp_path: Path) -> None:
+    """``rm -rf jobs`` deletes the files, then the folder: a look in between must not unload
+    every job of a folder a deploy writes again; a file deleted alone is unloaded a second later."""
+    from jobfsm.daemon.jobfolder import DELETE_SETTLE_SECONDS, JobFolder
+
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    for name in ("a", "b"):
+        (jobs / f"{name}.json").write_text("{}")
+    now = [0.0]
+    reports: list[str] = []
+    folder = JobFolder(jobs, reports.append, lambda: now[0])
+    folder.fd  # noqa: B018 - start watching, as the daemon does
+
+    def apply() -> set[str]:
+        stats = folder.current()
+        assert stats is not None
+        folder.applied = stats
+        folder.done()
+        return {Path(p).name for p in stats}
+
+    assert apply() == {"a.json", "b.json"}
+    (jobs / "a.json").unlink()
+    assert folder.current() is None, "unloaded at once"
+    assert folder.settle_seconds() == DELETE_SETTLE_SECONDS
+    now[0] += DELETE_SETTLE_SECONDS
+    assert folder.settle_seconds() == 0.0
+    assert apply() == {"b.json"}
+    assert folder.settle_seconds() is None
+
+    (jobs / "b.json").unlink()  # rm -rf, seen between its two steps
+    assert folder.current() is None
+    jobs.rmdir()
+    now[0] += DELETE_SETTLE_SECONDS
+    assert folder.current() is None, "the jobs of a folder that is gone stay loaded"
+    assert len(reports) == 1 and "keeping the jobs loaded" in reports[0]
+    jobs.mkdir()  # the deploy writes it again
+    (jobs / "b.json").write_text("{}")
+    stats = folder.current()
+    assert stats is not None and set(stats) == {str(jobs / "b.json")}
+    folder.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,10 +15,15 @@ from jobfsm.config.watch import DirectoryWatcher
 from jobfsm.errors import JobsDirectoryError
 
 FileStat = tuple[int, int, int]
+DELETE_SETTLE_SECONDS = 1.0
+"""A job file gone is unloaded once it has stayed gone this long with its folder still there:
+``rm -rf jobs`` deletes the files before the folder, and a look in between must not unload every
+job of a folder a deploy is about to write again."""
 
 
 class JobFolder:
-    def __init__(self, directory: Path, report: Callable[[str], None]) -> None:
+    def __init__(self, directory: Path, report: Callable[[str], None],
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         """``report(message)`` hears of a folder that cannot be read (once until it can again)."""
         self.directory = directory
         self._report = report
@@ -26,6 +32,10 @@ class JobFolder:
         """What the daemon has applied: path → stat."""
         self._rescan = False
         self._error: str | None = None
+        self._monotonic = monotonic
+        self._gone_at: float | None = None
+        """When files were first seen gone (their unloading waits for ``delete_settle_seconds``)."""
+        self.delete_settle_seconds = DELETE_SETTLE_SECONDS
 
     @property
     def fd(self) -> int | None:
@@ -38,9 +48,33 @@ class JobFolder:
         """The job files as they are now, or None when the folder cannot be read (keep what was
         applied) or nothing changed."""
         stats = self._scan() if self._rescan else self._changed()
+        if stats is not None and not stats.keys() >= self.applied.keys():
+            stats = self._settled(stats)
+        else:
+            self._gone_at = None
         if stats is None or stats is self.applied or stats == self.applied:
+            if stats is not None and self._gone_at is None:
+                self._rescan = False  # read, and nothing to apply
             return None
         self._rescan = True  # until apply() finishes: a failure part way rescans next time
+        return stats
+
+    def settle_seconds(self) -> float | None:
+        """How soon to look again for files seen gone to be unloaded (None: none waits)."""
+        if self._gone_at is None:
+            return None
+        return max(0.0, self._gone_at + self.delete_settle_seconds - self._monotonic())
+
+    def _settled(self, stats: dict[str, FileStat]) -> dict[str, FileStat]:
+        """``stats`` with the files that went away kept as applied until they have stayed gone
+        ``delete_settle_seconds`` (the whole folder is read again meanwhile, to be sure)."""
+        now = self._monotonic()
+        if self._gone_at is None:
+            self._gone_at = now
+        if now - self._gone_at < self.delete_settle_seconds:
+            self._rescan = True  # the next look compares the whole folder
+            return {**{p: st for p, st in self.applied.items() if p not in stats}, **stats}
+        self._gone_at = None
         return stats
 
     def rescan(self) -> None:

@@ -43,7 +43,7 @@ class JobSet:
         self.logger = scheduler.logger
         self.jobs: dict[str, JobEntry] = {}
         self.file_problems: dict[str, list[Problem]] = {}
-        self.folder = JobFolder(scheduler.jobs_dir, self.logger.error)
+        self.folder = JobFolder(scheduler.jobs_dir, self.logger.error, scheduler.clock.monotonic)
         self.catch_up_missed = True
         """False when another node was alive at start-up: nothing was missed then."""
         self._new_states: dict[str, JobState] = {}

@@ -307,7 +307,8 @@ class Daemon:
             scheduler.guarded(scheduler.poll_triggers)
 
     def _sleep_seconds(self, scheduler: Scheduler, housekeeping: Timetable) -> float:
-        """Until the next fire, retry, housekeeping step or attempt at a failed store."""
+        """Until the next fire, retry, housekeeping step, attempt at a failed store or look at
+        deleted job files."""
         sleep = housekeeping.seconds_until_next()
         due = scheduler.next_due()
         if due is not None:
@@ -315,6 +316,9 @@ class Daemon:
         probe = scheduler.probe_seconds()
         if probe is not None:
             sleep = min(sleep, probe)
+        settle = scheduler.folder.settle_seconds()  # files seen gone, to unload once they stay gone
+        if settle is not None:
+            sleep = min(sleep, settle)
         return sleep
 
 
