@@ -7,11 +7,12 @@
   other calls (:meth:`SqlCore.batch`; PostgreSQL aborts a whole transaction on a unique-key
   error). Manual runs have ``scheduled_for`` NULL, and both backends treat NULLs in a unique
   key as distinct, so they never conflict.
-- **A burst is recorded a chunk at a time.** ``claim_runs`` is one executemany of the claim,
-  which SQLAlchemy's "insertmanyvalues" sends as one multi-row ``INSERT`` per 1000 rows on both
-  backends; ``finish_runs`` looks every run up first (finish_run's warnings, and an unknown id
-  raises before anything is written), then updates them in one executemany, whose rowcount
-  (the sum over the rows on sqlite3 and psycopg 3) is checked (``bench/bench_store.py``).
+- **A burst is recorded a chunk at a time.** ``claim_runs`` is one statement: on PostgreSQL
+  over arrays (:mod:`jobfsm.store.sql.arrays`), on SQLite an executemany that SQLAlchemy's
+  "insertmanyvalues" sends as one multi-row ``INSERT`` per 1000 rows; ``finish_runs`` looks
+  every run up first (finish_run's warnings, and an unknown id raises before anything is
+  written), then updates them in one statement (PostgreSQL) or an executemany per set of
+  columns (SQLite), whose rowcount is checked (``bench/bench_store.py``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from jobfsm.clock import utc
 from jobfsm.errors import RunNotFoundError, StoreError
 from jobfsm.model import Outcome, RunStatus, Trigger
 from jobfsm.store.abc import Claim, Finish, RunRecord
+from jobfsm.store.sql import arrays
 from jobfsm.store.sql.core import SqlCore
 from jobfsm.store.sql.engine import reason
 from jobfsm.store.sql.rows import run_record
@@ -181,7 +183,8 @@ class SqlRuns(SqlCore):
         back to the claims by (job, scheduled_for in UTC, attempt)."""
         if not fires:
             return
-        for row in conn.execute(self._claim, [_claim_values(claims[i]) for i in fires.values()]):
+        values = [_claim_values(claims[i]) for i in fires.values()]
+        for row in conn.execute(self._claim, values) if self._is_sqlite else arrays.claim(conn, values):
             i = fires.pop((row.job, row.scheduled_for, row.attempt), -1)
             if i < 0:  # raised inside the transaction, so that it rolls back
                 raise StoreError(
@@ -249,7 +252,10 @@ class SqlRuns(SqlCore):
                 if status[run_id] != RunStatus.RUNNING.value:
                     _warn_not_running(run_id, found[run_id][1], values["outcome"], status[run_id])
                 status[run_id] = values["status"]
-            updated = sum(conn.execute(_FINISH_MANY, rows).rowcount for rows in groups.values())
+            if self._is_sqlite:
+                updated = sum(conn.execute(_FINISH_MANY, rows).rowcount for rows in groups.values())
+            else:
+                updated = arrays.finish(conn, [row for rows in groups.values() for row in rows])
             if updated != len(final) and conn.dialect.supports_sane_multi_rowcount:
                 # Deleted since the lookup, by another host's prune (of a run that was not
                 # running). Raising rolls back the transaction (the whole batch, inside one).
@@ -368,11 +374,15 @@ class SqlRuns(SqlCore):
         return run_record(row) if row is not None else None
 
     def claimed_fires(self, fires: Sequence[tuple[str, datetime, int]]) -> set[tuple[str, datetime, int]]:
-        """One query per fire time and chunk of jobs (a burst is one time); filtered here."""
+        """On PostgreSQL one query over arrays; on SQLite one per fire time and chunk of jobs (a
+        burst is one time), filtered here."""
         wanted = {(job, utc(at), attempt) for job, at, attempt in fires}
         by_time: dict[datetime, set[str]] = {}
         for job, at, _ in wanted:
             by_time.setdefault(at, set()).add(job)
+        if not self._is_sqlite:
+            with self._read() as conn:
+                return arrays.claimed(conn, sorted(wanted))
         found: set[tuple[str, datetime, int]] = set()
         stmt = select(runs.c.job, runs.c.scheduled_for, runs.c.attempt).where(
             runs.c.scheduled_for == bindparam("at", type_=UTCDateTime),
