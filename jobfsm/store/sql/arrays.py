@@ -49,10 +49,13 @@ FINISH_COLUMNS = (
     ("stderr_tail", "text"), ("stdout_path", "text"), ("stderr_path", "text"), ("message", "text"),
 )
 _FINISH = text(
+    f"WITH f AS (SELECT * FROM {_unnest(FINISH_COLUMNS, 'f')}), "
+    # the status before, locked so that it is still the one replaced
+    "was AS (SELECT runs.id, runs.status, runs.job FROM runs JOIN f ON runs.id = f.run_id FOR UPDATE OF runs) "
     "UPDATE runs SET "
     + ", ".join(f"{_q(n)} = f.{_q(n)}" for n, _ in FINISH_COLUMNS if n not in ("run_id", "message"))
     + ", message = COALESCE(f.message, runs.message) "  # NULL: the finish says nothing new
-    f"FROM {_unnest(FINISH_COLUMNS, 'f')} WHERE runs.id = f.run_id"
+    "FROM f JOIN was ON was.id = f.run_id WHERE runs.id = f.run_id RETURNING runs.id, was.status, was.job"
 )
 
 _CLAIMED = text(
@@ -78,11 +81,11 @@ def claim(conn: Connection, rows: Sequence[dict[str, Any]]) -> Sequence[Row[Any]
     return conn.execute(_CLAIM, _columns(rows, CLAIM_COLUMNS)).all()
 
 
-def finish(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+def finish(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[int, tuple[str, str]]:
     """Update each run ``row["run_id"]`` with the row's columns (``message`` None or absent:
-    kept); how many runs were updated."""
+    kept); ``{id: (status before, job)}`` of the runs updated (an unknown id is not among them)."""
     params = _columns([{"message": None, **row} for row in rows], FINISH_COLUMNS)
-    return int(conn.execute(_FINISH, params).rowcount)
+    return {row.id: (row.status, row.job) for row in conn.execute(_FINISH, params)}
 
 
 def claimed(conn: Connection, fires: Sequence[tuple[str, datetime, int]]) -> set[tuple[str, datetime, int]]:

@@ -223,9 +223,10 @@ class SqlRuns(SqlCore):
         return run_record(row)
 
     def finish_runs(self, finishes: Sequence[Finish]) -> None:
-        """One lookup of every run (for the warnings, and so an unknown id raises before
-        anything is written), then one executemany ``UPDATE`` per set of columns (with and
-        without ``message``): two statements for a chunk, three when only some set a message.
+        """On PostgreSQL one ``UPDATE`` over arrays that returns each run's status before it; on
+        SQLite one lookup of every run, then one executemany ``UPDATE`` per set of columns (with
+        and without ``message``). An unknown id raises, and nothing is written; a run that was
+        not running is written and warned of.
 
         A run finished twice in one call is written once, with what the calls in turn would
         have left: the last finish's fields and the last non-empty message.
@@ -239,30 +240,33 @@ class SqlRuns(SqlCore):
             if earlier is not None and "message" in earlier and "message" not in values:
                 values = {**values, "message": earlier["message"]}
             final[run_id] = values
-        groups: dict[bool, list[dict[str, Any]]] = {}
-        for run_id, values in final.items():
-            groups.setdefault("message" in values, []).append({"run_id": run_id, **values})
-        with self._write() as conn:
-            found = self._run_statuses(conn, list(final))
+        with self._write() as conn:  # raising inside rolls it back (the whole batch, inside one)
+            if self._is_sqlite:
+                found = self._finish_executemany(conn, final)
+            else:
+                found = arrays.finish(conn, [{"run_id": run_id, **values} for run_id, values in final.items()])
             missing = next((run_id for run_id, _ in given if run_id not in found), None)
             if missing is not None:
                 raise RunNotFoundError(missing)
-            status = {run_id: was for run_id, (was, _) in found.items()}
-            for run_id, values in given:
-                if status[run_id] != RunStatus.RUNNING.value:
-                    _warn_not_running(run_id, found[run_id][1], values["outcome"], status[run_id])
-                status[run_id] = values["status"]
-            if self._is_sqlite:
-                updated = sum(conn.execute(_FINISH_MANY, rows).rowcount for rows in groups.values())
-            else:
-                updated = arrays.finish(conn, [row for rows in groups.values() for row in rows])
-            if updated != len(final) and conn.dialect.supports_sane_multi_rowcount:
-                # Deleted since the lookup, by another host's prune (of a run that was not
-                # running). Raising rolls back the transaction (the whole batch, inside one).
-                gone = sorted(set(final) - set(self._run_statuses(conn, list(final))))
-                if gone:
-                    raise RunNotFoundError(gone[0])
-                raise StoreError(f"{self._failure}: {updated} of the {len(final)} runs being finished were updated")
+        status = {run_id: was for run_id, (was, _) in found.items()}
+        for run_id, values in given:
+            if status[run_id] != RunStatus.RUNNING.value:
+                _warn_not_running(run_id, found[run_id][1], values["outcome"], status[run_id])
+            status[run_id] = values["status"]
+
+    def _finish_executemany(self, conn: Connection, final: dict[int, dict[str, Any]]) -> dict[int, tuple[str, str]]:
+        """SQLite's finish: ``{id: (status before, job)}`` of the runs that exist, the others
+        left alone (the caller raises)."""
+        found = self._run_statuses(conn, list(final))
+        if len(found) < len(final):
+            return found
+        groups: dict[bool, list[dict[str, Any]]] = {}
+        for run_id, values in final.items():
+            groups.setdefault("message" in values, []).append({"run_id": run_id, **values})
+        updated = sum(conn.execute(_FINISH_MANY, rows).rowcount for rows in groups.values())
+        if updated != len(final):  # cannot happen: SQLite's writer holds the file since the lookup
+            raise StoreError(f"{self._failure}: {updated} of the {len(final)} runs being finished were updated")
+        return found
 
     def _run_statuses(self, conn: Connection, ids: list[int]) -> dict[int, tuple[str, str]]:
         """``{id: (status, job)}`` of the runs among ``ids`` that exist."""
