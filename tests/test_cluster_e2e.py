@@ -214,8 +214,7 @@ def test_manual_triggers_are_taken_by_exactly_one_node_within_a_second(cluster: 
     for node in ("n1", "n2", "n3"):
         cluster.start(node)
     wait_for(lambda: len([n for n in cluster.store.nodes(seen_within=10) if n.alive]) == 3, 10, "three live nodes")
-    time.sleep(1.0)  # every daemon's LISTEN connection is up
-    takers = []
+    takers = []  # at once: a request made before a daemon listens is looked for when it starts to
     for _ in range(8):
         asked = time.monotonic()
         request = cluster.store.request_trigger("adhoc", user="ann", at=datetime.now(UTC))

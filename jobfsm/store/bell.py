@@ -61,6 +61,8 @@ class Bell:
         self._watcher: DirectoryWatcher | None = None
         self._name = ""
         self._listener: Any = None
+        self._missed = False
+        """LISTEN has just begun: a ring before it was not heard, so the next look looks anyway."""
         if self._store is not None and self._store.sqlite_path is not None:
             path = _bell_file(self._store.sqlite_path)
             self._name = path.name
@@ -81,7 +83,8 @@ class Bell:
         if self._watcher is not None:
             names = self._watcher.changes()
             return names is None or self._name in names
-        if self._listener is None:
+        if self._listener is None or self._missed:
+            self._missed = False
             return True
         try:
             pgconn = self._listener.pgconn
@@ -101,6 +104,7 @@ class Bell:
             connection.autocommit = True
             connection.execute(f"LISTEN {CHANNEL}")
             self._listener = connection
+            self._missed = True
         except Exception as exc:
             log.debug("cannot LISTEN on %s: %s", self._store.url, exc)
 
