@@ -214,6 +214,9 @@ def failover(args: argparse.Namespace) -> None:
                 print(f"kill {len(lost_s)}: lost after {lost_s[-1]:.1f} s, retry after {retry_s[-1]:.1f} s",
                       file=sys.stderr)
         except BaseException:
+            for run in store.list_runs("long"):
+                print(f"run {run.id}: {run.trigger.value} {run.status.value} on {run.node} attempt {run.attempt} "
+                      f"{run.message!r}", file=sys.stderr)
             for node in procs:
                 log = root / f"logs-{node}" / "scheduler_main.log"
                 print(f"--- {node}:", log.read_text()[-1500:] if log.exists() else "(no log)", file=sys.stderr)

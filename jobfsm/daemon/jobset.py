@@ -114,16 +114,21 @@ class JobSet:
 
     def _restore_model(self, config: JobConfig, state: JobState | None, user: str | None = None) -> JobModel:
         lifecycle = self._scheduler.lifecycle
+        lost = False
+        if state is JobState.RUNNING:
+            nodes = {r.node for r in self.store.list_runs(config.name, status=RunStatus.RUNNING)}
+            lost = not nodes
+            if nodes and self._scheduler.node not in nodes:
+                # The job runs on another node (the state is shared): no run of it is this node's
+                # to count, or a start here would wait behind a run it never hears end.
+                state = JobState.IDLE if config.enabled else JobState.DISABLED
         model = lifecycle.model_for(config.name, enabled=config.enabled, state=state)
         if state is None:
             self._new_states[config.name] = model.job_state  # written in one batch by reload()
-        elif state is JobState.RUNNING and not self._has_running_runs(config.name):
+        elif lost:
             lifecycle.fail(model, reason="its run was lost when the daemon stopped")
         lifecycle.sync(model, enabled=config.enabled, user=user)
         return model
-
-    def _has_running_runs(self, name: str) -> bool:
-        return bool(self.store.list_runs(name, status=RunStatus.RUNNING, limit=1))
 
     def _upsert(
         self, config: JobConfig, now: datetime, *, catch_up: bool, states: dict[str, JobState] | None,
