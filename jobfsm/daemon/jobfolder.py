@@ -48,11 +48,13 @@ class JobFolder:
         """The job files as they are now, or None when the folder cannot be read (keep what was
         applied) or nothing changed."""
         stats = self._scan() if self._rescan else self._changed()
+        if stats is self.applied:  # the watcher saw no change: an idle look costs nothing more
+            return None
         if stats is not None and not stats.keys() >= self.applied.keys():
             stats = self._settled(stats)
         else:
             self._gone_at = None
-        if stats is None or stats is self.applied or stats == self.applied:
+        if stats is None or stats == self.applied:
             if stats is not None and self._gone_at is None:
                 self._rescan = False  # read, and nothing to apply
             return None
