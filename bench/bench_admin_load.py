@@ -11,7 +11,8 @@ and two accounts), then
    ``--calls`` times back to back, all at once, and reports the median and p95 of one call;
 2. opens ``--pages`` signed-in pages in Debian's Chromium (``/usr/bin/chromium`` through
    Playwright; skipped without it), keeps them open ``--seconds`` (they refresh by themselves),
-   and reports the admin process's resident memory before, after, and its peak.
+   and reports the admin process's resident memory before, after, and its peak, and its CPU
+   over that window beside a bare once-a-second Python loop's (from ``schedstat``).
 
 ``--tree DIR`` runs the admin process from another checkout (its ``jobfsm`` package), so one
 script measures before and after a change. Prints one markdown table.
@@ -35,6 +36,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_idle import BARE_LOOP
+from bench_scheduler import cpu_seconds
 from jobgen import generate
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -92,7 +95,7 @@ def sign_in(url: str) -> requests.Session:
 def dashboard(session: requests.Session, url: str) -> float:
     """One refresh, from the call to the complete answer; seconds."""
     start = time.perf_counter()
-    answer = session.post(url + "/gradio_api/call/dashboard", json={"data": [None]}, timeout=120)
+    answer = session.post(url + "/gradio_api/call/dashboard", json={"data": [None, None]}, timeout=120)  # (selected job, open tab)
     answer.raise_for_status()
     stream = session.get(url + f"/gradio_api/call/dashboard/{answer.json()['event_id']}", timeout=120)
     if "event: complete" not in stream.text:
@@ -121,9 +124,11 @@ def refresh_latency(url: str, sessions: int, calls: int) -> list[float]:
     return times
 
 
-def open_pages(url: str, pages: int, seconds: float) -> bool:
+def open_pages(url: str, pages: int, seconds: float, admin_pid: int) -> tuple[float, float] | None:
+    """Open the pages, then keep them open ``seconds``: (the admin process's CPU %, a bare
+    once-a-second Python loop's CPU %) over that window, from schedstat; None without Chromium."""
     if not CHROMIUM.exists():
-        return False
+        return None
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -139,11 +144,27 @@ def open_pages(url: str, pages: int, seconds: float) -> bool:
             page.click("button[type=submit]")
             page.wait_for_selector("#jobfsm-jobs")
             opened.append(page)
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            opened[0].wait_for_timeout(1000)  # let the pages' timers run
+        bare = subprocess.Popen([sys.executable, "-c", BARE_LOOP])
+        try:
+            time.sleep(1.0)
+            # the whole process's CPU (its worker threads come and go: a sum over the live
+            # threads' schedstat would lose what the ended ones used)
+            began, admin0, bare0 = time.monotonic(), process_cpu_seconds(admin_pid), cpu_seconds(bare.pid)
+            while time.monotonic() < began + seconds:
+                opened[0].wait_for_timeout(1000)  # let the pages' timers run
+            window = time.monotonic() - began
+            cpu = (100 * (process_cpu_seconds(admin_pid) - admin0) / window, 100 * (cpu_seconds(bare.pid) - bare0) / window)
+        finally:
+            bare.kill()
+            bare.wait()
         browser.close()
-    return True
+    return cpu
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of the process from ``/proc/PID/stat``, ended threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -167,7 +188,8 @@ def main() -> int:
         try:
             times = refresh_latency(url, args.sessions, args.calls)
             before, _ = rss_kib(proc.pid)
-            opened = open_pages(url, args.pages, args.seconds) if args.pages else False
+            cpu = open_pages(url, args.pages, args.seconds, proc.pid) if args.pages else None
+            opened = cpu is not None
             after, peak = rss_kib(proc.pid)
         finally:
             proc.terminate()
@@ -177,14 +199,16 @@ def main() -> int:
         "median_ms": round(statistics.median(times) * 1000), "p95_ms": round(percentile(times, 0.95) * 1000),
         "rss_mib_before_pages": round(before / 1024), "rss_mib_with_pages": round(after / 1024) if opened else None,
         "rss_peak_mib": round(peak / 1024), "pages": args.pages if opened else 0, "seconds": args.seconds,
+        "admin_cpu_pct_with_pages": round(cpu[0], 3) if cpu else None, "bare_loop_cpu_pct": round(cpu[1], 4) if cpu else None,
     }
     if args.json:
         print(json.dumps(figures))
         return 0
-    print(f"| jobs | sessions x calls | refresh median | p95 | RSS before pages | RSS with {figures['pages']} pages after {args.seconds:.0f} s | peak |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"| jobs | sessions x calls | refresh median | p95 | RSS before pages | RSS with {figures['pages']} pages after {args.seconds:.0f} s | peak | admin CPU with the pages open (bare 1 s loop) |")
+    print("|---|---|---|---|---|---|---|---|")
     print(f"| {args.jobs:,} | {args.sessions} x {args.calls} | {figures['median_ms']} ms | {figures['p95_ms']} ms "
-          f"| {figures['rss_mib_before_pages']} MiB | {figures['rss_mib_with_pages']} MiB | {figures['rss_peak_mib']} MiB |")
+          f"| {figures['rss_mib_before_pages']} MiB | {figures['rss_mib_with_pages']} MiB | {figures['rss_peak_mib']} MiB "
+          f"| {figures['admin_cpu_pct_with_pages']} % ({figures['bare_loop_cpu_pct']} %) |")
     return 0
 
 
