@@ -314,6 +314,22 @@ def _temp_entries() -> set[str]:
     return {str(p) for root in roots if root.exists() for p in root.iterdir()}
 
 
+def _holds_output(entry: str) -> bool:
+    """Whether the new temporary file or folder ``entry`` holds a copy of the job's output."""
+    from pathlib import Path
+
+    path = Path(entry)
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else []
+    for file in files:
+        try:
+            with file.open("rb") as f:
+                if f.read(6) == b"FIRST\n":
+                    return True
+        except OSError:
+            continue
+    return False
+
+
 def test_big_output_is_shown_bounded_and_downloaded_whole_without_temporary_files(server: AdminServer) -> None:
     """Defect 2: the view holds the stored head and tail; the link streams every byte; the
     page writes no temporary file for it."""
@@ -332,7 +348,9 @@ def test_big_output_is_shown_bounded_and_downloaded_whole_without_temporary_file
     assert response.headers["content-disposition"].startswith("attachment")
     body = response.content
     assert body.count(b"0123456789") >= 3 * 180_000 and body.count(b"LAST") == 3
-    assert _temp_entries() - before == set()
+    # Other processes (the suite's other workers) make temporary folders too: only one that
+    # holds this job's output counts.
+    assert not [p for p in _temp_entries() - before if _holds_output(p)], "a temporary copy of the output"
     assert requests.get(server.url + link, timeout=30).status_code == 401  # no session, no output
 
 
