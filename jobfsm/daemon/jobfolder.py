@@ -40,9 +40,12 @@ class JobFolder:
     @property
     def fd(self) -> int | None:
         """Readable when the folder changed (None: not watched; the daemon looks every second)."""
+        return self._watch().fd
+
+    def _watch(self) -> DirectoryWatcher:
         if self._watcher is None:
             self._watcher = DirectoryWatcher(self.directory)
-        return self._watcher.fd
+        return self._watcher
 
     def current(self) -> dict[str, FileStat] | None:
         """The job files as they are now, or None when the folder cannot be read (keep what was
@@ -92,9 +95,7 @@ class JobFolder:
             self._watcher.close()
 
     def _changed(self) -> dict[str, FileStat] | None:
-        if self._watcher is None:
-            self._watcher = DirectoryWatcher(self.directory)
-        names = self._watcher.changes()
+        names = self._watch().changes()
         if names is None:
             return self._scan()
         names = {name for name in names if is_job_file_name(name)}
