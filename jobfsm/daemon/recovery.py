@@ -9,12 +9,12 @@ processes there, out of reach.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from datetime import datetime
 
 from jobfsm.lifecycle import Announcer, RunLost
 from jobfsm.model import RunStatus
 from jobfsm.nodes import (
-    DEFAULT_DEAD_AFTER_SECONDS,
     local_pid,
     local_process_alive,
     pid_alive,
@@ -28,42 +28,52 @@ LOST_KILL_GRACE_SECONDS = 2.0
 their output any more; the loop waits for this)."""
 
 
-def reap_lost(
-    store: Store, events: Announcer, *, node: str, now: datetime, found: str = "",
-    dead_after: float = DEFAULT_DEAD_AFTER_SECONDS,
-) -> list[DeadNode]:
-    """Mark lost the running runs of every dead node (``node`` is the caller's, alive): the
-    nodes found dead, each with the runs it lost (to this caller alone: retry those).
+class LostRuns:
+    """Finds the runs of dead nodes for the node ``node`` (alive): :meth:`reap`."""
 
-    "Dead" is decided by the database's clock (:meth:`Store.declare_dead`, which checks the
-    age again under a row lock, so a node that beat meanwhile keeps its runs); a node of this
-    host whose process is gone is dead at once, and one whose process lives is not (a
-    ``jobfsm run`` running a job without a daemon, which never beats)."""
-    running = store.list_runs(status=RunStatus.RUNNING)
-    if all(r.node == node for r in running):
-        return []  # the common case, and what an idle daemon pays every few seconds
-    host = this_host()
-    beats = {n.node: n for n in store.nodes(seen_within=_FOREVER, dead_after=dead_after, at=now)}
-    dead_nodes: list[DeadNode] = []
-    for other in sorted({r.node for r in running} - {node}):
-        if local_process_alive(other):
-            continue  # a process of this host, alive: a daemon, or a local run without one
-        info = beats.get(other)
-        pid = local_pid(other)
-        if pid is None and info is not None and info.host == host and not pid_alive(info.pid):
-            pid = info.pid  # a node of this host named with --node, its process gone
-        gone_here = pid is not None
-        if info is not None and info.alive and not gone_here:
-            continue
-        note = "" if pid is None else _end_lost_processes([r for r in running if r.node == other], pid)
-        dead = store.declare_dead(other, by=node, dead_after=None if gone_here else dead_after,
-                                  found=found, note=note, at=now)
-        if dead is None or not dead.lost:
-            continue
-        for run in dead.lost:
-            events.announce(RunLost(run, other))
-        dead_nodes.append(dead)
-    return dead_nodes
+    def __init__(self, store: Store, events: Announcer, *, node: str, dead_after: float) -> None:
+        self._store, self._events, self._node, self._dead_after = store, events, node, dead_after
+        self._quiet: Hashable | None = None
+        """The store's change mark when a look found no run of another node: until it moves,
+        nothing can have changed that (an idle daemon looks every few seconds)."""
+
+    def reap(self, now: datetime, *, found: str = "") -> list[DeadNode]:
+        """Mark lost the running runs of every dead node: the nodes found dead, each with the
+        runs it lost (to this caller alone: retry those).
+
+        "Dead" is decided by the database's clock (:meth:`Store.declare_dead`, which checks the
+        age again under a row lock, so a node that beat meanwhile keeps its runs); a node of this
+        host whose process is gone is dead at once, and one whose process lives is not (a
+        ``jobfsm run`` running a job without a daemon, which never beats)."""
+        mark = self._store.change_mark()  # before the read: a write after it moves the mark
+        if mark is not None and mark == self._quiet:
+            return []
+        others = [r for r in self._store.list_runs(status=RunStatus.RUNNING) if r.node != self._node]
+        self._quiet = None if others else mark
+        if not others:
+            return []
+        host = this_host()
+        beats = {n.node: n for n in self._store.nodes(seen_within=_FOREVER, dead_after=self._dead_after, at=now)}
+        dead_nodes: list[DeadNode] = []
+        for other in sorted({r.node for r in others}):
+            if local_process_alive(other):
+                continue  # a process of this host, alive: a daemon, or a local run without one
+            info = beats.get(other)
+            pid = local_pid(other)
+            if pid is None and info is not None and info.host == host and not pid_alive(info.pid):
+                pid = info.pid  # a node of this host named with --node, its process gone
+            gone_here = pid is not None
+            if info is not None and info.alive and not gone_here:
+                continue
+            note = "" if pid is None else _end_lost_processes([r for r in others if r.node == other], pid)
+            dead = self._store.declare_dead(other, by=self._node, dead_after=None if gone_here else self._dead_after,
+                                            found=found, note=note, at=now)
+            if dead is None or not dead.lost:
+                continue
+            for run in dead.lost:
+                self._events.announce(RunLost(run, other))
+            dead_nodes.append(dead)
+        return dead_nodes
 
 
 _FOREVER = 10 * 365 * 86400.0

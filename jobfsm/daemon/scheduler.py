@@ -123,6 +123,7 @@ class Scheduler:
         self.waiting = Waiting(self)
         self.dispatch = Dispatch(self)
         self.outage_mode = OutageMode(self)
+        self.lost_runs = recovery.LostRuns(store, self.events, node=node, dead_after=dead_after)
         self._requests_backlog: list[TriggerRequest] = []
         """Trigger requests claimed from the store but not yet served (the store failed)."""
 
@@ -154,11 +155,10 @@ class Scheduler:
         self.folder.close()
 
     def reap_lost(self, now: datetime | None = None, *, found: str = "") -> int:
-        """Mark lost the runs of every dead node (:func:`jobfsm.daemon.recovery.reap_lost`) and
+        """Mark lost the runs of every dead node (:class:`jobfsm.daemon.recovery.LostRuns`) and
         retry those whose job has retries left, here; how many runs were lost."""
         now = now or self.clock.now()
-        dead = recovery.reap_lost(self.store, self.events, node=self.node, now=now, found=found,
-                                  dead_after=self.dead_after)
+        dead = self.lost_runs.reap(now, found=found)
         for node in dead:
             self.retries.after_lost(node, now)
         return sum(len(node.lost) for node in dead)

@@ -7,7 +7,7 @@ test suite (``tests/test_store.py``, parametrized over every backend by one fixt
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -462,6 +462,12 @@ class Store(ABC):
         node, when it was last seen, ``found`` (how) and ``by`` whom, then ``note``. ``None``
         when it is alive after all (a beat came in meanwhile). Each run is returned to one
         caller only: two nodes finding the same dead node do not both retry its runs."""
+
+    def change_mark(self) -> Hashable | None:
+        """A value that differs once something was committed to the store by another process
+        or by this one's other calls (a daemon's own heartbeats may not count), so that an idle
+        look can be skipped; ``None`` when the store cannot tell cheaply: then look."""
+        return None
 
     def batch(self) -> AbstractContextManager[None]:
         """Store calls made inside (on this thread) may share one transaction; a backend

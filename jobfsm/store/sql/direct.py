@@ -30,6 +30,8 @@ class DirectSqlite:
         self._statements = dict(statements)
         self._compiled: dict[str, tuple[str, list[str]]] = {}
         self._connection: Any = None
+        self._opened = 0
+        """How many times the connection was opened: a reopened one counts its own versions."""
         self._lock = threading.Lock()
         # The column type's own conversions, exactly as SQLAlchemy would make them.
         impl = UTCDateTime().dialect_impl(dialect)
@@ -47,12 +49,22 @@ class DirectSqlite:
         """The rows the statement returns (times in ``params`` already bound with
         :meth:`bind_time`). Raises :class:`sqlite3.Error`; the connection is then closed and
         opened again on the next call."""
+        sql, order = self._compiled.get(name) or self._compile(name)
+        return self._run(sql, [params[k] for k in order])
+
+    def data_version(self) -> tuple[int, int]:
+        """``PRAGMA data_version`` of this connection, which changes whenever another
+        connection commits (not when this one does), paired with the connection's number."""
+        [(version,)] = self._run("PRAGMA data_version", [])
+        return self._opened, version
+
+    def _run(self, sql: str, values: list[Any]) -> list[Any]:
         with self._lock:
             if self._connection is None:
                 self._connection = self._connect()
-            sql, order = self._compiled.get(name) or self._compile(name)
+                self._opened += 1
             try:
-                rows: list[Any] = self._connection.execute(sql, [params[k] for k in order]).fetchall()
+                rows: list[Any] = self._connection.execute(sql, values).fetchall()
             except sqlite3.Error:
                 self._close()
                 raise

@@ -7,6 +7,7 @@ a node's age is measured by it. A SQLite file lives on one host, whose clock is 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Hashable
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,6 +48,16 @@ class SqlNodes(SqlCore):
         if self._direct is not None:
             self._direct.close()
         super().close()
+
+    def change_mark(self) -> Hashable | None:
+        """On a SQLite file, the direct connection's data version: the beats it sends itself do
+        not change it, every other commit does (this process's other calls, other processes)."""
+        if self._direct is None:
+            return None
+        try:
+            return self._direct.data_version()
+        except sqlite3.Error:  # only an optimisation: on any trouble, the caller looks
+            return None
 
     def heartbeat(self, node: str, *, pid: int, host: str, at: datetime) -> None:
         values = _beat_values(node, pid, host, at)

@@ -7,10 +7,9 @@ rings the bell (:mod:`jobfsm.store.bell`) after it commits.
 
 from __future__ import annotations
 
-import contextlib
 import threading
+from collections.abc import Hashable
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import and_, delete, insert, select, update
 
@@ -26,14 +25,8 @@ from jobfsm.store.sql.tables import job_pauses, kill_requests, trigger_requests
 class SqlRequests(SqlCore):
     def _prepare(self) -> None:
         super()._prepare()
-        self._probe: Any = None
-        self._probe_version: int | None = None
-        self._probe_lock = threading.Lock()
-
-    def close(self) -> None:
-        with self._probe_lock:
-            self._close_probe()
-        super().close()
+        self._requests_mark: Hashable | None = None
+        self._requests_mark_lock = threading.Lock()
 
     # -- manual trigger requests -----------------------------------------------------------
     def request_trigger(self, job: str, *, user: str, at: datetime) -> TriggerRequest:
@@ -64,28 +57,15 @@ class SqlRequests(SqlCore):
         return sorted(claimed, key=lambda r: r.id)
 
     def _database_changed(self) -> bool:
-        """False only when certainly nothing was committed since the last call: on a SQLite
-        file, ``PRAGMA data_version`` on a connection kept for this changes whenever another
-        connection commits (a trigger request, a heartbeat). Always True elsewhere."""
-        if not self._is_sqlite or self._read_lock is not None or self._in_batch() is not None:
+        """False only when certainly nothing was committed since the last call (by
+        :meth:`change_mark`); always True where the store cannot tell."""
+        if self._in_batch() is not None:
             return True
-        with self._probe_lock:
-            try:
-                if self._probe is None:
-                    self._probe = self._engine.raw_connection()
-                version = self._probe.cursor().execute("PRAGMA data_version").fetchone()[0]
-            except Exception:  # the probe is an optimisation: on any trouble, just look
-                self._close_probe()
-                return True
-            changed: bool = version != self._probe_version
-            self._probe_version = version
+        with self._requests_mark_lock:
+            mark = self.change_mark()
+            changed = mark is None or mark != self._requests_mark
+            self._requests_mark = mark
             return changed
-
-    def _close_probe(self) -> None:
-        probe, self._probe, self._probe_version = self._probe, None, None
-        if probe is not None:
-            with contextlib.suppress(Exception):
-                probe.close()
 
     def resolve_trigger_request(self, request_id: int, run_id: int) -> None:
         stmt = update(trigger_requests).where(trigger_requests.c.id == request_id).values(run_id=run_id)
