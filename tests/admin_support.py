@@ -106,10 +106,12 @@ def login(server: AdminServer, user: str, password: str | None = None) -> reques
     return session
 
 
-def call(session: requests.Session, server: AdminServer, api_name: str, data: list[Any]) -> tuple[str, Any]:
-    """Call a Gradio endpoint over HTTP as a script would: ``(event, payload)`` where event is
-    ``complete`` or ``error``."""
-    response = session.post(f"{server.url}/gradio_api/call/{api_name}", json={"data": data}, timeout=30)
+def call(session: requests.Session, server: AdminServer, api_name: str, data: list[Any], *,
+         page: str | None = None) -> tuple[str, Any]:
+    """Call a Gradio endpoint over HTTP as a script would (as one open page would, with the
+    Gradio session ``page``): ``(event, payload)`` where event is ``complete`` or ``error``."""
+    body: dict[str, Any] = {"data": data} if page is None else {"data": data, "session_hash": page}
+    response = session.post(f"{server.url}/gradio_api/call/{api_name}", json=body, timeout=30)
     if response.status_code != 200:
         return f"http {response.status_code}", response.text
     event_id = response.json()["event_id"]

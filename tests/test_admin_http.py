@@ -210,6 +210,25 @@ def test_viewer_may_look(server: AdminServer) -> None:
     assert "hello" in names
 
 
+def test_an_open_page_is_sent_the_table_only_when_it_changed(server: AdminServer) -> None:
+    """Every open page asks every few seconds: the table (a thousand rows on a big folder) is
+    sent to a page once, then again only after something in it changed; a caller with no page
+    is always sent it."""
+    session = login(server, "alice")
+    event, first = call(session, server, "dashboard", [None, ""], page="page-one")
+    assert event == "complete" and "hello" in [row[0] for row in first[1]["data"]]
+    event, again = call(session, server, "dashboard", [None, ""], page="page-one")
+    assert event == "complete" and "data" not in again[1], "unchanged: nothing to send"
+    event, other = call(session, server, "dashboard", [None, ""], page="page-two")
+    assert "hello" in [row[0] for row in other[1]["data"]], "another page has not seen it yet"
+    write_job(server.jobs, "hello", schedule="0 7 * * *")
+    event, changed = call(session, server, "dashboard", [None, ""], page="page-one")
+    rows = {row[0]: row for row in changed[1]["data"]}
+    assert "07:00" in " ".join(rows["hello"]), rows["hello"]
+    event, script = call(session, server, "dashboard", [None, ""])
+    assert "data" in script[1]
+
+
 def test_markup_in_job_data_comes_back_as_plain_text(server: AdminServer) -> None:
     session = login(server, "alice")
     event, payload = call(session, server, "do_trigger", ["xss", "", ""])

@@ -32,8 +32,13 @@ def test_the_mark_ignores_the_stores_own_beats_and_moves_for_every_other_commit(
         other.close()
 
 
-def test_stores_that_cannot_tell_have_no_mark(tmp_path: Path) -> None:
-    assert MemoryStore().change_mark() is None
+def test_the_memory_stores_mark_counts_its_writes_and_an_in_memory_sqlite_has_none() -> None:
+    memory = MemoryStore()
+    quiet = memory.change_mark()
+    memory.get_state("job")
+    assert memory.change_mark() == quiet
+    memory.request_trigger("job", user="alice", at=T0)
+    assert memory.change_mark() != quiet
     in_memory = SqlStore("sqlite://")
     try:
         assert in_memory.change_mark() is None  # one shared connection: nothing to compare

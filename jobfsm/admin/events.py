@@ -21,13 +21,13 @@ from typing import Any
 import gradio as gr
 
 from jobfsm.admin import views
+from jobfsm.admin.board import Boards
 from jobfsm.admin.diagram import diagram_html
 from jobfsm.admin.downloads import output_url
 from jobfsm.admin.form import JobForm
 from jobfsm.admin.handlers import ActionResult, JobsHandlers
 from jobfsm.admin.layout import GENERAL, LIFECYCLE_TAB, STATUS_CLASSES, JobsLayout
 from jobfsm.errors import JobfsmError
-from jobfsm.model import JobState
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,8 @@ class SectionEvents:
         self.h = handlers
         self.form = form
         self.ui = layout
+        self.boards = Boards()
+        """The dashboard's table, rendered once per job list, and what each page was sent."""
 
     # -- the page and the table --------------------------------------------------------------
     def setup(self, request: gr.Request) -> Updates:
@@ -97,22 +99,23 @@ class SectionEvents:
         return out
 
     def dashboard(self, selected: str | None, tab: str | None, request: gr.Request) -> Updates:
-        jobs = self.h.list_jobs(request)
-        names = [str(v.name) for v in jobs]
-        state = next(
-            (JobState(v.state) for v in jobs if v.name == selected and getattr(v, "state", None) is not None),
-            None,
-        )
+        listing = self.h.job_list(request)
+        board = self.boards.board(listing)
+        state = next((v.state for v in listing.views if v.name == selected), None)
+        out: Updates = {  # drawn only while its tab shows (the tab's own select draws it when it opens)
+            self.ui.diagram: diagram_html(state) if tab == LIFECYCLE_TAB else gr.skip(),
+        }
         # Refresh the choices but leave the selection alone: this runs on a timer, and a tick
         # that started before the user (or a save) changed the selection must not revert it.
         # Only a job that is gone is unselected.
-        keep = not selected or selected in names
+        keep = not selected or selected in board.names
+        if not self.boards.news_for(getattr(request, "session_hash", None), board) and keep:
+            return {**out, self.ui.counts: gr.skip(), self.ui.table: gr.skip(), self.ui.job: gr.skip()}
         return {
-            self.ui.counts: views.counts_markdown(views.state_counts(jobs)),
-            self.ui.table: views.styled_jobs(views.jobs_frame(jobs)),
-            self.ui.job: gr.update(choices=names) if keep else gr.update(choices=names, value=None),
-            # drawn only while its tab shows (the tab's own select draws it when it opens)
-            self.ui.diagram: diagram_html(state) if tab == LIFECYCLE_TAB else gr.skip(),
+            **out,
+            self.ui.counts: board.counts,
+            self.ui.table: board.table,
+            self.ui.job: gr.update(choices=board.names) if keep else gr.update(choices=board.names, value=None),
         }
 
     def lifecycle(self, selected: str | None, request: gr.Request) -> str:

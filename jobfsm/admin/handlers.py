@@ -47,6 +47,7 @@ from jobfsm.errors import (
 )
 from jobfsm.model import RunStatus
 from jobfsm.problems import Problem
+from jobfsm.service.listing import JobList
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,11 @@ class JobsHandlers:
     @guarded("view", changes=False, job_arg=None)
     def list_jobs(self, request: gr.Request) -> list[Any]:
         return list(self.service.list_jobs())
+
+    @guarded("view", changes=False, job_arg=None)
+    def job_list(self, request: gr.Request) -> JobList:
+        """The job list with its generation (:mod:`jobfsm.service.listing`)."""
+        return self.service.job_list()
 
     @guarded("view", changes=False)
     def get_job(self, name: str, request: gr.Request) -> Any:

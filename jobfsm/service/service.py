@@ -50,6 +50,7 @@ from jobfsm.service.auditing import AuditContext, Auditor
 from jobfsm.service.here import RunsHere
 from jobfsm.service.hooks import FileChange, FileHook
 from jobfsm.service.inputs import document_path, plain, run_status
+from jobfsm.service.listing import JobList, JobLister
 from jobfsm.service.logs import log_entry
 from jobfsm.service.nodes import NodeView, nodes_seen
 from jobfsm.service.views import JobView, LogEntry, job_view
@@ -94,6 +95,7 @@ class JobManagementService:
         self.heartbeat_max_age = heartbeat_max_age
         self.daemon_pickup_timeout = daemon_pickup_timeout
         self.files = JobFiles(self.jobs_directory)
+        self.lister = JobLister(self.files, self.store, self.clock)
         self.file_hooks = tuple(file_hooks)
         """Told of each change of a job file, before and after (:mod:`jobfsm.service.hooks`)."""
         self.audit = AuditLog(self.log_directory, self.store)
@@ -106,19 +108,12 @@ class JobManagementService:
     # -- reading ---------------------------------------------------------------------------
     def list_jobs(self) -> list[JobView]:
         """Every ``*.json`` of the jobs folder, valid or not, sorted by name."""
-        states = self.store.all_states()
-        latest = self.store.latest_runs()
-        now = self.clock.now()
-        pauses = {p.job: p for p in self.store.list_pauses() if p.active(now)}
-        views = []
-        for stem in self.files.names():
-            path = self.jobs_directory / f"{stem}.json"
-            try:
-                jf = self.files.read_path(path, stem)
-            except JobNotFoundError:
-                continue  # deleted while we listed
-            views.append(job_view(jf, states.get(stem), now, latest.get(stem), pauses.get(stem)))
-        return views
+        return list(self.job_list().views)
+
+    def job_list(self) -> JobList:
+        """:meth:`list_jobs` with its generation, which moves whenever the list was rebuilt
+        (nothing changed while it stays: :mod:`jobfsm.service.listing`)."""
+        return self.lister.current()
 
     def get_job(self, name: str) -> JobView:
         jf = self.files.read(name)

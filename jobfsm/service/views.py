@@ -17,7 +17,7 @@ from typing import Any
 from jobfsm.audit import mask_env
 from jobfsm.clock import iso
 from jobfsm.config.jobfiles import JobFile
-from jobfsm.config.loader import validate_document
+from jobfsm.config.loader import FileReport, validate_document
 from jobfsm.errors import JobfsmError
 from jobfsm.model import JobConfig, JobState
 from jobfsm.problems import Problem
@@ -111,15 +111,17 @@ class LogEntry:
 
 def job_view(
     jf: JobFile, stored: JobState | None, now: datetime, last_run: RunRecord | None, pause: Pause | None = None,
+    *, report: FileReport | None = None,
 ) -> JobView:
-    """The view of one job file, its state in the store (``stored``) and its newest run."""
+    """The view of one job file, its state in the store (``stored``) and its newest run;
+    ``report``: the file's validation, when the caller already has it."""
     problems: list[Problem] = []
     config: JobConfig | None = None
     if jf.problem is not None:
         problems.append(jf.problem)
     else:
-        report = validate_document(jf.document, str(jf.path), stem=jf.name)
-        problems = report.problems
+        report = report or validate_document(jf.document, str(jf.path), stem=jf.name)
+        problems = list(report.problems)
         config = report.config
     state: JobState | None = stored
     next_run = None

@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -88,8 +90,20 @@ class MemoryStore(Store):
         self._pauses: dict[str, Pause] = {}
         self._kills: dict[int, KillRequest] = {}
 
+        self._version = 0
+        """Counts the writes: the change mark."""
+
     def __repr__(self) -> str:
         return "MemoryStore()"
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        with self._lock:
+            self._version += 1
+            yield
+
+    def change_mark(self) -> Hashable | None:
+        return self._version
 
     # -- job states ------------------------------------------------------------
     def get_state(self, job: str) -> JobState | None:
@@ -98,11 +112,11 @@ class MemoryStore(Store):
         return entry[0] if entry else None
 
     def set_state(self, job: str, state: JobState, at: datetime) -> None:
-        with self._lock:
+        with self._writing():
             self._states[job] = (JobState(state), utc(at))
 
     def set_states(self, states: dict[str, JobState], at: datetime) -> None:
-        with self._lock:
+        with self._writing():
             for job, state in states.items():
                 self._states[job] = (JobState(state), utc(at))
 
@@ -111,14 +125,14 @@ class MemoryStore(Store):
             return {job: state for job, (state, _) in self._states.items()}
 
     def delete_state(self, job: str) -> None:
-        with self._lock:
+        with self._writing():
             self._states.pop(job, None)
 
     # -- runs ------------------------------------------------------------------
     def claim_run(self, claim: Claim) -> RunRecord | None:
         job, attempt, status = claim.job, claim.attempt, RunStatus(claim.status)
         scheduled = _opt_utc(claim.scheduled_for)
-        with self._lock:
+        with self._writing():
             if scheduled is not None:
                 key = (job, scheduled, attempt)
                 if key in self._fires:
@@ -158,7 +172,7 @@ class MemoryStore(Store):
         return run
 
     def start_queued_run(self, run_id: int, *, started_at: datetime) -> RunRecord | None:
-        with self._lock:
+        with self._writing():
             run = self._runs.get(run_id)
             if run is None or run.status is not RunStatus.SKIPPED:
                 return None
@@ -173,7 +187,7 @@ class MemoryStore(Store):
 
     def finish_run(self, finish: Finish) -> RunRecord:
         outcome = Outcome(finish.outcome)
-        with self._lock:
+        with self._writing():
             run = self._runs.get(finish.run_id)
             if run is None:
                 raise RunNotFoundError(finish.run_id)
@@ -246,7 +260,7 @@ class MemoryStore(Store):
     def mark_lost(self, *, at: datetime, node: str | None = None, message: str) -> list[RunRecord]:
         at = utc(at)
         lost: list[RunRecord] = []
-        with self._lock:
+        with self._writing():
             for run in sorted(self._runs.values(), key=lambda r: r.id):
                 if run.status is RunStatus.RUNNING and (node is None or run.node == node):
                     run.status = RunStatus.LOST
@@ -257,7 +271,7 @@ class MemoryStore(Store):
 
     def prune_runs(self, *, now: datetime, keep_last: int, keep_days: float) -> list[RunRecord]:
         cutoff = utc(now) - timedelta(days=keep_days)
-        with self._lock:
+        with self._writing():
             by_job: dict[str, list[RunRecord]] = {}
             for run in self._runs.values():
                 if run.status is not RunStatus.RUNNING:
@@ -282,7 +296,7 @@ class MemoryStore(Store):
 
     # -- manual trigger requests ---------------------------------------------------
     def request_trigger(self, job: str, *, user: str, at: datetime) -> TriggerRequest:
-        with self._lock:
+        with self._writing():
             request = TriggerRequest(id=self._next_request_id, job=job, user=user, requested_at=utc(at))
             self._next_request_id += 1
             self._requests[request.id] = request
@@ -291,7 +305,7 @@ class MemoryStore(Store):
     def claim_trigger_requests(self, *, node: str, at: datetime) -> list[TriggerRequest]:
         at = utc(at)
         claimed: list[TriggerRequest] = []
-        with self._lock:
+        with self._writing():
             for request_id in sorted(self._requests):
                 request = self._requests[request_id]
                 if request.claimed_by is None:
@@ -301,7 +315,7 @@ class MemoryStore(Store):
         return claimed
 
     def resolve_trigger_request(self, request_id: int, run_id: int) -> None:
-        with self._lock:
+        with self._writing():
             request = self._requests.get(request_id)
             if request is None:
                 raise TriggerRequestNotFoundError(request_id)
@@ -317,7 +331,7 @@ class MemoryStore(Store):
     # -- audit ---------------------------------------------------------------------
     def add_audit(self, entry: AuditEntry) -> AuditEntry:
         details = normalize_details(entry.details)
-        with self._lock:
+        with self._writing():
             stored = replace(entry, id=self._next_audit_id, time=utc(entry.time), details=details)
             self._next_audit_id += 1
             self._audit.append(stored)
@@ -346,14 +360,14 @@ class MemoryStore(Store):
     # -- node heartbeats -----------------------------------------------------------
     def heartbeat(self, node: str, *, pid: int, host: str, at: datetime) -> None:
         at = utc(at)
-        with self._lock:
+        with self._writing():
             old = self._heartbeats.get(node)
             same_process = old is not None and old.pid == pid and old.host == host
             started = old.started_at if old is not None and same_process else at
             self._heartbeats[node] = Heartbeat(node=node, pid=pid, host=host, started_at=started, last_seen=at)
 
     def remove_node(self, node: str) -> None:
-        with self._lock:
+        with self._writing():
             self._heartbeats.pop(node, None)
 
     def live_nodes(self, *, now: datetime, max_age_seconds: float) -> list[Heartbeat]:
@@ -368,11 +382,11 @@ class MemoryStore(Store):
 
     def set_pause(self, pause: Pause) -> None:
         pause = replace(pause, since=utc(pause.since), until=_opt_utc(pause.until))
-        with self._lock:
+        with self._writing():
             self._control()[0][pause.job] = pause
 
     def clear_pause(self, job: str, *, until: datetime | None = None, only_expired: bool = False) -> Pause | None:
-        with self._lock:
+        with self._writing():
             pauses = self._control()[0]
             found = pauses.get(job)
             if found is None or (only_expired and found.until != _opt_utc(until)):
@@ -384,14 +398,14 @@ class MemoryStore(Store):
             return sorted(self._control()[0].values(), key=lambda p: p.job)
 
     def request_kill(self, job: str, *, run_id: int, node: str, user: str, at: datetime) -> KillRequest:
-        with self._lock:
+        with self._writing():
             kills = self._control()[1]
             request = KillRequest(len(kills) + 1, job, run_id, node, user, utc(at))
             kills[request.id] = request
             return request
 
     def claim_kill_requests(self, *, node: str, at: datetime) -> list[KillRequest]:
-        with self._lock:
+        with self._writing():
             kills = self._control()[1]
             taken = []
             for request in sorted(kills.values(), key=lambda k: k.id):
@@ -401,7 +415,7 @@ class MemoryStore(Store):
             return taken
 
     def resolve_kill_request(self, request_id: int, result: str) -> None:
-        with self._lock:
+        with self._writing():
             kills = self._control()[1]
             if request_id not in kills:
                 raise KillRequestNotFoundError(request_id)
@@ -432,7 +446,7 @@ class MemoryStore(Store):
 
     def beat(self, node: str, *, pid: int, host: str, at: datetime | None = None) -> Beat:
         now = self.database_now(at)
-        with self._lock:
+        with self._writing():
             old = self._heartbeats.get(node)
             same_process = old is not None and old.pid == pid and old.host == host
             started = old.started_at if old is not None and same_process else now
@@ -466,7 +480,7 @@ class MemoryStore(Store):
         at: datetime | None = None,
     ) -> DeadNode | None:
         now = self.database_now(at)
-        with self._lock:
+        with self._writing():
             beat = self._heartbeats.get(node)
             last_seen = beat.last_seen if beat is not None else None
             if dead_after is not None and last_seen is not None and last_seen >= now - timedelta(seconds=dead_after):

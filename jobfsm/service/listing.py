@@ -1,0 +1,150 @@
+"""The job list (``list_jobs``), computed once for every caller while nothing it shows changed.
+
+The admin page asks for it every few seconds from every open page; with a thousand jobs,
+reading and validating every file and reading every job's state each time cost a tenth of a
+second per ask. So each part is kept until it can have changed:
+
+- **a file's report** until its ``stat`` changes (inode, size, modification and change times:
+  the service writes by renaming a new file into place, editors either rename or rewrite);
+- **what the store says** (states, newest runs, pauses) until the store's change mark moves
+  (:meth:`Store.change_mark`), or for :data:`STORE_MAX_AGE_SECONDS` where it has none
+  (PostgreSQL);
+- **the views** until one of the above changed or the clock passes a time a view depends on
+  (the earliest next fire, the end of a pause).
+
+Every rebuilt list gets a new :attr:`JobList.generation`, so a caller that rendered one can
+tell it has nothing new to render.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from jobfsm.clock import Clock
+from jobfsm.config.folder import job_entries
+from jobfsm.config.jobfiles import JobFile, JobFiles
+from jobfsm.config.loader import FileReport, validate_document
+from jobfsm.errors import JobNotFoundError, JobsDirectoryError
+from jobfsm.model import JobState
+from jobfsm.service.views import JobView, job_view
+from jobfsm.store.abc import RunRecord, Store
+from jobfsm.store.control import Pause
+
+STORE_MAX_AGE_SECONDS = 1.0
+"""How long what the store said is reused where the store cannot tell that it changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobList:
+    views: tuple[JobView, ...]
+    """Every job file of the folder, valid or not, sorted by name."""
+    generation: int
+    """Moves whenever the list is rebuilt."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    states: dict[str, JobState]
+    latest: dict[str, RunRecord]
+    pauses: dict[str, Pause]
+    mark: Hashable | None
+    read_at: float
+
+
+_StatKey = tuple[int, int, int, int, int]
+
+
+class JobLister:
+    """:meth:`current` is safe from any thread; concurrent callers wait for one computation."""
+
+    def __init__(self, files: JobFiles, store: Store, clock: Clock) -> None:
+        self._files, self._store, self._clock = files, store, clock
+        self._lock = threading.Lock()
+        self._reports: dict[str, tuple[_StatKey, JobFile, FileReport | None]] = {}
+        self._stored: _Stored | None = None
+        self._list: JobList | None = None
+        self._built_files: tuple[tuple[str, _StatKey], ...] = ()
+        self._built_stored: _Stored | None = None
+        self._valid_until: datetime | None = None
+
+    def current(self) -> JobList:
+        with self._lock:
+            now = self._clock.now()
+            files = self._read_files()
+            stored = self._read_store(now)
+            fresh = self._valid_until is None or now < self._valid_until
+            if self._list is not None and files == self._built_files and stored is self._built_stored and fresh:
+                return self._list
+            views = tuple(
+                job_view(jf, stored.states.get(name), now, stored.latest.get(name), _active(stored.pauses, name, now),
+                         report=report)
+                for name, (_, jf, report) in sorted(self._reports.items())
+            )
+            generation = self._list.generation + 1 if self._list is not None else 1
+            self._list, self._built_files, self._built_stored = JobList(views, generation), files, stored
+            self._valid_until = _valid_until(views, stored.pauses.values(), now)
+            return self._list
+
+    def _read_files(self) -> tuple[tuple[str, _StatKey], ...]:
+        """The folder's job files with their stat keys; a file seen for the first time or
+        changed since is read and validated again (the stat comes first: a write after it
+        shows as a change next time)."""
+        try:
+            entries = job_entries(self._files.directory)
+        except FileNotFoundError:
+            entries = []
+        except OSError as exc:
+            raise JobsDirectoryError(self._files.directory, exc) from exc
+        seen: list[tuple[str, _StatKey]] = []
+        reports: dict[str, tuple[_StatKey, JobFile, FileReport | None]] = {}
+        for entry in entries:
+            name = entry.name[: -len(".json")]
+            try:
+                st = entry.stat()
+            except FileNotFoundError:
+                continue  # deleted while we listed
+            key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev)
+            known = self._reports.get(name)
+            if known is not None and known[0] == key:
+                reports[name] = known
+            else:
+                try:
+                    reports[name] = (key, *_read(self._files, Path(entry.path), name))
+                except JobNotFoundError:
+                    continue
+            seen.append((name, key))
+        self._reports = reports
+        return tuple(seen)
+
+    def _read_store(self, now: datetime) -> _Stored:
+        mark = self._store.change_mark()
+        read_at = self._clock.monotonic()
+        old = self._stored
+        if old is not None and (mark == old.mark if mark is not None
+                                else read_at - old.read_at < STORE_MAX_AGE_SECONDS):
+            return old
+        self._stored = _Stored(self._store.all_states(), self._store.latest_runs(),
+                               {p.job: p for p in self._store.list_pauses()}, mark, read_at)
+        return self._stored
+
+
+def _read(files: JobFiles, path: Path, name: str) -> tuple[JobFile, FileReport | None]:
+    jf = files.read_path(path, name)
+    return jf, (validate_document(jf.document, str(jf.path), stem=jf.name) if jf.problem is None else None)
+
+
+def _active(pauses: dict[str, Pause], name: str, now: datetime) -> Pause | None:
+    pause = pauses.get(name)
+    return pause if pause is not None and pause.active(now) else None
+
+
+def _valid_until(views: tuple[JobView, ...], pauses: Iterable[Pause], now: datetime) -> datetime | None:
+    """The first time at which a view would read differently: a next fire, a pause's end."""
+    times = [v.next_run for v in views if v.next_run is not None]
+    times += [p.until for p in pauses if p.until is not None and p.until > now]
+    return min(times, default=None)
+
