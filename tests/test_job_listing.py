@@ -27,7 +27,7 @@ def write(jobs: Path, name: str, **fields: object) -> Path:
     return path
 
 
-def view(service: JobManagementService, name: str):  # noqa: ANN201 - a JobView
+def view(service: JobManagementService, name: str):
     return next(v for v in service.list_jobs() if v.name == name)
 
 
