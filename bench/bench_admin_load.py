@@ -65,7 +65,7 @@ def rss_kib(pid: int) -> tuple[int, int]:
 def start_admin(root: Path, jobs: int, tree: Path) -> tuple[subprocess.Popen[bytes], str]:
     jobs_dir, logs = root / "jobs", root / "logs"
     generate(jobs_dir, jobs)
-    env = {**os.environ, "PYTHONPATH": str(tree), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("BENCH_EXTRA_PATH")])), "GRADIO_ANALYTICS_ENABLED": "False"}
     base = [sys.executable, "-m", "jobfsm", "--jobs", str(jobs_dir), "--logs", str(logs)]
     for user in ("bench", "viewer"):
         subprocess.run([*base, "users", "add", user, "--role", "admin" if user == "bench" else "viewer"],

@@ -64,6 +64,32 @@ def test_an_admin_pauses_and_resumes_over_http(server: AdminServer) -> None:
     assert actions == [("alice", "resume", "allowed"), ("alice", "pause", "allowed")]
 
 
+def test_the_live_outputs_timer_runs_only_while_the_selected_job_runs(server: AdminServer) -> None:
+    """An open page does not ask for live output every second while there is none: the
+    section's refresh turns the live timer on when the selected job starts, off once it ended."""
+    server.app.state.jobfsm_limiter.clear()
+    session = login(server, "alice")
+
+    def live_timer(page: str) -> object:
+        event, payload = call(session, server, "dashboard", ["chatty", ""], page=page)
+        assert event == "complete", payload
+        return payload[5]  # after the counts, table, choices, diagram and the paused jobs
+
+    assert live_timer("idle-page") == {"__type__": "update", "active": False}
+    assert live_timer("idle-page") in (None, {"__type__": "update"}), "already off: nothing to send"
+    event, payload = call(session, server, "do_trigger", ["chatty", "", ""])
+    assert event == "complete", payload
+    run = wait_for(lambda: next(iter(server.service.store.list_runs("chatty", status=RunStatus.RUNNING)), None),
+                   10, "the run to start")
+    wait_for(lambda: live_timer("idle-page") == {"__type__": "update", "active": True}, 10, "the timer to turn on")
+    event, payload = call(session, server, "do_kill", ["chatty"])
+    assert event == "complete", payload
+    wait_for(lambda: server.service.store.get_run(run.id).status is not RunStatus.RUNNING, 30, "the run to end")
+    event, payload = call(session, server, "live_output", ["chatty"], page="idle-page")
+    assert event == "complete" and "ended: failed" in payload[0]
+    assert payload[2] == {"__type__": "update", "active": False}
+
+
 @pytest.mark.browser
 def test_stop_pause_and_live_output_in_the_browser(server: AdminServer) -> None:
     if not CHROMIUM.exists():

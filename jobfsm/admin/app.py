@@ -222,6 +222,11 @@ def _mount_page(
     """``app`` with the Gradio page (a title, the sign-out button, the jobs section) at ``/``,
     Gradio's extras (monitoring, run history, MCP, API links, server-side rendering) off."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    # Gradio's queue keeps the last 10,000 events and summarizes them all in a pandas frame
+    # after every event, for a monitoring page that is off here: with pages refreshing every few
+    # seconds that was most of the admin process's CPU. Kept short and summarized rarely.
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "100")
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
     import gradio as gr
 
     from jobfsm.admin.section import CSS, MAX_UPLOAD_BYTES, create_jobs_section

@@ -20,10 +20,13 @@ import pandas as pd
 
 from jobfsm.admin.handlers import ANONYMOUS, ActionResult, JobsHandlers, guarded
 from jobfsm.admin.layout import JobsLayout
+from jobfsm.admin.refresh import Refresh
+from jobfsm.model import JobState, RunStatus
 from jobfsm.store.control import Pause
 
 LIVE_SECONDS = 1.0
-"""How often the live output refreshes."""
+"""How often the live output refreshes while the selected job runs (its timer is off otherwise:
+the section's refresh turns it on when the job starts)."""
 PAUSED_COLUMNS = ["Job", "Paused until", "Reason", "By", "Since"]
 
 KILL_JS = """
@@ -102,18 +105,19 @@ class ControlHandlers:
         return sorted(active_pauses(self.service).values(), key=lambda p: p.job)
 
     @guarded("logs", changes=False)
-    def live(self, name: str, request: gr.Request) -> tuple[str, str]:
-        """What the live output box shows for job ``name``: a heading and the text."""
+    def live(self, name: str, request: gr.Request) -> tuple[str, str, bool]:
+        """What the live output box shows for job ``name``: a heading, the text, and whether
+        the run is still going (more is coming)."""
         from jobfsm.service.control import live_output
 
         if not name:
-            return "Select a job to see its output as it is written.", ""
+            return "Select a job to see its output as it is written.", "", False
         run, out, err = live_output(self.service, name)
         if run is None:
-            return f"Job {name!r} has not run yet.", ""
-        state = "running" if run.status.value == "running" else f"ended: {run.status.value}"
-        head = f"Run {run.id} of {name!r} ({state}, node {run.node})"
-        return head, out + (f"\n--- stderr ---\n{err}" if err else "")
+            return f"Job {name!r} has not run yet.", "", False
+        running = run.status is RunStatus.RUNNING
+        head = f"Run {run.id} of {name!r} ({'running' if running else f'ended: {run.status.value}'}, node {run.node})"
+        return head, out + (f"\n--- stderr ---\n{err}" if err else ""), running
 
 
 def paused_frame(pauses: list[Pause]) -> pd.DataFrame:
@@ -162,7 +166,7 @@ def _parts() -> ControlParts:
         live_head = gr.Textbox(label="Live output", interactive=False, elem_id="jobfsm-live-run")
         live = gr.Textbox(show_label=False, lines=12, max_lines=30, autoscroll=True, interactive=False,
                           elem_id="jobfsm-live-output")
-        timer = gr.Timer(LIVE_SECONDS)
+        timer = gr.Timer(LIVE_SECONDS, active=False)
     return ControlParts(admin, kill, open_pause, pause_row, until, reason, pause, resume, status, paused,
                         live_head, live, timer)
 
@@ -170,9 +174,10 @@ def _parts() -> ControlParts:
 class ControlEvents:
     """The adapters; each function name is its endpoint's API name."""
 
-    def __init__(self, handlers: ControlHandlers, parts: ControlParts) -> None:
+    def __init__(self, handlers: ControlHandlers, parts: ControlParts, refresh: Refresh) -> None:
         self.h = handlers
         self.parts = parts
+        self.refresh = refresh
 
     def control_setup(self, request: gr.Request) -> Any:
         self.h.paused(request)  # the check: only signed-in users get here
@@ -195,23 +200,40 @@ class ControlEvents:
     def paused_jobs(self, request: gr.Request) -> pd.DataFrame:
         return paused_frame(self.h.paused(request))
 
-    def live_output(self, name: str | None, request: gr.Request) -> tuple[str, str]:
-        return self.h.live(name or "", request)
+    def live_output(self, name: str | None, request: gr.Request) -> Any:
+        head, text, running = self.h.live(name or "", request)
+        return {self.parts.live_head: head, self.parts.live: text, **self._live_timer(running, request)}
+
+    def refreshed(self, selected: str | None, request: gr.Request) -> Any:
+        """The section's refresh: the paused jobs, and the live output's timer on while the
+        selected job runs."""
+        pauses = self.h.paused(request)
+        texts = [str(cell) for p in pauses for cell in (p.job, p.until, p.reason, p.user, p.since)]
+        running = bool(selected) and any(v.name == selected and v.state is JobState.RUNNING
+                                         for v in self.h.jobs.job_list(request).views)
+        return {**self.refresh.if_changed(request, "paused", {self.parts.paused: paused_frame(pauses)}, texts),
+                **self._live_timer(running, request)}
+
+    def _live_timer(self, on: bool, request: gr.Request) -> Any:
+        if self.refresh.sent.news(request, "live", b"on" if on else b"off"):
+            return {self.parts.timer: gr.Timer(active=on)}
+        return {self.parts.timer: gr.skip()}
 
 
 def add_controls(layout: JobsLayout, handlers: JobsHandlers) -> ControlParts:
     """Add run control to the jobs section being built (call inside the ``gr.Blocks``)."""
     with layout.accordion:
         parts = _parts()
-    ev = ControlEvents(ControlHandlers(handlers), parts)
+    ev = ControlEvents(ControlHandlers(handlers), parts, layout.refresh)
     quiet: dict[str, Any] = {"show_progress": "hidden"}
     root = gr.context.Context.root_block
     if root is not None:
         root.load(ev.control_setup, None, [parts.admin], **quiet)
         root.load(ev.paused_jobs, None, [parts.paused], **quiet)
-    layout.timer.tick(ev.paused_jobs, None, [parts.paused], **quiet)
-    parts.timer.tick(ev.live_output, [layout.job], [parts.live_head, parts.live], **quiet)
-    layout.job.change(ev.live_output, [layout.job], [parts.live_head, parts.live], **quiet)
+    layout.refresh.add([parts.paused, parts.timer], ev.refreshed)
+    live = [parts.live_head, parts.live, parts.timer]
+    parts.timer.tick(ev.live_output, [layout.job], live, **quiet)
+    layout.job.change(ev.live_output, [layout.job], live, **quiet)
     parts.kill.click(ev.do_kill, [layout.job], [parts.status], js=KILL_JS).then(
         ev.paused_jobs, None, [parts.paused], **quiet)
     parts.open_pause.click(ev.pause_form, None, [parts.pause_row], **quiet)

@@ -21,12 +21,12 @@ from typing import Any
 import gradio as gr
 
 from jobfsm.admin import views
-from jobfsm.admin.board import Boards
 from jobfsm.admin.diagram import diagram_html
 from jobfsm.admin.downloads import output_url
 from jobfsm.admin.form import JobForm
 from jobfsm.admin.handlers import ActionResult, JobsHandlers
 from jobfsm.admin.layout import GENERAL, LIFECYCLE_TAB, STATUS_CLASSES, JobsLayout
+from jobfsm.admin.refresh import Boards
 from jobfsm.errors import JobfsmError
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class SectionEvents:
         self.form = form
         self.ui = layout
         self.boards = Boards()
-        """The dashboard's table, rendered once per job list, and what each page was sent."""
+        """The jobs table, rendered once per job list."""
 
     # -- the page and the table --------------------------------------------------------------
     def setup(self, request: gr.Request) -> Updates:
@@ -99,23 +99,26 @@ class SectionEvents:
         return out
 
     def dashboard(self, selected: str | None, tab: str | None, request: gr.Request) -> Updates:
+        """The section's refresh (its timer's one event, also after every action): the counts,
+        the table and the job choices, then what the other parts add (:mod:`jobfsm.admin.refresh`)."""
         listing = self.h.job_list(request)
         board = self.boards.board(listing)
         state = next((v.state for v in listing.views if v.name == selected), None)
-        out: Updates = {  # drawn only while its tab shows (the tab's own select draws it when it opens)
-            self.ui.diagram: diagram_html(state) if tab == LIFECYCLE_TAB else gr.skip(),
-        }
         # Refresh the choices but leave the selection alone: this runs on a timer, and a tick
         # that started before the user (or a save) changed the selection must not revert it.
         # Only a job that is gone is unselected.
         keep = not selected or selected in board.names
-        if not self.boards.news_for(getattr(request, "session_hash", None), board) and keep:
-            return {**out, self.ui.counts: gr.skip(), self.ui.table: gr.skip(), self.ui.job: gr.skip()}
-        return {
-            **out,
+        jobs: Updates = {
             self.ui.counts: board.counts,
             self.ui.table: board.table,
             self.ui.job: gr.update(choices=board.names) if keep else gr.update(choices=board.names, value=None),
+        }
+        refresh = self.ui.refresh
+        return {
+            **(refresh.if_changed(request, "jobs", jobs, [board.digest.hex()]) if keep else jobs),
+            # drawn only while its tab shows (the tab's own select draws it when it opens)
+            self.ui.diagram: diagram_html(state) if tab == LIFECYCLE_TAB else gr.skip(),
+            **refresh.updates(selected, request),
         }
 
     def lifecycle(self, selected: str | None, request: gr.Request) -> str:
@@ -301,12 +304,12 @@ class SectionEvents:
 
 
 def wire(ui: JobsLayout, ev: SectionEvents) -> None:
-    """Attach the events. The order of registration fixes the API names Gradio gives repeated
+    """Attach the events (after every part added to ``ui.refresh``). The order of registration fixes the API names Gradio gives repeated
     functions (``dashboard``, ``dashboard_1``, …), which scripts and tests call. Every adapter
     goes through :func:`as_text`."""
     t = as_text
     quiet: dict[str, Any] = {"show_progress": "hidden"}
-    dash = ([ui.job, ui.tab], [ui.counts, ui.table, ui.job, ui.diagram])
+    dash = ([ui.job, ui.tab], [ui.counts, ui.table, ui.job, ui.diagram, *ui.refresh.outputs])
     root = gr.context.Context.root_block
     setup_out = [ui.who, ui.raw, ui.audit.tab, *ui.admin_only, *ui.readonly_notes]
     if root is not None:

@@ -19,6 +19,7 @@ import gradio as gr
 from jobfsm.admin import views
 from jobfsm.admin.diagram import diagram_html
 from jobfsm.admin.form import FieldKind, FormField, JobForm
+from jobfsm.admin.refresh import Refresh
 from jobfsm.model import RunStatus
 
 READ_ONLY_NOTE = "Read only: this part needs the admin role."
@@ -122,6 +123,8 @@ class JobsLayout:
     logs: LogParts
     audit: AuditParts
     timer: gr.Timer
+    refresh: Refresh = field(default_factory=Refresh)
+    """What the timer's one event sends, part by part (:mod:`jobfsm.admin.refresh`)."""
     admin_only: list[Gated] = field(default_factory=list)
     """Shown to admins only (a convenience: the handlers check the role)."""
     readonly_notes: list[gr.Markdown] = field(default_factory=list)

@@ -16,6 +16,7 @@ import gradio as gr
 import pandas as pd
 
 from jobfsm.admin.handlers import JobsHandlers, guarded
+from jobfsm.admin.refresh import Refresh
 from jobfsm.admin.views import fmt_time
 from jobfsm.service.nodes import NodeView
 
@@ -66,7 +67,7 @@ def nodes_summary(views: Sequence[NodeView]) -> str:
     return f"**Nodes**: {len(views)} seen · {alive} alive · {runs} run{'' if runs == 1 else 's'} going"
 
 
-def add_nodes_view(jobs: JobsHandlers, timer: gr.Timer) -> gr.Dataframe:
+def add_nodes_view(jobs: JobsHandlers, refresh: Refresh) -> gr.Dataframe:
     """Add the view to the ``gr.Blocks`` being built (inside the section); returns its table."""
     handlers = NodesHandlers(jobs)
     summary = gr.Markdown(nodes_summary([]), elem_id="jobfsm-nodes-summary")
@@ -79,9 +80,14 @@ def add_nodes_view(jobs: JobsHandlers, timer: gr.Timer) -> gr.Dataframe:
         views = handlers.nodes(request)
         return nodes_summary(views), nodes_frame(views)
 
+    def refreshed(selected: str | None, request: gr.Request) -> dict[Any, Any]:
+        text, frame = nodes_table(request)
+        cells = (str(cell) for row in frame.itertuples(index=False) for cell in row)
+        return refresh.if_changed(request, "nodes", {summary: text, table: frame}, (text, *cells))
+
     quiet: dict[str, Any] = {"show_progress": "hidden"}
     root = gr.context.Context.root_block
-    if root is not None:
+    if root is not None:  # its own endpoint (``nodes_table``), for scripts; the page's refresh adds it
         root.load(nodes_table, None, [summary, table], **quiet)
-    timer.tick(nodes_table, None, [summary, table], **quiet)
+    refresh.add([summary, table], refreshed)
     return table

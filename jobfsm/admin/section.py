@@ -47,8 +47,8 @@ def create_jobs_section(
     handlers = JobsHandlers(service, role_of=role_of, clock=clock)
     form = job_form()
     layout = build_layout(form, label=label, open=open, refresh_seconds=REFRESH_SECONDS)
-    wire(layout, SectionEvents(handlers, form, layout))
     add_controls(layout, handlers)  # kill, pause/resume, live output (jobfsm.admin.control)
     with layout.accordion:  # the Nodes view, below the tabs (jobfsm.admin.nodes)
-        add_nodes_view(handlers, layout.timer)
+        add_nodes_view(handlers, layout.refresh)
+    wire(layout, SectionEvents(handlers, form, layout))  # last: the refresh has all its parts now
     return layout.accordion
