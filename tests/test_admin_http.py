@@ -210,6 +210,22 @@ def test_viewer_may_look(server: AdminServer) -> None:
     assert "hello" in names
 
 
+def test_gradios_queue_polls_calmly() -> None:
+    """Gradio's queue polls for events every millisecond on Linux; the admin app slows it (a
+    Gradio release that renames what it slows would make an idle admin process cost 5 % of a
+    core again, unseen)."""
+    import gradio as gr
+
+    from jobfsm.admin.app import PROGRESS_POLL_SECONDS, QUEUE_POLL_SECONDS, calm_queue
+
+    with gr.Blocks() as blocks:
+        gr.Markdown("x")
+    queue = blocks._queue
+    assert (queue.sleep_when_free, queue.progress_update_sleep_when_free) < (QUEUE_POLL_SECONDS, PROGRESS_POLL_SECONDS)
+    calm_queue(blocks)
+    assert (queue.sleep_when_free, queue.progress_update_sleep_when_free) == (QUEUE_POLL_SECONDS, PROGRESS_POLL_SECONDS)
+
+
 def test_an_open_page_is_sent_the_table_only_when_it_changed(server: AdminServer) -> None:
     """Every open page asks every few seconds: the table (a thousand rows on a big folder) is
     sent to a page once, then again only after something in it changed; a caller with no page

@@ -310,12 +310,15 @@ def wire(ui: JobsLayout, ev: SectionEvents) -> None:
     t = as_text
     quiet: dict[str, Any] = {"show_progress": "hidden"}
     dash = ([ui.job, ui.tab], [ui.counts, ui.table, ui.job, ui.diagram, *ui.refresh.outputs])
+    # Every open page refreshes: many at once must not wait in line behind each other (Gradio
+    # runs one call of an event at a time by default); the refresh is safe from any thread.
+    refreshing: dict[str, Any] = {**quiet, "concurrency_limit": None}
     root = gr.context.Context.root_block
     setup_out = [ui.who, ui.raw, ui.audit.tab, *ui.admin_only, *ui.readonly_notes]
     if root is not None:
         root.load(t(ev.setup), None, setup_out, **quiet)
-        root.load(t(ev.dashboard), *dash, **quiet)
-    ui.timer.tick(t(ev.dashboard), *dash, **quiet)
+        root.load(t(ev.dashboard), *dash, **refreshing)
+    ui.timer.tick(t(ev.dashboard), *dash, **refreshing)
 
     # which tab shows, kept in the browser: the diagram is drawn only while its tab shows
     for key, tab in ui.tabs.items():
@@ -330,26 +333,26 @@ def wire(ui: JobsLayout, ev: SectionEvents) -> None:
     select_out = [*inputs, *errors, ui.version, ui.mode, ui.raw, ui.raw_note, ui.status]
     ui.job.input(t(ev.select), [ui.job], select_out).then(t(ev.history), *history_io, **quiet).then(
         t(ev.logs), *logs_io, **quiet
-    ).then(t(ev.dashboard), *dash, **quiet)
+    ).then(t(ev.dashboard), *dash, **refreshing)
     ui.actions["new"].click(t(ev.new_job), None, select_out)
 
     action_out = [ui.status, ui.version, form.inputs["enabled"], ui.raw]
     for kind in ("enable", "disable", "trigger"):
         ui.actions[kind].click(
             t(ev.action(kind)), [ui.job, ui.mode, form.inputs["name"]], action_out
-        ).then(t(ev.dashboard), *dash, **quiet)
+        ).then(t(ev.dashboard), *dash, **refreshing)
     ui.actions["delete"].click(
         t(ev.do_delete), [ui.job, ui.confirm, ui.version], [ui.status, ui.job], js=DELETE_JS
-    ).then(t(ev.dashboard), *dash, **quiet)
+    ).then(t(ev.dashboard), *dash, **refreshing)
 
     schedule, zone = form.inputs["schedule"], form.inputs["timezone"]
     for changed in (schedule.change, zone.change):  # type: ignore[attr-defined]
         changed(t(ev.cron_helper), [schedule, zone], [form.cron_help, form.errors["schedule"]], **quiet)
 
     save_out = [ui.status, *errors, ui.raw_note, ui.version, ui.mode, form.inputs["name"], ui.job]
-    form.save.click(t(ev.save_form), [ui.mode, ui.version, *inputs], save_out).then(t(ev.dashboard), *dash, **quiet)
+    form.save.click(t(ev.save_form), [ui.mode, ui.version, *inputs], save_out).then(t(ev.dashboard), *dash, **refreshing)
     ui.save_raw.click(t(ev.save_raw), [ui.mode, form.inputs["name"], ui.version, ui.raw], save_out).then(
-        t(ev.dashboard), *dash, **quiet
+        t(ev.dashboard), *dash, **refreshing
     )
 
     history.filter.click(t(ev.history), *history_io)

@@ -6,6 +6,8 @@ second per ask. So each part is kept until it can have changed:
 
 - **a file's report** until its ``stat`` changes (inode, size, modification and change times:
   the service writes by renaming a new file into place, editors either rename or rewrite);
+  from the second ask on, the folder is watched (inotify, :mod:`jobfsm.config.watch`) and only
+  the files it names are looked at again;
 - **what the store says** (states, newest runs, pauses) until the store's change mark moves
   (:meth:`Store.change_mark`), or for :data:`STORE_MAX_AGE_SECONDS` where it has none
   (PostgreSQL);
@@ -19,15 +21,17 @@ tell it has nothing new to render.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from jobfsm.clock import Clock
-from jobfsm.config.folder import job_entries
+from jobfsm.config.folder import is_job_file_name, job_entries
 from jobfsm.config.jobfiles import JobFile, JobFiles
 from jobfsm.config.loader import FileReport, validate_document
+from jobfsm.config.watch import DirectoryWatcher
 from jobfsm.errors import JobNotFoundError, JobsDirectoryError
 from jobfsm.model import JobState
 from jobfsm.service.views import JobView, job_view
@@ -70,9 +74,22 @@ class JobLister:
         self._built_files: tuple[tuple[str, _StatKey], ...] = ()
         self._built_stored: _Stored | None = None
         self._valid_until: datetime | None = None
+        self._files_seen: tuple[tuple[str, _StatKey], ...] | None = None
+        self._watcher: DirectoryWatcher | None = None
+        self._asked = 0
+
+    def close(self) -> None:
+        with self._lock:
+            if self._watcher is not None:
+                self._watcher.close()
+                self._watcher = None
 
     def current(self) -> JobList:
         with self._lock:
+            self._asked += 1
+            if self._asked == 2:  # asked again: a page that refreshes, worth a watch (one fd)
+                self._watcher = DirectoryWatcher(self._files.directory)
+                weakref.finalize(self, self._watcher.close)
             now = self._clock.now()
             files = self._read_files()
             stored = self._read_store(now)
@@ -90,9 +107,16 @@ class JobLister:
             return self._list
 
     def _read_files(self) -> tuple[tuple[str, _StatKey], ...]:
-        """The folder's job files with their stat keys; a file seen for the first time or
-        changed since is read and validated again (the stat comes first: a write after it
-        shows as a change next time)."""
+        """The folder's job files with their stat keys (the same tuple while the watch saw no
+        change); a file seen for the first time or changed since is read and validated again
+        (the stat comes first: a write after it shows as a change next time)."""
+        changed = self._watcher.changes() if self._watcher is not None else None
+        if changed is not None and self._files_seen is not None and not any(map(is_job_file_name, changed)):
+            return self._files_seen
+        self._files_seen = self._stat_files()
+        return self._files_seen
+
+    def _stat_files(self) -> tuple[tuple[str, _StatKey], ...]:
         try:
             entries = job_entries(self._files.directory)
         except FileNotFoundError:

@@ -386,6 +386,7 @@ class JobManagementService:
         if self._closed:
             return
         self._closed = True
+        self.lister.close()
         self.here.close()
         if self._owns_store:
             self.store.close()
