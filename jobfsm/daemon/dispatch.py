@@ -112,15 +112,14 @@ class Dispatch:
             else:
                 starts, late = self.late_fires(entry, fire, now)
                 after = now
-            if not first_started and not late:  # the first run of a burst starts before the rest is sorted out
+            handled.append((entry, after))  # before the first fire: a store failure puts it back
+            if not first_started and not late and starts:  # the first run of a burst starts before the rest is sorted out
                 first_started = True
-                handled.append((entry, after))
                 with scheduler.transactions.batched():
                     scheduler.claims.fire_many([(entry, starts[0])])
-                continue
+                starts = starts[1:]  # a late job with catch_up: all has more
             work.extend((entry, start) for start in starts)
             skips.extend(late)
-            handled.append((entry, after))
         work.extend(scheduler.retries.pop_due(stamp))
 
     def late_fires(self, entry: JobEntry, fire: datetime, now: datetime) -> tuple[list[Start], list[tuple[JobEntry, Start, str]]]:
