@@ -245,6 +245,23 @@ def test_an_open_page_is_sent_the_table_only_when_it_changed(server: AdminServer
     assert "data" in script[1]
 
 
+def test_the_timers_look_changes_only_when_the_page_would(server: AdminServer) -> None:
+    """Every 3 s an open page asks only for a mark (one small answer); the refresh, with its
+    eight outputs, runs when the mark moves: here, a job file changed."""
+    session = login(server, "alice")
+
+    def mark(selected: str | None) -> str:
+        event, payload = call(session, server, "refresh_mark", [selected, ""], page="marked-page")
+        assert event == "complete", payload
+        return str(payload[0])
+
+    quiet = mark("hello")
+    assert mark("hello") == quiet
+    assert mark(None) == quiet, "nothing shown depends on a selected job that is idle"
+    write_job(server.jobs, "hello", schedule="0 9 * * *")
+    assert mark("hello") != quiet
+
+
 def test_markup_in_job_data_comes_back_as_plain_text(server: AdminServer) -> None:
     session = login(server, "alice")
     event, payload = call(session, server, "do_trigger", ["xss", "", ""])

@@ -20,7 +20,7 @@ import pandas as pd
 
 from jobfsm.admin.handlers import ANONYMOUS, ActionResult, JobsHandlers, guarded
 from jobfsm.admin.layout import JobsLayout
-from jobfsm.admin.refresh import Refresh
+from jobfsm.admin.refresh import Refresh, digest_of
 from jobfsm.model import JobState, RunStatus
 from jobfsm.store.control import Pause
 
@@ -207,12 +207,20 @@ class ControlEvents:
     def refreshed(self, selected: str | None, request: gr.Request) -> Any:
         """The section's refresh: the paused jobs, and the live output's timer on while the
         selected job runs."""
+        pauses, texts, running = self._shown(selected, request)
+        return {**self.refresh.if_changed(request, "paused", {self.parts.paused: paused_frame(pauses)}, texts),
+                **self._live_timer(running, request)}
+
+    def mark(self, selected: str | None, request: gr.Request) -> str:
+        _, texts, running = self._shown(selected, request)
+        return digest_of([*texts, str(running)]).hex()
+
+    def _shown(self, selected: str | None, request: gr.Request) -> tuple[list[Pause], list[str], bool]:
         pauses = self.h.paused(request)
         texts = [str(cell) for p in pauses for cell in (p.job, p.until, p.reason, p.user, p.since)]
         running = bool(selected) and any(v.name == selected and v.state is JobState.RUNNING
                                          for v in self.h.jobs.job_list(request).views)
-        return {**self.refresh.if_changed(request, "paused", {self.parts.paused: paused_frame(pauses)}, texts),
-                **self._live_timer(running, request)}
+        return pauses, texts, running
 
     def _live_timer(self, on: bool, request: gr.Request) -> Any:
         if self.refresh.sent.news(request, "live", b"on" if on else b"off"):
@@ -230,7 +238,7 @@ def add_controls(layout: JobsLayout, handlers: JobsHandlers) -> ControlParts:
     if root is not None:
         root.load(ev.control_setup, None, [parts.admin], **quiet)
         root.load(ev.paused_jobs, None, [parts.paused], **quiet)
-    layout.refresh.add([parts.paused, parts.timer], ev.refreshed)
+    layout.refresh.add([parts.paused, parts.timer], ev.refreshed, ev.mark)
     live = [parts.live_head, parts.live, parts.timer]
     parts.timer.tick(ev.live_output, [layout.job], live, **quiet)
     layout.job.change(ev.live_output, [layout.job], live, **quiet)

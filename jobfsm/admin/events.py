@@ -26,7 +26,7 @@ from jobfsm.admin.downloads import output_url
 from jobfsm.admin.form import JobForm
 from jobfsm.admin.handlers import ActionResult, JobsHandlers
 from jobfsm.admin.layout import GENERAL, LIFECYCLE_TAB, STATUS_CLASSES, JobsLayout
-from jobfsm.admin.refresh import Boards
+from jobfsm.admin.refresh import Boards, digest_of
 from jobfsm.errors import JobfsmError
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,15 @@ class SectionEvents:
             self.ui.diagram: diagram_html(state) if tab == LIFECYCLE_TAB else gr.skip(),
             **refresh.updates(selected, request),
         }
+
+    def refresh_mark(self, selected: str | None, tab: str | None, request: gr.Request) -> str:
+        """The timer's look: a word that changes whenever the refresh would send something (the
+        table, the selected job's state where the diagram shows, each other part's mark)."""
+        listing = self.h.job_list(request)
+        state = next((v.state for v in listing.views if v.name == selected), None)
+        diagram = f"{selected}:{state}" if tab == LIFECYCLE_TAB else ""
+        parts = [self.boards.board(listing).digest.hex(), diagram, *self.ui.refresh.marks(selected, request)]
+        return digest_of(parts).hex()
 
     def lifecycle(self, selected: str | None, request: gr.Request) -> str:
         """The diagram, when its tab opens: the selected job's state in the table's colour."""
@@ -318,7 +327,8 @@ def wire(ui: JobsLayout, ev: SectionEvents) -> None:
     if root is not None:
         root.load(t(ev.setup), None, setup_out, **quiet)
         root.load(t(ev.dashboard), *dash, **refreshing)
-    ui.timer.tick(t(ev.dashboard), *dash, **refreshing)
+    ui.timer.tick(t(ev.refresh_mark), [ui.job, ui.tab], [ui.mark], **refreshing)
+    ui.mark.change(t(ev.dashboard), *dash, **refreshing)
 
     # which tab shows, kept in the browser: the diagram is drawn only while its tab shows
     for key, tab in ui.tabs.items():

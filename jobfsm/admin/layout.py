@@ -123,6 +123,8 @@ class JobsLayout:
     logs: LogParts
     audit: AuditParts
     timer: gr.Timer
+    mark: gr.Textbox
+    """What the page shows, in one word, set by the timer's look: the refresh runs when it changes."""
     refresh: Refresh = field(default_factory=Refresh)
     """What the timer's one event sends, part by part (:mod:`jobfsm.admin.refresh`)."""
     admin_only: list[Gated] = field(default_factory=list)
@@ -150,6 +152,8 @@ def build_layout(form: JobForm, *, label: str, open: bool, refresh_seconds: floa
         version = gr.Textbox(value="", visible=False, elem_id="jobfsm-version")
         mode = gr.Textbox(value="create", visible=False, elem_id="jobfsm-mode")
         shown_tab = gr.Textbox(value=LIFECYCLE_TAB, visible=False, elem_id="jobfsm-shown-tab")
+        # in the page (its change event fires) but not shown: what the page shows, in one word
+        mark = gr.Textbox(value="", visible="hidden", interactive=False, elem_id="jobfsm-refresh-mark")
         tabs: dict[str, gr.Tab] = {}
         with gr.Tabs():
             with _tab(tabs, LIFECYCLE_TAB):
@@ -175,7 +179,7 @@ def build_layout(form: JobForm, *, label: str, open: bool, refresh_seconds: floa
         accordion=accordion, who=who, counts=counts, table=table, job=job, actions=actions,
         status=status, confirm=confirm, version=version, tab=shown_tab, tabs=tabs, mode=mode,
         diagram=diagram, form=parts, raw=raw, raw_note=raw_note, save_raw=save_raw, history=history,
-        logs=logs, audit=audit, timer=timer, admin_only=gated, readonly_notes=notes,
+        logs=logs, audit=audit, timer=timer, mark=mark, admin_only=gated, readonly_notes=notes,
     )
 
 

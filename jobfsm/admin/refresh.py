@@ -27,6 +27,8 @@ SESSIONS_KEPT = 1000
 Updates = dict[Any, Any]
 Contribution = Callable[[str | None, gr.Request], Updates]
 """A part of the refresh: (the selected job, the caller) to updates by component."""
+Mark = Callable[[str | None, gr.Request], str]
+"""A part's mark: (the selected job, the caller) to a text that changes when its updates would."""
 
 
 def digest_of(parts: Iterable[str]) -> bytes:
@@ -61,23 +63,28 @@ class Sent:
 
 
 class Refresh:
-    """The one event the section's timer sends: what each part contributes, merged."""
+    """The section's refresh, in two steps: the timer's look computes the page's mark (cheap:
+    one small answer), and only a changed mark runs the refresh, which merges what each part
+    contributes. Gradio's cost of an event grows with its outputs, skipped or not."""
 
     def __init__(self) -> None:
         self.outputs: list[Any] = []
         self.sent = Sent()
-        self._parts: list[Contribution] = []
+        self._parts: list[tuple[Contribution, Mark]] = []
 
-    def add(self, outputs: Sequence[Any], contribution: Contribution) -> None:
+    def add(self, outputs: Sequence[Any], contribution: Contribution, mark: Mark) -> None:
         """Add a part (before the section is wired: the event's outputs are fixed then)."""
         self.outputs.extend(outputs)
-        self._parts.append(contribution)
+        self._parts.append((contribution, mark))
 
     def updates(self, selected: str | None, request: gr.Request) -> Updates:
         merged: Updates = {}
-        for part in self._parts:
-            merged.update(part(selected, request))
+        for contribution, _ in self._parts:
+            merged.update(contribution(selected, request))
         return merged
+
+    def marks(self, selected: str | None, request: gr.Request) -> list[str]:
+        return [mark(selected, request) for _, mark in self._parts]
 
     def if_changed(self, request: gr.Request, part: str, updates: Updates, texts: Iterable[str]) -> Updates:
         """``updates`` when ``texts`` (what they show) differ from what the caller's page was
