@@ -107,3 +107,22 @@ def test_the_next_fire_and_a_pauses_end_move_with_the_clock(tmp_path: Path) -> N
     assert view(service, "a").pause is not None
     clock.advance(minutes=10)
     assert view(service, "a").pause is None
+
+
+def test_a_store_write_that_changes_no_view_keeps_the_generation(tmp_path: Path) -> None:
+    """A daemon's heartbeat moves the store's mark every few seconds: the list is read again
+    but stays the same list, so the admin page has nothing to render or send."""
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    write(jobs, "a")
+    write(jobs, "b")
+    store = MemoryStore()
+    service = JobManagementService(jobs, tmp_path / "logs", store, clock=FakeClock(T0))
+    first = service.job_list()
+    store.beat("daemon:1", pid=1, host="here", at=T0)
+    assert service.job_list().generation == first.generation
+    store.set_state("b", JobState.RUNNING, T0)
+    moved = service.job_list()
+    assert moved.generation == first.generation + 1
+    assert moved.views[0] is first.views[0], "the unchanged job's view is kept"
+    assert moved.views[1].state is JobState.RUNNING

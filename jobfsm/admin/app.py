@@ -258,7 +258,7 @@ def _mount_page(
     )
 
 
-QUEUE_POLL_SECONDS = 0.05
+QUEUE_POLL_SECONDS = 0.1
 """How often Gradio's queue looks for a new event while it has none. It polls, every 1 ms on
 Linux (0.05 s on Windows) and its progress loop every 10 ms: over a thousand wake-ups a second,
 5 % of a core with no page open. An event now waits at most this long to start."""

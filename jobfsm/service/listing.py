@@ -14,8 +14,10 @@ second per ask. So each part is kept until it can have changed:
 - **the views** until one of the above changed or the clock passes a time a view depends on
   (the earliest next fire, the end of a pause).
 
-Every rebuilt list gets a new :attr:`JobList.generation`, so a caller that rendered one can
-tell it has nothing new to render.
+Each job's view is made again only when what it shows changed, and a list with a changed view
+gets a new :attr:`JobList.generation`, so a caller that rendered one can tell it has nothing
+new to render (a store write that changes no view, such as another process's heartbeat, makes
+none).
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class JobLister:
         self._built_files: tuple[tuple[str, _StatKey], ...] = ()
         self._built_stored: _Stored | None = None
         self._valid_until: datetime | None = None
+        self._views: dict[str, tuple[tuple[object, ...], JobView]] = {}
         self._files_seen: tuple[tuple[str, _StatKey], ...] | None = None
         self._watcher: DirectoryWatcher | None = None
         self._asked = 0
@@ -96,15 +99,28 @@ class JobLister:
             fresh = self._valid_until is None or now < self._valid_until
             if self._list is not None and files == self._built_files and stored is self._built_stored and fresh:
                 return self._list
-            views = tuple(
-                job_view(jf, stored.states.get(name), now, stored.latest.get(name), _active(stored.pauses, name, now),
-                         report=report)
-                for name, (_, jf, report) in sorted(self._reports.items())
-            )
-            generation = self._list.generation + 1 if self._list is not None else 1
-            self._list, self._built_files, self._built_stored = JobList(views, generation), files, stored
-            self._valid_until = _valid_until(views, stored.pauses.values(), now)
+            views = self._views_now(stored, now)
+            if self._list is None or views != self._list.views:
+                generation = self._list.generation + 1 if self._list is not None else 1
+                self._list = JobList(views, generation)
+            self._built_files, self._built_stored = files, stored
+            self._valid_until = _valid_until(self._list.views, stored.pauses.values(), now)
             return self._list
+
+    def _views_now(self, stored: _Stored, now: datetime) -> tuple[JobView, ...]:
+        """Each job's view, made again only when what it shows changed: its file, its state,
+        its newest run or pause, or the clock passed its next fire or its pause's end."""
+        views: dict[str, tuple[tuple[object, ...], JobView]] = {}
+        for name, (key, jf, report) in sorted(self._reports.items()):
+            pause = _active(stored.pauses, name, now)
+            inputs = (key, stored.states.get(name), stored.latest.get(name), pause)
+            known = self._views.get(name)
+            if known is not None and known[0] == inputs and _still_valid(known[1], now):
+                views[name] = known
+            else:
+                views[name] = inputs, job_view(jf, inputs[1], now, inputs[2], pause, report=report)
+        self._views = views
+        return tuple(view for _, view in views.values())
 
     def _read_files(self) -> tuple[tuple[str, _StatKey], ...]:
         """The folder's job files with their stat keys (the same tuple while the watch saw no
@@ -164,6 +180,11 @@ def _read(files: JobFiles, path: Path, name: str) -> tuple[JobFile, FileReport |
 def _active(pauses: dict[str, Pause], name: str, now: datetime) -> Pause | None:
     pause = pauses.get(name)
     return pause if pause is not None and pause.active(now) else None
+
+
+def _still_valid(view: JobView, now: datetime) -> bool:
+    ends = [t for t in (view.next_run, view.pause.until if view.pause else None) if t is not None]
+    return all(now < t for t in ends)
 
 
 def _valid_until(views: tuple[JobView, ...], pauses: Iterable[Pause], now: datetime) -> datetime | None:
