@@ -8,9 +8,10 @@ and two accounts), then
 
 1. signs in ``--sessions`` HTTP clients that each call the dashboard refresh (the endpoint the
    page's 3-second timer calls, ``/gradio_api/call/dashboard``: queue, run, stream the answer)
-   ``--calls`` times back to back, all at once, each as one open page (its own Gradio session),
-   and reports the median and p95 of a page's first call (the whole table is sent) and of the
-   later ones (nothing changed: nothing is sent);
+   ``--calls`` times back to back, all at once, each as one open page (its own Gradio session):
+   its first call is the refresh (``dashboard``: the whole table is sent), the later ones what
+   the page's timer sends (``refresh_mark``: nothing changed, so no refresh follows); reports
+   the median and p95 of each;
 2. opens ``--pages`` signed-in pages in Debian's Chromium (``/usr/bin/chromium`` through
    Playwright; skipped without it), keeps them open ``--seconds`` (they refresh by themselves),
    and reports the admin process's resident memory before, after, and its peak, and its CPU
@@ -65,13 +66,18 @@ def rss_kib(pid: int) -> tuple[int, int]:
 def start_admin(root: Path, jobs: int, tree: Path) -> tuple[subprocess.Popen[bytes], str]:
     jobs_dir, logs = root / "jobs", root / "logs"
     generate(jobs_dir, jobs)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("BENCH_EXTRA_PATH")])), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "PYTHONPATH": str(tree), "GRADIO_ANALYTICS_ENABLED": "False"}
     base = [sys.executable, "-m", "jobfsm", "--jobs", str(jobs_dir), "--logs", str(logs)]
     for user in ("bench", "viewer"):
         subprocess.run([*base, "users", "add", user, "--role", "admin" if user == "bench" else "viewer"],
                        input=PASSWORD + "\n", text=True, env=env, check=True, capture_output=True, cwd=tree)
+    return launch_admin(base, env, tree)
+
+
+def launch_admin(base: list[str], env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``jobfsm admin`` on a free port, once its sign-in page answers: (process, URL)."""
     port = free_port()
-    proc = subprocess.Popen([*base, "admin", "--port", str(port)], env=env, cwd=tree,
+    proc = subprocess.Popen([*base, "admin", "--port", str(port)], env=env, cwd=cwd,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -94,22 +100,24 @@ def sign_in(url: str) -> requests.Session:
     return session
 
 
-def dashboard(session: requests.Session, url: str, page: str) -> float:
-    """One refresh of the open page ``page`` (its Gradio session), from the call to the
-    complete answer; seconds."""
+def dashboard(session: requests.Session, url: str, page: str, endpoint: str = "dashboard") -> float:
+    """One call of ``endpoint`` by the open page ``page`` (its Gradio session), from the call to
+    the complete answer; seconds. ``dashboard`` is the refresh (all of it, the first time a
+    page asks); ``refresh_mark`` is what the page's 3-second timer sends (the refresh follows
+    only when the mark changed)."""
     start = time.perf_counter()
-    answer = session.post(url + "/gradio_api/call/dashboard", timeout=120,  # (selected job, open tab)
+    answer = session.post(url + f"/gradio_api/call/{endpoint}", timeout=120,  # (selected job, open tab)
                           json={"data": [None, None], "session_hash": page})
     answer.raise_for_status()
-    stream = session.get(url + f"/gradio_api/call/dashboard/{answer.json()['event_id']}", timeout=120)
+    stream = session.get(url + f"/gradio_api/call/{endpoint}/{answer.json()['event_id']}", timeout=120)
     if "event: complete" not in stream.text:
-        raise SystemExit(f"bench_admin: the dashboard call did not complete: {stream.text[:200]}")
+        raise SystemExit(f"bench_admin: the {endpoint} call did not complete: {stream.text[:200]}")
     return time.perf_counter() - start
 
 
 def refresh_latency(url: str, sessions: int, calls: int) -> tuple[list[float], list[float]]:
-    """(the first call of each page, which is sent the whole table; the later ones, which are
-    sent what changed: nothing here), all pages at once."""
+    """(the first call of each page, the whole refresh; the later ones, the timer's look), all
+    pages at once."""
     clients = [sign_in(url) for _ in range(sessions)]
     dashboard(clients[0], url, "warm-up")
     firsts: list[float] = []
@@ -119,7 +127,7 @@ def refresh_latency(url: str, sessions: int, calls: int) -> tuple[list[float], l
 
     def client(session: requests.Session, page: str) -> None:
         go.wait()
-        mine = [dashboard(session, url, page) for _ in range(calls)]
+        mine = [dashboard(session, url, page, "dashboard" if i == 0 else "refresh_mark") for i in range(calls)]
         with lock:
             firsts.append(mine[0])
             times.extend(mine[1:])

@@ -10,7 +10,8 @@
   ``long_running`` check of a run waits here, not in the scheduler's loop.
 - **A few delivery threads** (``workers``, 4 by default) take from one queue, so one endpoint
   that answers after seconds slows the others' notices only when it holds every thread.
-The threads sleep on a condition until the next thing is due; nothing polls.
+The threads start with the first delivery or timer and sleep on a condition until the next
+thing is due; nothing polls.
 """
 
 from __future__ import annotations
@@ -68,10 +69,9 @@ class Dispatcher:
         self._busy = 0
         self.delivered = 0
         self.failed = 0
-        self._threads = [threading.Thread(target=self._loop, name=f"jobfsm-notify-{i}", daemon=True)
-                         for i in range(max(1, workers))]
-        for thread in self._threads:
-            thread.start()
+        self._workers = max(1, workers)
+        self._threads: list[threading.Thread] = []
+        """Started with the first delivery or timer: a daemon that notifies nobody runs none."""
 
     # -- any thread ---------------------------------------------------------------------------
     def submit(self, delivery: Delivery) -> bool:
@@ -120,6 +120,12 @@ class Dispatcher:
 
     # -- the delivery thread ------------------------------------------------------------------
     def _push(self, due: float, item: Delivery | Callable[[], None]) -> None:
+        """Under ``self._cond``."""
+        if not self._threads:
+            self._threads = [threading.Thread(target=self._loop, name=f"jobfsm-notify-{i}", daemon=True)
+                             for i in range(self._workers)]
+            for thread in self._threads:
+                thread.start()
         heapq.heappush(self._heap, (due, next(self._seq), item))
         self._cond.notify()
 
