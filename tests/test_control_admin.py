@@ -24,7 +24,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminServer]:
         write_job(srv.jobs, "hello")
         write_job(srv.jobs, "chatty", schedule="0 0 1 1 *",
                   command="i=0; while true; do i=$((i+1)); echo tick-$i; sleep 0.3; done")
-        yield srv
+        try:
+            yield srv
+        finally:  # a test that failed half way must not leave the endless job for the close to wait on
+            if srv.service.store.list_runs("chatty", status=RunStatus.RUNNING):
+                srv.service.kill_run("chatty", "tests")
 
 
 MUTATING = [
@@ -109,8 +113,10 @@ def test_stop_pause_and_live_output_in_the_browser(server: AdminServer) -> None:
                        10, "the run to start")
         live = field(page, "jobfsm-live-output")
         head = field(page, "jobfsm-live-run")
+        # the box showed the job's last run when it was selected; it follows the new one
+        wait_until(lambda: f"Run {run.id} of 'chatty' (running" in head.input_value(),  # type: ignore[attr-defined]
+                   "the live output to follow the new run")
         wait_until(lambda: "tick-2" in live.input_value(), "the live output to show the run")
-        assert f"Run {run.id} of 'chatty' (running" in head.input_value()  # type: ignore[attr-defined]
         seen = live.input_value().count("tick-")
         wait_until(lambda: live.input_value().count("tick-") >= seen + 3, "the live output to grow, no reload")
         shot(page, "control-01-live-output")
