@@ -71,3 +71,21 @@ def test_metrics_after_known_runs(tmp_path: Path) -> None:
 ], ids=["ipv4", "every-address", "ipv6"])
 def test_metrics_addresses(text: str, address: tuple[str, int]) -> None:
     assert parse_address(text) == address
+
+
+def test_a_daemon_without_metrics_or_notifications_loads_neither() -> None:
+    """prometheus_client, and the mail and HTTP clients of notifications, cost a daemon a few
+    MB it does not need unless it is asked for ``--metrics`` or has someone to notify."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from jobfsm.cli.parser import build_parser\n"
+        "from jobfsm.cli.daemon import _operations\n"
+        "_operations(build_parser().parse_args(['start']))\n"
+        "import jobfsm.daemon.process, jobfsm.daemon.operations, jobfsm.notify.notifier\n"
+        "print(sorted(m for m in ('prometheus_client', 'smtplib', 'urllib.request') if m in sys.modules))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd="/")
+    assert loaded.stdout.strip() == "[]", loaded.stdout + loaded.stderr

@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from jobfsm.admin.accounts import AccountError, Accounts
 from jobfsm.cli.parser import UsageError
 
 EXIT_OK = 0
@@ -70,6 +69,8 @@ def users_file(args: argparse.Namespace) -> Path:
 
 
 def _read_password(username: str, err: TextIO, stdin: TextIO | None = None) -> str:
+    from jobfsm.admin.accounts import AccountError
+
     stdin = stdin if stdin is not None else sys.stdin
     if stdin.isatty():
         first = getpass.getpass(f"Password for {username}: ")
@@ -82,6 +83,8 @@ def _read_password(username: str, err: TextIO, stdin: TextIO | None = None) -> s
 
 
 def cmd_users(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from jobfsm.admin.accounts import AccountError, Accounts
+
     accounts = Accounts(users_file(args))
     try:
         if args.users_command == "add":
@@ -102,6 +105,8 @@ def cmd_users(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_admin(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _require_admin_extra()
+    from jobfsm.admin.accounts import AccountError, Accounts
+
     path = users_file(args)
     accounts = Accounts(path)
     try:

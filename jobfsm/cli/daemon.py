@@ -25,12 +25,17 @@ def cmd_start(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _operations(args: argparse.Namespace) -> OperationsOptions:
     """Notifications and metrics from the options and the environment; a bad value is a usage error."""
     from jobfsm.daemon.operations import OperationsOptions
-    from jobfsm.metrics import MetricsAddressError, parse_address
     from jobfsm.notify.settings import NotifySettings, SettingsError
 
     try:
         notify = NotifySettings.build(webhook=args.notify_webhook, email=args.notify_email, smtp=args.smtp)
-        metrics = parse_address(args.metrics) if args.metrics else None
-    except (SettingsError, MetricsAddressError) as exc:
+    except SettingsError as exc:
         raise UsageError(f"jobfsm start: error: {exc}") from None
-    return OperationsOptions(notify=notify, metrics=metrics)
+    if not args.metrics:  # prometheus_client is loaded only for --metrics
+        return OperationsOptions(notify=notify)
+    from jobfsm.metrics import MetricsAddressError, parse_address
+
+    try:
+        return OperationsOptions(notify=notify, metrics=parse_address(args.metrics))
+    except MetricsAddressError as exc:
+        raise UsageError(f"jobfsm start: error: {exc}") from None

@@ -24,14 +24,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from jobfsm.notify.webhook import DeliveryError
-
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PENDING = 1000
 DEFAULT_WORKERS = 4
 CLOSE_SECONDS = 5.0
 """At shutdown, deliveries still waiting get this long before they are given up (and logged)."""
+
+
+class DeliveryError(Exception):
+    """A delivery failed; the message is the reason, for the log."""
 
 
 @dataclass(slots=True)

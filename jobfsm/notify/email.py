@@ -8,9 +8,9 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
+from jobfsm.notify.dispatcher import DeliveryError
 from jobfsm.notify.notice import Notice
 from jobfsm.notify.settings import SmtpServer
-from jobfsm.notify.webhook import DeliveryError
 
 
 def send(server: SmtpServer, to: tuple[str, ...], notice: Notice, *, timeout: float) -> None:

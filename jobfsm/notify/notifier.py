@@ -12,13 +12,13 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from jobfsm.clock import Clock
 from jobfsm.lifecycle.events import Event, RunFinished, RunLost, RunSkipped, RunStarted
 from jobfsm.model import JobConfig, NotifyEvent, RunStatus, Trigger
-from jobfsm.notify import email, webhook
-from jobfsm.notify.dispatcher import Delivery, Dispatcher
+from jobfsm.notify.dispatcher import Delivery, DeliveryError, Dispatcher
 from jobfsm.notify.misses import MissCause, miss_of
 from jobfsm.notify.notice import Notice, last_line
 from jobfsm.notify.settings import NotifySettings, Targets
@@ -155,7 +155,7 @@ class Notifier:
             url = targets.webhook
             self.dispatcher.submit(Delivery(
                 f"{event.value} of job {job!r} to {url}",
-                lambda: webhook.post(url, notice.get(), secret=settings.secret, timeout=settings.timeout_seconds),
+                lambda: _webhook().post(url, notice.get(), secret=settings.secret, timeout=settings.timeout_seconds),
             ))
         if targets.email:
             to = targets.email
@@ -165,12 +165,26 @@ class Notifier:
             else:
                 self.dispatcher.submit(Delivery(
                     f"{event.value} of job {job!r} to {', '.join(to)}",
-                    lambda: email.send(server, to, notice.get(), timeout=settings.timeout_seconds),
+                    lambda: _email().send(server, to, notice.get(), timeout=settings.timeout_seconds),
                 ))
 
 
+def _webhook() -> ModuleType:
+    """Imported with the first notice (on a delivery thread): a daemon that notifies nobody
+    does not load ``urllib.request``, ``smtplib``, ``ssl`` and ``email``."""
+    from jobfsm.notify import webhook
+
+    return webhook
+
+
+def _email() -> ModuleType:
+    from jobfsm.notify import email
+
+    return email
+
+
 def _no_smtp() -> None:
-    raise webhook.DeliveryError("no SMTP server: pass --smtp smtp://user:password@host:port (or set JOBFSM_SMTP_URL)")
+    raise DeliveryError("no SMTP server: pass --smtp smtp://user:password@host:port (or set JOBFSM_SMTP_URL)")
 
 
 class _Lazy:

@@ -6,11 +6,8 @@ import urllib.error
 import urllib.request
 
 from jobfsm import __version__
+from jobfsm.notify.dispatcher import DeliveryError
 from jobfsm.notify.notice import SIGNATURE_HEADER, Notice, signature
-
-
-class DeliveryError(Exception):
-    """A delivery failed; the message is the reason, for the log."""
 
 
 def post(url: str, notice: Notice, *, secret: bytes | None, timeout: float) -> None:
