@@ -26,7 +26,7 @@ from jobfsm.admin.downloads import output_url
 from jobfsm.admin.form import JobForm
 from jobfsm.admin.handlers import ActionResult, JobsHandlers
 from jobfsm.admin.layout import GENERAL, LIFECYCLE_TAB, STATUS_CLASSES, JobsLayout
-from jobfsm.admin.refresh import Boards, digest_of
+from jobfsm.admin.refresh import Boards, Updates, digest_of
 from jobfsm.errors import JobfsmError
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,6 @@ DELETE_JS = """
 """The delete button's browser step: a dismissed ``confirm()`` throws, so Gradio never sends the
 request; a confirmed one repeats the name in the hidden field the server checks."""
 
-Updates = dict[Any, Any]
-"""Gradio updates by component: the components an event lists and this leaves out are skipped."""
 
 
 def result_box(message: str, ok: bool = True) -> Any:

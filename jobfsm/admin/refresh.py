@@ -3,8 +3,9 @@ jobs table and the job choices; the paused jobs; the nodes), each sent to a page
 differs from what that page was sent last, and the jobs table rendered once per job list for
 all pages.
 
-Every open page asks every few seconds, in one event (:class:`Refresh`): the job list itself is
-shared (:mod:`jobfsm.service.listing`), and a part that did not change costs a page nothing.
+Every open page's timer asks every few seconds for a mark only (:class:`Refresh`), and the
+refresh runs when the mark changed; the job list itself is shared (:mod:`jobfsm.service.listing`),
+and a part that did not change costs a page nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ SESSIONS_KEPT = 1000
 """Pages remembered (the least recently seen forgotten first: a forgotten page is sent all again)."""
 
 Updates = dict[Any, Any]
+"""Gradio updates by component: the components an event lists and this leaves out are skipped."""
 Contribution = Callable[[str | None, gr.Request], Updates]
 """A part of the refresh: (the selected job, the caller) to updates by component."""
 Mark = Callable[[str | None, gr.Request], str]
