@@ -20,7 +20,7 @@ import pandas as pd
 
 from jobfsm.admin.handlers import ANONYMOUS, ActionResult, JobsHandlers, guarded
 from jobfsm.admin.layout import JobsLayout
-from jobfsm.admin.refresh import Refresh, digest_of
+from jobfsm.admin.refresh import Refresh
 from jobfsm.model import JobState, RunStatus
 from jobfsm.store.control import Pause
 
@@ -204,28 +204,20 @@ class ControlEvents:
         head, text, running = self.h.live(name or "", request)
         return {self.parts.live_head: head, self.parts.live: text, **self._live_timer(running, request)}
 
-    def refreshed(self, selected: str | None, request: gr.Request) -> Any:
-        """The section's refresh: the paused jobs, and the live output's timer on while the
-        selected job runs."""
-        pauses, texts, running = self._shown(selected, request)
-        return {**self.refresh.if_changed(request, "paused", {self.parts.paused: paused_frame(pauses)}, texts),
-                **self._live_timer(running, request)}
-
-    def mark(self, selected: str | None, request: gr.Request) -> str:
-        _, texts, running = self._shown(selected, request)
-        return digest_of([*texts, str(running)]).hex()
-
-    def _shown(self, selected: str | None, request: gr.Request) -> tuple[list[Pause], list[str], bool]:
+    def paused_shown(self, selected: str | None, request: gr.Request) -> tuple[Any, list[str]]:
+        """The section's refresh: the paused jobs."""
         pauses = self.h.paused(request)
         texts = [str(cell) for p in pauses for cell in (p.job, p.until, p.reason, p.user, p.since)]
-        running = bool(selected) and any(v.name == selected and v.state is JobState.RUNNING
-                                         for v in self.h.jobs.job_list(request).views)
-        return pauses, texts, running
+        return {self.parts.paused: paused_frame(pauses)}, texts
+
+    def live_shown(self, selected: str | None, request: gr.Request) -> tuple[Any, list[str]]:
+        """The section's refresh: the live output's timer, on while the selected job runs."""
+        running = bool(selected) and self.h.jobs.job_list(request).state_of(selected) is JobState.RUNNING
+        return {self.parts.timer: gr.Timer(active=running)}, [str(running)]
 
     def _live_timer(self, on: bool, request: gr.Request) -> Any:
-        if self.refresh.sent.news(request, "live", b"on" if on else b"off"):
-            return {self.parts.timer: gr.Timer(active=on)}
-        return {self.parts.timer: gr.skip()}
+        """The timer turns itself off once the run ended (told to the refresh, which turns it on)."""
+        return self.refresh.if_changed(request, "live", {self.parts.timer: gr.Timer(active=on)}, [str(on)])
 
 
 def add_controls(layout: JobsLayout, handlers: JobsHandlers) -> ControlParts:
@@ -238,7 +230,8 @@ def add_controls(layout: JobsLayout, handlers: JobsHandlers) -> ControlParts:
     if root is not None:
         root.load(ev.control_setup, None, [parts.admin], **quiet)
         root.load(ev.paused_jobs, None, [parts.paused], **quiet)
-    layout.refresh.add([parts.paused, parts.timer], ev.refreshed, ev.mark)
+    layout.refresh.add("paused", [parts.paused], ev.paused_shown)
+    layout.refresh.add("live", [parts.timer], ev.live_shown)
     live = [parts.live_head, parts.live, parts.timer]
     parts.timer.tick(ev.live_output, [layout.job], live, **quiet)
     layout.job.change(ev.live_output, [layout.job], live, **quiet)

@@ -101,7 +101,6 @@ class SectionEvents:
         the table and the job choices, then what the other parts add (:mod:`jobfsm.admin.refresh`)."""
         listing = self.h.job_list(request)
         board = self.boards.board(listing)
-        state = next((v.state for v in listing.views if v.name == selected), None)
         # Refresh the choices but leave the selection alone: this runs on a timer, and a tick
         # that started before the user (or a save) changed the selection must not revert it.
         # Only a job that is gone is unselected.
@@ -115,7 +114,7 @@ class SectionEvents:
         return {
             **(refresh.if_changed(request, "jobs", jobs, [board.digest.hex()]) if keep else jobs),
             # drawn only while its tab shows (the tab's own select draws it when it opens)
-            self.ui.diagram: diagram_html(state) if tab == LIFECYCLE_TAB else gr.skip(),
+            self.ui.diagram: diagram_html(listing.state_of(selected)) if tab == LIFECYCLE_TAB else gr.skip(),
             **refresh.updates(selected, request),
         }
 
@@ -123,8 +122,7 @@ class SectionEvents:
         """The timer's look: a word that changes whenever the refresh would send something (the
         table, the selected job's state where the diagram shows, each other part's mark)."""
         listing = self.h.job_list(request)
-        state = next((v.state for v in listing.views if v.name == selected), None)
-        diagram = f"{selected}:{state}" if tab == LIFECYCLE_TAB else ""
+        diagram = f"{selected}:{listing.state_of(selected)}" if tab == LIFECYCLE_TAB else ""
         parts = [self.boards.board(listing).digest.hex(), diagram, *self.ui.refresh.marks(selected, request)]
         return digest_of(parts).hex()
 

@@ -16,7 +16,7 @@ import gradio as gr
 import pandas as pd
 
 from jobfsm.admin.handlers import JobsHandlers, guarded
-from jobfsm.admin.refresh import Refresh, digest_of
+from jobfsm.admin.refresh import Refresh, frame_texts
 from jobfsm.admin.views import fmt_time
 from jobfsm.service.nodes import NodeView
 
@@ -80,20 +80,13 @@ def add_nodes_view(jobs: JobsHandlers, refresh: Refresh) -> gr.Dataframe:
         views = handlers.nodes(request)
         return nodes_summary(views), nodes_frame(views)
 
-    def shown(request: gr.Request) -> tuple[str, pd.DataFrame, list[str]]:
+    def shown(selected: str | None, request: gr.Request) -> tuple[dict[Any, Any], list[str]]:
         text, frame = nodes_table(request)
-        return text, frame, [text, *(str(cell) for row in frame.itertuples(index=False) for cell in row)]
-
-    def refreshed(selected: str | None, request: gr.Request) -> dict[Any, Any]:
-        text, frame, texts = shown(request)
-        return refresh.if_changed(request, "nodes", {summary: text, table: frame}, texts)
-
-    def mark(selected: str | None, request: gr.Request) -> str:
-        return digest_of(shown(request)[2]).hex()
+        return {summary: text, table: frame}, [text, *frame_texts(frame)]
 
     quiet: dict[str, Any] = {"show_progress": "hidden"}
     root = gr.context.Context.root_block
     if root is not None:  # its own endpoint (``nodes_table``), for scripts; the page's refresh adds it
         root.load(nodes_table, None, [summary, table], **quiet)
-    refresh.add([summary, table], refreshed, mark)
+    refresh.add("nodes", [summary, table], shown)
     return table

@@ -27,10 +27,9 @@ SESSIONS_KEPT = 1000
 
 Updates = dict[Any, Any]
 """Gradio updates by component: the components an event lists and this leaves out are skipped."""
-Contribution = Callable[[str | None, gr.Request], Updates]
-"""A part of the refresh: (the selected job, the caller) to updates by component."""
-Mark = Callable[[str | None, gr.Request], str]
-"""A part's mark: (the selected job, the caller) to a text that changes when its updates would."""
+Shown = Callable[[str | None, gr.Request], tuple[Updates, list[str]]]
+"""A part of the refresh: (the selected job, the caller) to its updates by component and the
+texts they show (the part's mark is made of those, and a page is sent it when they changed)."""
 
 
 def digest_of(parts: Iterable[str]) -> bytes:
@@ -38,6 +37,11 @@ def digest_of(parts: Iterable[str]) -> bytes:
     for part in parts:
         digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
     return digest.digest()
+
+
+def frame_texts(frame: Any) -> list[str]:
+    """Every cell of a pandas frame, row by row, as text."""
+    return [str(cell) for row in frame.itertuples(index=False) for cell in row]
 
 
 class Sent:
@@ -72,21 +76,22 @@ class Refresh:
     def __init__(self) -> None:
         self.outputs: list[Any] = []
         self.sent = Sent()
-        self._parts: list[tuple[Contribution, Mark]] = []
+        self._parts: list[tuple[str, Shown]] = []
 
-    def add(self, outputs: Sequence[Any], contribution: Contribution, mark: Mark) -> None:
+    def add(self, part: str, outputs: Sequence[Any], shown: Shown) -> None:
         """Add a part (before the section is wired: the event's outputs are fixed then)."""
         self.outputs.extend(outputs)
-        self._parts.append((contribution, mark))
+        self._parts.append((part, shown))
 
     def updates(self, selected: str | None, request: gr.Request) -> Updates:
+        """What each part sends the caller's page: its updates, or skips where it has them."""
         merged: Updates = {}
-        for contribution, _ in self._parts:
-            merged.update(contribution(selected, request))
+        for part, shown in self._parts:
+            merged.update(self.if_changed(request, part, *shown(selected, request)))
         return merged
 
     def marks(self, selected: str | None, request: gr.Request) -> list[str]:
-        return [mark(selected, request) for _, mark in self._parts]
+        return [digest_of(shown(selected, request)[1]).hex() for _, shown in self._parts]
 
     def if_changed(self, request: gr.Request, part: str, updates: Updates, texts: Iterable[str]) -> Updates:
         """``updates`` when ``texts`` (what they show) differ from what the caller's page was
@@ -126,5 +131,5 @@ def _render(listing: JobList) -> Board:
     frame = views.jobs_frame(jobs)
     counts = views.counts_markdown(views.state_counts(jobs))
     names = [str(v.name) for v in jobs]
-    cells = (cell for row in frame.itertuples(index=False) for cell in row)
-    return Board(listing.generation, names, counts, views.styled_jobs(frame), digest_of((counts, *names, *cells)))
+    return Board(listing.generation, names, counts, views.styled_jobs(frame),
+                 digest_of((counts, *names, *frame_texts(frame))))

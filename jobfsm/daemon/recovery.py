@@ -9,7 +9,6 @@ processes there, out of reach.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from datetime import datetime
 
 from jobfsm.lifecycle import Announcer, RunLost
@@ -22,6 +21,7 @@ from jobfsm.nodes import (
 )
 from jobfsm.runs.lost import RunTag, end_run_processes
 from jobfsm.store import DeadNode, RunRecord, Store
+from jobfsm.store.abc import Changes
 
 LOST_KILL_GRACE_SECONDS = 2.0
 """The processes of a lost run get this long between SIGTERM and SIGKILL (nobody waits for
@@ -33,9 +33,9 @@ class LostRuns:
 
     def __init__(self, store: Store, events: Announcer, *, node: str, dead_after: float) -> None:
         self._store, self._events, self._node, self._dead_after = store, events, node, dead_after
-        self._quiet: Hashable | None = None
-        """The store's change mark when a look found no run of another node: until it moves,
-        nothing can have changed that (an idle daemon looks every few seconds)."""
+        self._changes = Changes(store)
+        """Until the store changes after a look that found no run of another node, there is
+        nothing to look for (an idle daemon looks every few seconds)."""
 
     def reap(self, now: datetime, *, found: str = "") -> list[DeadNode]:
         """Mark lost the running runs of every dead node: the nodes found dead, each with the
@@ -45,13 +45,12 @@ class LostRuns:
         age again under a row lock, so a node that beat meanwhile keeps its runs); a node of this
         host whose process is gone is dead at once, and one whose process lives is not (a
         ``jobfsm run`` running a job without a daemon, which never beats)."""
-        mark = self._store.change_mark()  # before the read: a write after it moves the mark
-        if mark is not None and mark == self._quiet:
+        if not self._changes.look():
             return []
         others = [r for r in self._store.list_runs(status=RunStatus.RUNNING) if r.node != self._node]
-        self._quiet = None if others else mark
         if not others:
             return []
+        self._changes.forget()  # runs of other nodes: alive now, perhaps not at the next look
         host = this_host()
         beats = {n.node: n for n in self._store.nodes(seen_within=_FOREVER, dead_after=self._dead_after, at=now)}
         dead_nodes: list[DeadNode] = []

@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from jobfsm.clock import Clock
@@ -21,7 +20,7 @@ from jobfsm.model import JobConfig, NotifyEvent, RunStatus, Trigger
 from jobfsm.notify.dispatcher import Delivery, DeliveryError, Dispatcher
 from jobfsm.notify.misses import MissCause, miss_of
 from jobfsm.notify.notice import Notice, last_line
-from jobfsm.notify.settings import NotifySettings, Targets
+from jobfsm.notify.settings import NotifySettings, SmtpServer, Targets
 from jobfsm.notify.streaks import Streaks
 from jobfsm.store.abc import RunRecord
 
@@ -155,7 +154,7 @@ class Notifier:
             url = targets.webhook
             self.dispatcher.submit(Delivery(
                 f"{event.value} of job {job!r} to {url}",
-                lambda: _webhook().post(url, notice.get(), secret=settings.secret, timeout=settings.timeout_seconds),
+                lambda: _post(url, notice.get(), settings),
             ))
         if targets.email:
             to = targets.email
@@ -165,22 +164,22 @@ class Notifier:
             else:
                 self.dispatcher.submit(Delivery(
                     f"{event.value} of job {job!r} to {', '.join(to)}",
-                    lambda: _email().send(server, to, notice.get(), timeout=settings.timeout_seconds),
+                    lambda: _mail(server, to, notice.get(), settings),
                 ))
 
 
-def _webhook() -> ModuleType:
-    """Imported with the first notice (on a delivery thread): a daemon that notifies nobody
-    does not load ``urllib.request``, ``smtplib``, ``ssl`` and ``email``."""
-    from jobfsm.notify import webhook
+# The senders are imported with the first notice, on a delivery thread: a daemon that notifies
+# nobody does not load urllib.request, smtplib, ssl and email.
+def _post(url: str, notice: Notice, settings: NotifySettings) -> None:
+    from jobfsm.notify.webhook import post
 
-    return webhook
+    post(url, notice, secret=settings.secret, timeout=settings.timeout_seconds)
 
 
-def _email() -> ModuleType:
-    from jobfsm.notify import email
+def _mail(server: SmtpServer, to: tuple[str, ...], notice: Notice, settings: NotifySettings) -> None:
+    from jobfsm.notify.email import send
 
-    return email
+    send(server, to, notice, timeout=settings.timeout_seconds)
 
 
 def _no_smtp() -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +36,7 @@ from jobfsm.config.watch import DirectoryWatcher
 from jobfsm.errors import JobNotFoundError, JobsDirectoryError
 from jobfsm.model import JobState
 from jobfsm.service.views import JobView, job_view
-from jobfsm.store.abc import RunRecord, Store
+from jobfsm.store.abc import Changes, RunRecord, Store
 from jobfsm.store.control import Pause
 
 STORE_MAX_AGE_SECONDS = 1.0
@@ -51,13 +50,16 @@ class JobList:
     generation: int
     """Moves whenever the list is rebuilt."""
 
+    def state_of(self, name: str | None) -> JobState | None:
+        """The state the list shows for job ``name`` (None: no such job, or none)."""
+        return next((v.state for v in self.views if v.name == name), None)
+
 
 @dataclass(frozen=True, slots=True)
 class _Stored:
     states: dict[str, JobState]
     latest: dict[str, RunRecord]
     pauses: dict[str, Pause]
-    mark: Hashable | None
     read_at: float
 
 
@@ -72,6 +74,7 @@ class JobLister:
         self._lock = threading.Lock()
         self._reports: dict[str, tuple[_StatKey, JobFile, FileReport | None]] = {}
         self._stored: _Stored | None = None
+        self._changes = Changes(store)
         self._list: JobList | None = None
         self._built_files: tuple[tuple[str, _StatKey], ...] = ()
         self._built_stored: _Stored | None = None
@@ -104,7 +107,7 @@ class JobLister:
                 generation = self._list.generation + 1 if self._list is not None else 1
                 self._list = JobList(views, generation)
             self._built_files, self._built_stored = files, stored
-            self._valid_until = _valid_until(self._list.views, stored.pauses.values(), now)
+            self._valid_until = _valid_until(self._list.views)
             return self._list
 
     def _views_now(self, stored: _Stored, now: datetime) -> tuple[JobView, ...]:
@@ -161,14 +164,13 @@ class JobLister:
         return tuple(seen)
 
     def _read_store(self, now: datetime) -> _Stored:
-        mark = self._store.change_mark()
+        changed = self._changes.look()
         read_at = self._clock.monotonic()
         old = self._stored
-        if old is not None and (mark == old.mark if mark is not None
-                                else read_at - old.read_at < STORE_MAX_AGE_SECONDS):
+        if old is not None and (not changed or (self._changes.blind and read_at - old.read_at < STORE_MAX_AGE_SECONDS)):
             return old
         self._stored = _Stored(self._store.all_states(), self._store.latest_runs(),
-                               {p.job: p for p in self._store.list_pauses()}, mark, read_at)
+                               {p.job: p for p in self._store.list_pauses()}, read_at)
         return self._stored
 
 
@@ -182,14 +184,16 @@ def _active(pauses: dict[str, Pause], name: str, now: datetime) -> Pause | None:
     return pause if pause is not None and pause.active(now) else None
 
 
+def _ends(view: JobView) -> list[datetime]:
+    """When ``view`` starts to read differently by the clock alone: its next fire, its pause's end."""
+    return [t for t in (view.next_run, view.pause.until if view.pause else None) if t is not None]
+
+
 def _still_valid(view: JobView, now: datetime) -> bool:
-    ends = [t for t in (view.next_run, view.pause.until if view.pause else None) if t is not None]
-    return all(now < t for t in ends)
+    return all(now < t for t in _ends(view))
 
 
-def _valid_until(views: tuple[JobView, ...], pauses: Iterable[Pause], now: datetime) -> datetime | None:
-    """The first time at which a view would read differently: a next fire, a pause's end."""
-    times = [v.next_run for v in views if v.next_run is not None]
-    times += [p.until for p in pauses if p.until is not None and p.until > now]
-    return min(times, default=None)
+def _valid_until(views: tuple[JobView, ...]) -> datetime | None:
+    """The first time at which a view of the list would read differently."""
+    return min((t for view in views for t in _ends(view)), default=None)
 

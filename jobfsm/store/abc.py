@@ -6,6 +6,7 @@ test suite (``tests/test_store.py``, parametrized over every backend by one fixt
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -221,6 +222,33 @@ class Heartbeat:
     host: str
     started_at: datetime
     last_seen: datetime
+
+
+class Changes:
+    """Whether a store may have changed since the last :meth:`look`, by its change mark
+    (:meth:`Store.change_mark`); safe from any thread."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._seen: Hashable | None = None
+        self.blind = True
+        """The store had no mark at the last look: it cannot tell (then every look says changed)."""
+
+    def look(self) -> bool:
+        """False only when certainly nothing was committed since the previous look. Take it
+        before reading the store: a write after it moves the mark for the next look."""
+        with self._lock:
+            mark = self._store.change_mark()
+            self.blind = mark is None
+            changed = mark is None or mark != self._seen
+            self._seen = mark
+            return changed
+
+    def forget(self) -> None:
+        """The next look says changed (what was read must be read again)."""
+        with self._lock:
+            self._seen = None
 
 
 class Store(ABC):

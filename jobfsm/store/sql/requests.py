@@ -7,14 +7,12 @@ rings the bell (:mod:`jobfsm.store.bell`) after it commits.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Hashable
 from datetime import datetime
 
 from sqlalchemy import and_, delete, insert, select, update
 
 from jobfsm.errors import TriggerRequestNotFoundError
-from jobfsm.store.abc import TriggerRequest
+from jobfsm.store.abc import Changes, TriggerRequest
 from jobfsm.store.control import KILL_PENDING, KillRequest, KillRequestNotFoundError, Pause
 from jobfsm.store.sql.core import SqlCore
 from jobfsm.store.sql.engine import upsert
@@ -25,8 +23,7 @@ from jobfsm.store.sql.tables import job_pauses, kill_requests, trigger_requests
 class SqlRequests(SqlCore):
     def _prepare(self) -> None:
         super()._prepare()
-        self._requests_mark: Hashable | None = None
-        self._requests_mark_lock = threading.Lock()
+        self._request_changes = Changes(self)
 
     # -- manual trigger requests -----------------------------------------------------------
     def request_trigger(self, job: str, *, user: str, at: datetime) -> TriggerRequest:
@@ -59,13 +56,7 @@ class SqlRequests(SqlCore):
     def _database_changed(self) -> bool:
         """False only when certainly nothing was committed since the last call (by
         :meth:`change_mark`); always True where the store cannot tell."""
-        if self._in_batch() is not None:
-            return True
-        with self._requests_mark_lock:
-            mark = self.change_mark()
-            changed = mark is None or mark != self._requests_mark
-            self._requests_mark = mark
-            return changed
+        return self._in_batch() is not None or self._request_changes.look()
 
     def resolve_trigger_request(self, request_id: int, run_id: int) -> None:
         stmt = update(trigger_requests).where(trigger_requests.c.id == request_id).values(run_id=run_id)
