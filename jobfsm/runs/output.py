@@ -57,7 +57,8 @@ def read_tail(path: str | Path, tail_bytes: int) -> str:
     """The output file as text, bounded: all of it up to ``2 * tail_bytes`` bytes, else the
     first and the last ``tail_bytes`` around an ``[... N bytes omitted ...]`` line.
 
-    Decoded as UTF-8 with replacement characters; never reads more than ``2 * tail_bytes``.
+    Decoded as UTF-8 with replacement characters, a NUL byte too (PostgreSQL's text refuses
+    it, and a refused finish would read as a store outage); never reads more than ``2 * tail_bytes``.
     A missing file reads as empty; one that cannot be read (permissions, too many open files)
     reads as a line saying why, never an exception: the run's result must still be recorded.
     """
@@ -72,7 +73,7 @@ def read_tail(path: str | Path, tail_bytes: int) -> str:
     try:
         size = os.fstat(fd).st_size
         if size <= 2 * tail_bytes:
-            return os.read(fd, 2 * tail_bytes).decode("utf-8", errors="replace")
+            return _text(os.read(fd, 2 * tail_bytes))
         head = os.pread(fd, tail_bytes, 0)
         tail = os.pread(fd, tail_bytes, size - tail_bytes)
     except OSError as exc:
@@ -80,8 +81,8 @@ def read_tail(path: str | Path, tail_bytes: int) -> str:
     finally:
         os.close(fd)
     omitted = size - len(head) - len(tail)
-    return (
-        head.decode("utf-8", errors="replace")
-        + OMITTED_MARKER.format(n=omitted)
-        + tail.decode("utf-8", errors="replace")
-    )
+    return _text(head) + OMITTED_MARKER.format(n=omitted) + _text(tail)
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
