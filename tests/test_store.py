@@ -1158,7 +1158,7 @@ def test_idle_trigger_polls_skip_the_query_but_never_miss_a_request(tmp_path: Pa
 
 def test_a_chunk_of_claims_is_one_statement_and_of_finishes_two(sql_url: str) -> None:
     """What makes the batch methods fast: a chunk of claims is one INSERT (ON CONFLICT DO NOTHING
-    RETURNING included): over arrays on PostgreSQL, SQLAlchemy's "insertmanyvalues" on SQLite."""
+    RETURNING included): over a JSON recordset on PostgreSQL, SQLAlchemy's "insertmanyvalues" on SQLite."""
     store = SqlStore(sql_url)
     try:
         claim(store, "job-0", 0)
@@ -1170,7 +1170,7 @@ def test_a_chunk_of_claims_is_one_statement_and_of_finishes_two(sql_url: str) ->
         ids = [r.id for r in runs if r is not None]
         sqlite = sql_url.startswith("sqlite")
         store.finish_runs([finish(run_id) for run_id in ids])
-        # PostgreSQL: one UPDATE over arrays that returns each status before (no lookup to race
+        # PostgreSQL: one UPDATE over a JSON recordset that returns each status before (no lookup to race
         # another host's prune); SQLite, whose writer holds the file: a lookup, then the UPDATE
         assert sent == (["SELECT", "UPDATE"] if sqlite else ["WITH"])
         sent.clear()

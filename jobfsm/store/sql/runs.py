@@ -8,7 +8,7 @@
   error). Manual runs have ``scheduled_for`` NULL, and both backends treat NULLs in a unique
   key as distinct, so they never conflict.
 - **A burst is recorded a chunk at a time.** ``claim_runs`` is one statement: on PostgreSQL
-  over arrays (:mod:`jobfsm.store.sql.arrays`), on SQLite an executemany that SQLAlchemy's
+  over one JSON parameter (:mod:`jobfsm.store.sql.bulk`), on SQLite an executemany that SQLAlchemy's
   "insertmanyvalues" sends as one multi-row ``INSERT`` per 1000 rows; ``finish_runs`` looks
   every run up first (finish_run's warnings, and an unknown id raises before anything is
   written), then updates them in one statement (PostgreSQL) or an executemany per set of
@@ -40,7 +40,7 @@ from jobfsm.clock import utc
 from jobfsm.errors import RunNotFoundError, StoreError
 from jobfsm.model import Outcome, RunStatus, Trigger
 from jobfsm.store.abc import Claim, Finish, RunRecord
-from jobfsm.store.sql import arrays
+from jobfsm.store.sql import bulk
 from jobfsm.store.sql.core import SqlCore
 from jobfsm.store.sql.engine import reason
 from jobfsm.store.sql.rows import run_record
@@ -184,7 +184,7 @@ class SqlRuns(SqlCore):
         if not fires:
             return
         values = [_claim_values(claims[i]) for i in fires.values()]
-        for row in conn.execute(self._claim, values) if self._is_sqlite else arrays.claim(conn, values):
+        for row in conn.execute(self._claim, values) if self._is_sqlite else bulk.claim(conn, values):
             i = fires.pop((row.job, row.scheduled_for, row.attempt), -1)
             if i < 0:  # raised inside the transaction, so that it rolls back
                 raise StoreError(
@@ -223,7 +223,7 @@ class SqlRuns(SqlCore):
         return run_record(row)
 
     def finish_runs(self, finishes: Sequence[Finish]) -> None:
-        """On PostgreSQL one ``UPDATE`` over arrays that returns each run's status before it; on
+        """On PostgreSQL one ``UPDATE`` over a JSON recordset that returns each run's status before it; on
         SQLite one lookup of every run, then one executemany ``UPDATE`` per set of columns (with
         and without ``message``). An unknown id raises, and nothing is written; a run that was
         not running is written and warned of.
@@ -244,7 +244,7 @@ class SqlRuns(SqlCore):
             if self._is_sqlite:
                 found = self._finish_executemany(conn, final)
             else:
-                found = arrays.finish(conn, [{"run_id": run_id, **values} for run_id, values in final.items()])
+                found = bulk.finish(conn, [{"run_id": run_id, **values} for run_id, values in final.items()])
             missing = next((run_id for run_id, _ in given if run_id not in found), None)
             if missing is not None:
                 raise RunNotFoundError(missing)
@@ -378,7 +378,7 @@ class SqlRuns(SqlCore):
         return run_record(row) if row is not None else None
 
     def claimed_fires(self, fires: Sequence[tuple[str, datetime, int]]) -> set[tuple[str, datetime, int]]:
-        """On PostgreSQL one query over arrays; on SQLite one per fire time and chunk of jobs (a
+        """On PostgreSQL one query over a JSON recordset; on SQLite one per fire time and chunk of jobs (a
         burst is one time), filtered here."""
         wanted = {(job, utc(at), attempt) for job, at, attempt in fires}
         by_time: dict[datetime, set[str]] = {}
@@ -386,7 +386,7 @@ class SqlRuns(SqlCore):
             by_time.setdefault(at, set()).add(job)
         if not self._is_sqlite:
             with self._read() as conn:
-                return arrays.claimed(conn, sorted(wanted))
+                return bulk.claimed(conn, sorted(wanted))
         found: set[tuple[str, datetime, int]] = set()
         stmt = select(runs.c.job, runs.c.scheduled_for, runs.c.attempt).where(
             runs.c.scheduled_for == bindparam("at", type_=UTCDateTime),
