@@ -388,3 +388,27 @@ def test_messages_never_render_markup(browser: object, server: AdminServer) -> N
     assert not [u for u in asked if u.rstrip("/").endswith("/x")], asked
     shot(page, "13-markup-name")
     page.context.close()
+
+
+def test_an_unexpected_error_shows_as_text(browser: object, server: AdminServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defect 7, for exceptions that are no refusal: Stop run meets an error whose message holds
+    markup (a bug, a store gone wrong); the pop-up shows the markup as typed, no <img> appears."""
+    message = "store says <img src=x onerror=alert(1)>"
+
+    def fail(*args: object, **kwargs: object) -> object:
+        raise RuntimeError(message)
+
+    monkeypatch.setattr(server.service, "kill_run", fail)
+    page = sign_in(browser, server, "alice")
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))  # type: ignore[attr-defined]
+    select_job(page, "backup", form=False)
+    page.once("dialog", lambda dialog: dialog.accept())  # type: ignore[attr-defined]
+    page.click("#jobfsm-kill")  # type: ignore[attr-defined]
+    toast = page.locator(".toast-body").filter(has_text="store says")  # type: ignore[attr-defined]
+    toast.first.wait_for()
+    assert message in toast.first.inner_text()
+    assert page.locator("img[src='x']").count() == 0  # type: ignore[attr-defined]
+    assert not [u for u in asked if u.rstrip("/").endswith("/x")], asked
+    shot(page, "14-unexpected-error", ".toast-body >> nth=0")
+    page.context.close()

@@ -416,20 +416,68 @@ def test_uploads_are_capped_for_every_user(server: AdminServer) -> None:
 
 
 def test_a_job_name_in_an_error_comes_back_as_text(server: AdminServer) -> None:
-    """Defect 7: a file name with markup, selected: the message is text (escaped for Gradio's
-    HTML pop-up, or plain in the Result box), never markup."""
+    """Defect 7: a file name with markup, selected: the refusal is an answer, not a pop-up; its
+    message names the file as typed, in the Result box (a Textbox: text), marked as a failure."""
     name = "<img src=x onerror=alert(7)>"
     (server.jobs / f"{name}.json").write_text("{}", encoding="utf-8")
     try:
         session = login(server, "alice")
         event, payload = call(session, server, "select", [name])
-        if event == "error":
-            assert "<img" not in str(payload.get("error")) and "&lt;img" in str(payload.get("error"))
-        else:
-            assert event == "complete", payload
-            assert name in str(value(payload[STATUS]))  # a Textbox: shown as typed
+        assert event == "complete", payload
+        status = payload[STATUS]
+        assert str(value(status)).startswith("✗ ") and name in str(value(status)), status
+        assert "jobfsm-failed" in status["elem_classes"]
     finally:
         (server.jobs / f"{name}.json").unlink()
+
+
+def _gradio_blocks(server: AdminServer) -> object:
+    gradio_app = next(r.app for r in server.app.routes if getattr(r, "path", None) == "" and hasattr(r, "app"))
+    return gradio_app.get_blocks()
+
+
+def test_every_event_of_the_page_goes_through_as_text(server: AdminServer) -> None:
+    """Defect 7, the rule in one place: every Python function the page's events call (the
+    section's, run control's, the Nodes view's) is wrapped by ``events.as_text``."""
+    fns = [block_fn for block_fn in _gradio_blocks(server).fns.values() if block_fn.fn is not None]  # type: ignore[attr-defined]
+    assert len(fns) > 30
+    bare = sorted({block_fn.name for block_fn in fns if not getattr(block_fn.fn, "__jobfsm_as_text__", False)})
+    assert bare == []
+
+
+MESSAGE = "store says <img src=x onerror=alert(1)>"
+BROKEN = [
+    ("do_kill", ["hello"], "service.kill_run"),
+    ("do_pause", ["hello", "", "a reason"], "service.pause_job"),
+    ("do_resume", ["hello"], "service.resume_job"),
+    ("live_output", ["hello"], "control.live_output"),
+    ("paused_jobs", [], "control.active_pauses"),
+    ("control_setup", [], "control.active_pauses"),
+    ("nodes_table", [], "service.nodes"),
+]
+"""Run control's and the Nodes view's events, and what to break under each (the service's
+method, or a function of ``jobfsm.service.control``)."""
+
+
+@pytest.mark.parametrize(("api", "data", "broken"), BROKEN, ids=[b[0] for b in BROKEN])
+def test_an_unexpected_error_comes_back_as_text(
+    server: AdminServer, monkeypatch: pytest.MonkeyPatch, api: str, data: list[object], broken: str
+) -> None:
+    """Defect 7: an exception that is no refusal (a bug, a store gone wrong) whose message holds
+    markup reaches Gradio's pop-up (which renders HTML) escaped: the user reads the markup."""
+    import html
+
+    import jobfsm.service.control
+
+    def fail(*args: object, **kwargs: object) -> object:
+        raise RuntimeError(MESSAGE)
+
+    owner, attr = broken.split(".")
+    monkeypatch.setattr(server.service if owner == "service" else jobfsm.service.control, attr, fail)
+    session = login(server, "alice")
+    event, payload = call(session, server, api, data)
+    assert event == "error", payload
+    assert payload["error"] == html.escape(MESSAGE), payload
 
 
 def test_a_viewer_gets_no_audit_tab_and_a_read_only_definition(server: AdminServer) -> None:

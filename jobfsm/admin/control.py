@@ -4,9 +4,11 @@ reason and end), and the selected job's running output as it is written.
 Added to the jobs section by :func:`add_controls` (one call, after the section's own layout and
 events), so the rest of the page knows nothing of it. The same rules as the rest of the page:
 every entry point is a :func:`~jobfsm.admin.handlers.guarded` method (the role is checked on the
-server, a refused change is audited), the service does the work and audits it, and everything
-that shows a job's data (a pause's reason, a run's output) is a Textbox or a Dataframe of ``str``
-cells, which Gradio shows as text. See docs/operations-control.md.
+server, a refused change is audited), the service does the work and audits it, everything that
+shows a job's data (a pause's reason, a run's output) is a Textbox or a Dataframe of ``str``
+cells, which Gradio shows as text, and every event goes through
+:func:`~jobfsm.admin.events.as_text` (an unexpected error reaches the pop-up as text too). See
+docs/operations-control.md.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from jobfsm.admin.events import as_text
 from jobfsm.admin.handlers import ANONYMOUS, ActionResult, JobsHandlers, guarded
 from jobfsm.admin.layout import JobsLayout
 from jobfsm.admin.refresh import Refresh
@@ -225,22 +228,24 @@ def add_controls(layout: JobsLayout, handlers: JobsHandlers) -> ControlParts:
     with layout.accordion:
         parts = _parts()
     ev = ControlEvents(ControlHandlers(handlers), parts, layout.refresh)
+    t = as_text  # every event, as in the rest of the section (the refresh parts run inside its own)
     quiet: dict[str, Any] = {"show_progress": "hidden"}
     root = gr.context.Context.root_block
     if root is not None:
-        root.load(ev.control_setup, None, [parts.admin], **quiet)
-        root.load(ev.paused_jobs, None, [parts.paused], **quiet)
+        root.load(t(ev.control_setup), None, [parts.admin], **quiet)
+        root.load(t(ev.paused_jobs), None, [parts.paused], **quiet)
     layout.refresh.add("paused", [parts.paused], ev.paused_shown)
     layout.refresh.add("live", [parts.timer], ev.live_shown)
     live = [parts.live_head, parts.live, parts.timer]
-    parts.timer.tick(ev.live_output, [layout.job], live, **quiet)
-    layout.job.change(ev.live_output, [layout.job], live, **quiet)
-    parts.kill.click(ev.do_kill, [layout.job], [parts.status], js=KILL_JS).then(
-        ev.paused_jobs, None, [parts.paused], **quiet)
-    parts.open_pause.click(ev.pause_form, None, [parts.pause_row], **quiet)
-    parts.pause.click(ev.do_pause, [layout.job, parts.until, parts.reason], [parts.status, parts.pause_row]).then(
-        ev.paused_jobs, None, [parts.paused], **quiet)
-    parts.resume.click(ev.do_resume, [layout.job], [parts.status]).then(ev.paused_jobs, None, [parts.paused], **quiet)
+    parts.timer.tick(t(ev.live_output), [layout.job], live, **quiet)
+    layout.job.change(t(ev.live_output), [layout.job], live, **quiet)
+    parts.kill.click(t(ev.do_kill), [layout.job], [parts.status], js=KILL_JS).then(
+        t(ev.paused_jobs), None, [parts.paused], **quiet)
+    parts.open_pause.click(t(ev.pause_form), None, [parts.pause_row], **quiet)
+    parts.pause.click(t(ev.do_pause), [layout.job, parts.until, parts.reason], [parts.status, parts.pause_row]).then(
+        t(ev.paused_jobs), None, [parts.paused], **quiet)
+    parts.resume.click(t(ev.do_resume), [layout.job], [parts.status]).then(
+        t(ev.paused_jobs), None, [parts.paused], **quiet)
     return parts
 
 

@@ -57,7 +57,8 @@ def result_box(message: str, ok: bool = True) -> Any:
 
 def as_text(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Every message the page shows is text: an unexpected error (not a refusal, whose message
-    is already escaped) reaches Gradio's pop-up, which renders HTML, escaped."""
+    is already escaped) reaches Gradio's pop-up, which renders HTML, escaped. Every event of
+    the section (its parts' too: run control, nodes) goes through here."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -69,6 +70,7 @@ def as_text(fn: Callable[..., Any]) -> Callable[..., Any]:
             log.warning("admin event %s failed", fn.__name__, exc_info=not isinstance(exc, JobfsmError))
             raise gr.Error(html.escape(str(exc) or type(exc).__name__), title="Error") from None
 
+    wrapper.__jobfsm_as_text__ = True  # type: ignore[attr-defined]
     return wrapper
 
 
