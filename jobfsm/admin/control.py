@@ -6,8 +6,9 @@ events), so the rest of the page knows nothing of it. The same rules as the rest
 every entry point is a :func:`~jobfsm.admin.handlers.guarded` method (the role is checked on the
 server, a refused change is audited), the service does the work and audits it, everything that
 shows a job's data (a pause's reason, a run's output) is a Textbox or a Dataframe of ``str``
-cells, which Gradio shows as text, and every event goes through
-:func:`~jobfsm.admin.events.as_text` (an unexpected error reaches the pop-up as text too). See
+cells, which Gradio shows as text, every event goes through
+:func:`~jobfsm.admin.events.as_text` (an unexpected error reaches the pop-up as text too), and
+the "Run control" box looks like the Result box (:func:`~jobfsm.admin.events.result_box`). See
 docs/operations-control.md.
 """
 
@@ -20,9 +21,9 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from jobfsm.admin.events import as_text
+from jobfsm.admin.events import as_text, result_box
 from jobfsm.admin.handlers import ANONYMOUS, ActionResult, JobsHandlers, guarded
-from jobfsm.admin.layout import JobsLayout
+from jobfsm.admin.layout import STATUS_CLASSES, JobsLayout
 from jobfsm.admin.refresh import Refresh
 from jobfsm.model import JobState, RunStatus
 from jobfsm.store.control import Pause
@@ -165,7 +166,9 @@ def _parts() -> ControlParts:
                                    elem_id="jobfsm-pause-until")
                 reason = gr.Textbox(label="Reason", elem_id="jobfsm-pause-reason")
                 pause = gr.Button("Pause", variant="primary", elem_id="jobfsm-pause")
-            status = gr.Textbox(label="Run control", interactive=False, elem_id="jobfsm-control-status")
+            # the Result box's look: ✓ and a green edge, ✗ and a red one (events.result_box)
+            status = gr.Textbox(label="Run control", interactive=False, elem_id="jobfsm-control-status",
+                                elem_classes=STATUS_CLASSES[None])
         live_head = gr.Textbox(label="Live output", interactive=False, elem_id="jobfsm-live-run")
         live = gr.Textbox(show_label=False, lines=12, max_lines=30, autoscroll=True, interactive=False,
                           elem_id="jobfsm-live-output")
@@ -190,15 +193,17 @@ class ControlEvents:
         self.h.paused(request)
         return gr.update(visible=self.h.jobs.is_admin(request))
 
-    def do_kill(self, name: str | None, request: gr.Request) -> str:
-        return self.h.kill(name or "", request).message
+    def do_kill(self, name: str | None, request: gr.Request) -> Any:
+        result = self.h.kill(name or "", request)
+        return result_box(result.message, ok=result.ok)
 
     def do_pause(self, name: str | None, until: str | None, reason: str | None, request: gr.Request) -> Any:
         result = self.h.pause(name or "", until, reason, request)
-        return result.message, gr.update(visible=not result.ok)
+        return result_box(result.message, ok=result.ok), gr.update(visible=not result.ok)
 
-    def do_resume(self, name: str | None, request: gr.Request) -> str:
-        return self.h.resume(name or "", request).message
+    def do_resume(self, name: str | None, request: gr.Request) -> Any:
+        result = self.h.resume(name or "", request)
+        return result_box(result.message, ok=result.ok)
 
     def paused_jobs(self, request: gr.Request) -> pd.DataFrame:
         return paused_frame(self.h.paused(request))
