@@ -21,6 +21,13 @@ pytestmark = pytest.mark.slow
 XSS = "<img src=x onerror=alert(1)>"
 
 
+def skipped(item: object) -> bool:
+    """Whether a Gradio output is ``gr.skip()``: an update with nothing in it."""
+    if not (isinstance(item, dict) and item.get("__type__") == "update"):
+        return False
+    return set(item) <= {"__type__", "props"} and set(item.get("props") or {}) <= {"__type__"}
+
+
 def value(item: object) -> object:
     """A Gradio output as the page shows it: the value of an update, or the value itself."""
     return item.get("value") if isinstance(item, dict) and item.get("__type__") == "update" else item
@@ -260,6 +267,34 @@ def test_the_timers_look_changes_only_when_the_page_would(server: AdminServer) -
     assert mark(None) == quiet, "nothing shown depends on a selected job that is idle"
     write_job(server.jobs, "hello", schedule="0 9 * * *")
     assert mark("hello") != quiet
+
+
+def test_the_diagram_is_drawn_only_while_its_tab_shows(server: AdminServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defect 3: the refresh neither draws nor sends the lifecycle diagram while another tab
+    shows (a skip: the browser keeps what it has); on the Lifecycle tab it sends the SVG with
+    the selected job's state."""
+    import jobfsm.admin.events
+    from jobfsm.admin.diagram import diagram_html
+    from jobfsm.admin.layout import LIFECYCLE_TAB, TABS
+
+    drawn: list[object] = []
+
+    def drawing(state: object) -> str:
+        drawn.append(state)
+        return diagram_html(state)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jobfsm.admin.events, "diagram_html", drawing)
+    session = login(server, "alice")
+    for tab in [key for key in TABS if key != LIFECYCLE_TAB]:
+        event, payload = call(session, server, "dashboard", ["hello", tab], page=f"on-{tab}")
+        assert event == "complete", payload
+        assert skipped(payload[3]), (tab, payload[3])
+    assert drawn == []
+    event, payload = call(session, server, "dashboard", ["hello", LIFECYCLE_TAB], page="on-lifecycle")
+    assert event == "complete", payload
+    state = server.service.job_list().state_of("hello").value
+    assert "<svg" in str(value(payload[3])) and f'data-state="{state}"' in str(value(payload[3]))
+    assert [str(getattr(shown, "value", shown)) for shown in drawn] == [state]
 
 
 def test_markup_in_job_data_comes_back_as_plain_text(server: AdminServer) -> None:
