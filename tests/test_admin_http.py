@@ -441,13 +441,17 @@ def test_big_output_is_shown_bounded_and_downloaded_whole_without_temporary_file
     assert requests.get(server.url + link, timeout=30).status_code == 401  # no session, no output
 
 
-def test_uploads_are_capped_for_every_user(server: AdminServer) -> None:
+@pytest.mark.parametrize("user", ["victor", "alice"], ids=["viewer", "admin"])
+def test_uploads_are_capped_for_every_user(server: AdminServer, user: str) -> None:
     from jobfsm.admin.section import MAX_UPLOAD_BYTES
 
-    session = login(server, "victor")
+    session = login(server, user)
     big = {"files": ("big.bin", b"x" * (MAX_UPLOAD_BYTES + 1), "application/octet-stream")}
     response = session.post(server.url + "/gradio_api/upload", files=big, timeout=60)
     assert response.status_code == 413, response.text
+    small = {"files": ("small.bin", b"x" * 16, "application/octet-stream")}
+    response = session.post(server.url + "/gradio_api/upload", files=small, timeout=60)
+    assert response.status_code == 200, response.text  # the cap, not a refusal of every upload
 
 
 def test_a_job_name_in_an_error_comes_back_as_text(server: AdminServer) -> None:
