@@ -170,14 +170,12 @@ def main(argv: list[str] | None = None) -> int:
                 return option
 
             def pick_in_logs(name: str, marker: str) -> None:
-                page.get_by_role("tab", name="Logs").click()
                 before = page.evaluate("() => { const t = document.querySelector('#jobfsm-logs textarea');"
                                        " return t ? t.value.slice(0, 200) : ''; }")
                 option = choose(name)
                 timed(f"select {name} (Logs tab)", option.click, "logs", [marker, before])
 
             def pick_in_form(name: str) -> None:
-                page.get_by_role("tab", name="Edit").click()
                 option = choose(name)
                 timed("select small job (Edit tab)", option.click, "name", [name])
 
@@ -186,8 +184,10 @@ def main(argv: list[str] | None = None) -> int:
 
             sign_in()
             for round_no in range(args.rounds):
+                page.get_by_role("tab", name="Logs").click()
                 pick_in_logs("job-00", "small-output 0")
                 pick_in_logs("big", "big-output")
+                page.get_by_role("tab", name="Edit").click()
                 pick_in_form(f"job-{round_no + 1:02d}")
                 for kind, word in (("disable", "Disabled"), ("enable", "Enabled"), ("trigger", "Triggered")):
                     act(kind, f"#jobfsm-{kind}", word)
