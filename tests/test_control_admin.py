@@ -12,7 +12,7 @@ import pytest
 from jobfsm.model import Outcome, RunStatus
 from tests.admin_support import AdminServer, admin_server, call, login, write_job
 from tests.conftest import wait_for
-from tests.test_admin_browser import CHROMIUM, choose, field, shot, sign_in, wait_until
+from tests.test_admin_browser import CHROMIUM, choose, field, row_text, shot, sign_in, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -143,6 +143,8 @@ def test_stop_pause_and_live_output_in_the_browser(server: AdminServer) -> None:
         wait_until(lambda: f"Run {run.id} of 'chatty' (running" in head.input_value(),  # type: ignore[attr-defined]
                    "the live output to follow the new run")
         wait_until(lambda: "tick-2" in live.input_value(), "the live output to show the run")
+        font = page.locator("#jobfsm-live-output textarea").evaluate("t => getComputedStyle(t).fontFamily")
+        assert "mono" in font.lower(), font  # output in a monospace font, as on the Logs tab
         seen = live.input_value().count("tick-")
         wait_until(lambda: live.input_value().count("tick-") >= seen + 3, "the live output to grow, no reload")
         shot(page, "control-01-live-output")
@@ -176,6 +178,7 @@ def test_stop_pause_and_live_output_in_the_browser(server: AdminServer) -> None:
         wait_until(lambda: "rack move" in paused.inner_text() and "2099-06-01 12:00:00+00:00" in paused.inner_text(),
                    "the paused table to show the reason and the end")
         assert page.locator("img[src='x']").count() == 0  # the reason shows as text
+        wait_until(lambda: "killed" in row_text(page, "chatty"), "the table to show the kill")  # for the screenshot
         shot(page, "control-03-paused")
         page.click("#jobfsm-trigger")  # a trigger while paused is recorded as skipped, saying why
         wait_until(lambda: any(r.status is RunStatus.SKIPPED and "rack move" in r.message

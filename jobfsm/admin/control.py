@@ -171,7 +171,7 @@ def _parts() -> ControlParts:
                                 elem_classes=STATUS_CLASSES[None])
         live_head = gr.Textbox(label="Live output", interactive=False, elem_id="jobfsm-live-run")
         live = gr.Textbox(show_label=False, lines=12, max_lines=30, autoscroll=True, interactive=False,
-                          elem_id="jobfsm-live-output")
+                          elem_id="jobfsm-live-output", elem_classes=["jobfsm-mono"])  # like the Logs tab
         timer = gr.Timer(LIVE_SECONDS, active=False)
     return ControlParts(admin, kill, open_pause, pause_row, until, reason, pause, resume, status, paused,
                         live_head, live, timer)
