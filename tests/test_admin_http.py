@@ -297,39 +297,6 @@ def test_the_diagram_is_drawn_only_while_its_tab_shows(server: AdminServer, monk
     assert [str(getattr(shown, "value", shown)) for shown in drawn] == [state]
 
 
-def test_a_selection_sends_the_history_or_the_logs_only_where_their_tab_shows(server: AdminServer) -> None:
-    """Selecting a job loads the form, then only the view whose tab shows (the others load when
-    their tab opens): on the Logs tab, its output and link; on History, its runs; elsewhere,
-    nothing (skips), so a job with big output costs the Edit tab nothing."""
-    from jobfsm.admin.layout import HISTORY_TAB, LOGS_TAB, TABS
-
-    session = login(server, "alice")
-    filters = ["", "", "", "", ""]  # history: status, since, until; logs: search, status
-    for tab in [key for key in TABS if key not in (HISTORY_TAB, LOGS_TAB)]:
-        event, payload = call(session, server, "shown_views", ["hello", tab, *filters])
-        assert event == "complete", payload
-        assert all(skipped(item) for item in payload), (tab, payload)
-    event, payload = call(session, server, "shown_views", ["hello", HISTORY_TAB, *filters])
-    assert event == "complete", payload
-    assert "runs of 'hello'" in str(value(payload[2])) and all(skipped(item) for item in payload[3:])
-    event, payload = call(session, server, "shown_views", ["hello", LOGS_TAB, *filters])
-    assert event == "complete", payload
-    assert all(skipped(item) for item in payload[:3])
-    assert payload[4]["link"] == "/jobfsm/output/hello.txt"
-
-
-def test_the_selected_jobs_views_are_answered_in_the_order_asked(server: AdminServer) -> None:
-    """Opening the Logs tab loads the logs; a search clicked right after must not be overwritten
-    by that answer arriving later (a slow search of the whole files took the opened tab's place
-    in the browser test): every event that fills the history or the logs shares one queue, served
-    one at a time in the order asked."""
-    ids = {"jobfsm-logs", "jobfsm-history-note"}
-    fns = [f for f in _gradio_blocks(server).fns.values()  # type: ignore[attr-defined]
-           if ids & {getattr(o, "elem_id", None) for o in f.outputs}]
-    assert len(fns) >= 6  # two tabs opening, the selection, the filter, Show and the search's Enter
-    assert {(f.concurrency_id, f.concurrency_limit) for f in fns} == {("jobfsm-selected-job-views", 1)}
-
-
 def test_markup_in_job_data_comes_back_as_plain_text(server: AdminServer) -> None:
     session = login(server, "alice")
     event, payload = call(session, server, "do_trigger", ["xss", "", ""])
