@@ -297,6 +297,19 @@ def test_the_diagram_is_drawn_only_while_its_tab_shows(server: AdminServer, monk
     assert [str(getattr(shown, "value", shown)) for shown in drawn] == [state]
 
 
+def test_every_event_that_writes_the_result_box_is_answered_in_the_order_asked(server: AdminServer) -> None:
+    """Gradio answers events of different queues in any order, and the page shows whichever came
+    last. Picking a job sends ``select`` twice (the dropdown fires ``input`` on the pick and on
+    losing focus), and the second answer emptied the Result box of an action clicked right after
+    the pick (1 click in 8 in Chromium). The selection, New job, the actions and the saves share
+    one queue, served one at a time in the order asked."""
+    fns = [f for f in _gradio_blocks(server).fns.values()  # type: ignore[attr-defined]
+           if "jobfsm-status" in {getattr(o, "elem_id", None) for o in f.outputs}]
+    assert len(fns) >= 8, [f.name for f in fns]  # select, new, enable, disable, trigger, delete, 2 saves
+    assert {(f.concurrency_id, f.concurrency_limit) for f in fns} == {("jobfsm-form", 1)}, [
+        (f.name, f.concurrency_id) for f in fns]
+
+
 def test_markup_in_job_data_comes_back_as_plain_text(server: AdminServer) -> None:
     session = login(server, "alice")
     event, payload = call(session, server, "do_trigger", ["xss", "", ""])

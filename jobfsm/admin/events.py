@@ -339,18 +339,23 @@ def wire(ui: JobsLayout, ev: SectionEvents) -> None:
     history_io = ([ui.job, history.status, history.since, history.until], [history.table, history.chart, history.note])
     logs_io = ([ui.job, logs.search, logs.status], [logs.text, logs.download])
     select_out = [*inputs, *errors, ui.version, ui.mode, ui.raw, ui.raw_note, ui.status]
-    ui.job.input(t(ev.select), [ui.job], select_out).then(t(ev.history), *history_io, **quiet).then(
+    # Every event that writes the Result box is answered in the order asked (one queue for them
+    # all): picking a job sends `select` twice (Gradio's dropdown fires `input` on the pick and
+    # again on losing focus), and the second answer could land after, and over, the answer to an
+    # action clicked right after the pick (an empty Result box).
+    form_queue: dict[str, Any] = {"concurrency_id": "jobfsm-form", "concurrency_limit": 1}
+    ui.job.input(t(ev.select), [ui.job], select_out, **form_queue).then(t(ev.history), *history_io, **quiet).then(
         t(ev.logs), *logs_io, **quiet
     ).then(t(ev.dashboard), *dash, **refreshing)
-    ui.actions["new"].click(t(ev.new_job), None, select_out)
+    ui.actions["new"].click(t(ev.new_job), None, select_out, **form_queue)
 
     action_out = [ui.status, ui.version, form.inputs["enabled"], ui.raw]
     for kind in ("enable", "disable", "trigger"):
         ui.actions[kind].click(
-            t(ev.action(kind)), [ui.job, ui.mode, form.inputs["name"]], action_out
+            t(ev.action(kind)), [ui.job, ui.mode, form.inputs["name"]], action_out, **form_queue
         ).then(t(ev.dashboard), *dash, **refreshing)
     ui.actions["delete"].click(
-        t(ev.do_delete), [ui.job, ui.confirm, ui.version], [ui.status, ui.job], js=DELETE_JS
+        t(ev.do_delete), [ui.job, ui.confirm, ui.version], [ui.status, ui.job], js=DELETE_JS, **form_queue
     ).then(t(ev.dashboard), *dash, **refreshing)
 
     schedule, zone = form.inputs["schedule"], form.inputs["timezone"]
@@ -358,8 +363,10 @@ def wire(ui: JobsLayout, ev: SectionEvents) -> None:
         changed(t(ev.cron_helper), [schedule, zone], [form.cron_help, form.errors["schedule"]], **quiet)
 
     save_out = [ui.status, *errors, ui.raw_note, ui.version, ui.mode, form.inputs["name"], ui.job]
-    form.save.click(t(ev.save_form), [ui.mode, ui.version, *inputs], save_out).then(t(ev.dashboard), *dash, **refreshing)
-    ui.save_raw.click(t(ev.save_raw), [ui.mode, form.inputs["name"], ui.version, ui.raw], save_out).then(
+    form.save.click(t(ev.save_form), [ui.mode, ui.version, *inputs], save_out, **form_queue).then(
+        t(ev.dashboard), *dash, **refreshing
+    )
+    ui.save_raw.click(t(ev.save_raw), [ui.mode, form.inputs["name"], ui.version, ui.raw], save_out, **form_queue).then(
         t(ev.dashboard), *dash, **refreshing
     )
 
