@@ -82,7 +82,7 @@ def sign_in(browser: object, server: AdminServer, user: str) -> object:
 DOC_SHOTS = {
     "01-dashboard": "dashboard.png", "09-table": "admin-table.png", "10-lifecycle": "admin-lifecycle.png",
     "11-big-output": "admin-logs.png", "12-invalid-file": "admin-invalid-file.png",
-    "08-viewer-dashboard": "admin-viewer.png",
+    "08-viewer-dashboard": "admin-viewer.png", "control-03-paused": "admin-control.png",
 }
 """The screens docs/admin.md shows, refreshed only on purpose (JOBFSM_UPDATE_DOCS_SCREENSHOT=1)."""
 
