@@ -15,11 +15,12 @@ from jobfsm.cli.parser import PATH_QUOTE_CHARS, UsageError
 from jobfsm.problems import quote
 
 
-def _jobfsm() -> str:
-    """How the unit starts this jobfsm: its console script, else this Python with ``-m``."""
+def _jobfsm() -> list[str]:
+    """How the unit starts this jobfsm (its words): its console script, else this Python with
+    ``-m``."""
     here = Path(sys.executable).parent / "jobfsm"
     found = str(here) if here.is_file() and os.access(here, os.X_OK) else shutil.which("jobfsm")
-    return found or f"{sys.executable} -m jobfsm"
+    return [os.path.abspath(found)] if found else [sys.executable, "-m", "jobfsm"]
 
 
 def _user() -> str:
@@ -30,7 +31,7 @@ def _user() -> str:
 
 
 def cmd_init(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from jobfsm.adopt.scaffold import EXAMPLE_NAME, files
+    from jobfsm.adopt.scaffold import EXAMPLE_NAME, files, unit_trouble
     from jobfsm.config.jobfiles import write_atomic
 
     folder = Path(args.dir).absolute()
@@ -40,7 +41,15 @@ def cmd_init(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise UsageError(f"jobfsm init: error: {shown} is not a folder")
     except OSError as exc:  # a name too long, a loop of links, no permission
         raise UsageError(f"jobfsm init: error: cannot use {shown}: {exc.strerror or exc}") from None
-    planned = files(folder, jobfsm=_jobfsm(), user=_user())
+    try:
+        where = folder.resolve()  # systemd refuses '..' in WorkingDirectory=
+    except (OSError, RuntimeError) as exc:
+        raise UsageError(f"jobfsm init: error: cannot use {shown}: {exc}") from None
+    command = _jobfsm()
+    trouble = unit_trouble(str(where), command[0])
+    if trouble:
+        raise UsageError(f"jobfsm init: error: {trouble}")
+    planned = files(where, jobfsm=command, user=_user())
     existing = [rel for rel in planned if os.path.lexists(folder / rel)]
     if existing:
         for rel in existing:
