@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from jobfsm import __version__
 from jobfsm.adopt.firstrun import render, summarize
 from jobfsm.adopt.scaffold import unit, unit_trouble
 from jobfsm.config.loader import validate_file
@@ -146,6 +147,14 @@ def test_init_makes_a_repository_that_validates_and_whose_ci_step_works(tmp_path
     workflow = yaml.safe_load((repo / ".github/workflows/jobfsm.yml").read_text())
     runs = [step["run"] for step in workflow["jobs"]["validate"]["steps"] if "run" in step]
     assert runs[-1] == "jobfsm validate --format github jobs/"
+    # it installs this version from the package index, and says what to give pip where the team's
+    # index has no jobfsm (the wheel's name as python -m build makes it)
+    assert runs[-2] == f'python -m pip install "jobfsm=={__version__}"'
+    text = (repo / ".github/workflows/jobfsm.yml").read_text()
+    comment = text[:text.index(f"- run: {runs[-2]}")].rsplit("- uses:", 1)[1]
+    assert f"python -m pip install ./wheels/jobfsm-{__version__}-py3-none-any.whl" in comment
+    assert '"jobfsm @ git+https://' in comment and "--index-url <index URL>" in comment
+    assert f"CI installs jobfsm=={__version__} from your package index; if your jobfsm comes from " in done.stdout
     assert jobfsm(*shlex.split(runs[-1])[1:], cwd=repo).returncode == 0
     (repo / "jobs" / "broken.json").write_text(json.dumps(job_doc("broken", schedule="61 * * * *")))
     failed = jobfsm(*shlex.split(runs[-1])[1:], cwd=repo)

@@ -10,7 +10,9 @@
   folder with spaces, quotes, ``%`` or ``$`` in its name works; a name no unit file can hold is
   refused (:func:`unit_trouble`);
 - ``.github/workflows/jobfsm.yml``: CI that runs ``jobfsm validate --format github jobs/`` on
-  every push and pull request (each problem an annotation on its line).
+  every push and pull request (each problem an annotation on its line). It installs
+  ``jobfsm==<this version>``, so CI checks with the schema the files were written for; a comment
+  says what to give pip instead when the team's package index has no jobfsm (a wheel, a git URL).
 """
 
 from __future__ import annotations
@@ -63,7 +65,11 @@ jobs:
       - uses: actions/setup-python@v5
         with:
           python-version: "3.12"
-      # The jobfsm this repository was made with; a wheel's path or a git URL works here too.
+      # The jobfsm this repository was made with, from the package index pip uses. If the team
+      # installs jobfsm from elsewhere, give pip that instead (keep the version):
+      #   a wheel committed here:  python -m pip install ./wheels/jobfsm-{version}-py3-none-any.whl
+      #   a git repository:        python -m pip install "jobfsm @ git+https://<git host>/<group>/jobfsm.git@<tag>"
+      #   the team's own index:    python -m pip install --index-url <index URL> "jobfsm=={version}"
       - run: python -m pip install "jobfsm=={version}"
       - run: jobfsm validate --format github jobs/
 """

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from jobfsm import __version__
 from jobfsm.cli.parser import PATH_QUOTE_CHARS, UsageError
 from jobfsm.problems import quote
 
@@ -70,5 +71,7 @@ def cmd_init(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"  jobfsm enable {EXAMPLE_NAME}          switch the example on (or write your own in jobs/)\n"
         "  jobfsm start                   run the daemon here (deploy/jobfsm.service runs it under systemd)\n"
         "  jobfsm import crontab FILE     bring an existing crontab over, one disabled job file a line\n"
+        f"CI installs jobfsm=={__version__} from your package index; if your jobfsm comes from elsewhere "
+        "(a wheel, a git URL), the comment above that step in the workflow says what to give pip.\n"
     )
     return 0
