@@ -163,8 +163,9 @@ def test_init_makes_a_repository_that_validates_and_whose_ci_step_works(tmp_path
 
     # systemd: the unit starts this jobfsm in this folder
     workdir, env, command = read_unit((repo / "deploy" / "jobfsm.service").read_text())
-    assert command[:2] == [JOBFSM, "start"] and workdir == str(repo)
-    assert (env["JOBFSM_JOBS"], env["JOBFSM_LOGS"]) == (str(repo / "jobs"), str(repo / "logs"))
+    real = repo.resolve()  # the unit names the folder with no '..' and no link in it
+    assert command[:2] == [JOBFSM, "start"] and workdir == str(real)
+    assert (env["JOBFSM_JOBS"], env["JOBFSM_LOGS"]) == (str(real / "jobs"), str(real / "logs"))
     if shutil.which("systemd-analyze"):  # where systemd is there, it checks the unit itself
         systemd_verify(repo / "deploy" / "jobfsm.service")
 
@@ -177,7 +178,7 @@ def test_init_in_a_folder_with_spaces_and_quotes_writes_a_unit_systemd_reads_bac
     a folder named like this once gave JOBFSM_JOBS cut at the space."""
     done = jobfsm("init", ODD_FOLDER, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    repo = tmp_path / ODD_FOLDER
+    repo = (tmp_path / ODD_FOLDER).resolve()
     path = repo / "deploy" / "jobfsm.service"
     workdir, env, command = read_unit(path.read_text())
     assert (workdir, env["JOBFSM_JOBS"], env["JOBFSM_LOGS"]) == (str(repo), str(repo / "jobs"), str(repo / "logs"))
@@ -197,7 +198,7 @@ def test_the_unit_quotes_the_command_and_names_a_normalized_folder(tmp_path: Pat
     assert (workdir, words) == (str(tmp_path / "repo"), [*command, "start", "--grace-seconds", "60"])
     done = jobfsm("init", "a/../b", cwd=tmp_path)  # systemd refuses '..' in WorkingDirectory=
     assert done.returncode == 0, done.stderr
-    assert read_unit((tmp_path / "b" / "deploy" / "jobfsm.service").read_text())[0] == str(tmp_path / "b")
+    assert read_unit((tmp_path / "b" / "deploy" / "jobfsm.service").read_text())[0] == str((tmp_path / "b").resolve())
     if not shutil.which("systemd-analyze"):
         pytest.skip("no systemd-analyze on this host: the units were checked by the parser above only")
     (tmp_path / "repo").mkdir()
