@@ -17,16 +17,19 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from jobfsm.daemon import spool
+from jobfsm.daemon.finish import REFUSED_TEXTS
 from jobfsm.daemon.scheduler import SPOOL_FILE
 from jobfsm.model import Outcome, RunStatus, Trigger
 from jobfsm.places import default_store_url
+from jobfsm.runs.executor import JobResult
 from jobfsm.store import Claim, RunRecord, open_store
 from jobfsm.store.sql import normalize_url
 from tests.conftest import fill, pg_schema, wait_for
@@ -233,6 +236,80 @@ def test_a_full_disk_under_the_store_loses_nothing(tmp_path: Path, small_disk: P
     assert len(rig.runner.tickets) == 60
     rig.assert_states_agree()
     rig.close()
+
+
+# -- a value the store refuses ------------------------------------------------------------------
+
+def _refusing_store(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> AbstractContextManager[str]:
+    if backend == "postgresql":
+        return pg_schema(request.getfixturevalue("postgres_url"))
+    return nullcontext(f"sqlite:///{tmp_path / 'store.db'}")
+
+
+REFUSED = [("sqlite", {"message": "m\udcff"}),  # no driver encodes a lone surrogate
+           ("postgresql", {"stdout": "a\x00b"}),  # PostgreSQL's text holds no NUL
+           ("postgresql", {"stderr": "c\ud800"})]
+
+
+@pytest.mark.parametrize(("backend", "texts"), [
+    pytest.param(b, t, id=f"{b}-{next(iter(t))}", marks=[pytest.mark.postgres] if b == "postgresql" else [])
+    for b, t in REFUSED])
+def test_a_result_the_store_refuses_is_recorded_without_its_texts_and_claiming_goes_on(
+    tmp_path: Path, backend: str, texts: dict[str, str], request: pytest.FixtureRequest
+) -> None:
+    """One run's result holds a text the store refuses on every try. That read as an outage:
+    the chunk of results it was in was never recorded (those runs stayed running, their jobs
+    skipped every later fire), and each new try began another outage. Now the others are
+    recorded as they are, that one without its texts (said once), and fires go on."""
+    with _refusing_store(tmp_path, backend, request) as url:
+        rig = Rig(tmp_path, url, 20)
+        rig.at(MINUTE)
+        tickets = rig.runner.tickets
+        bad = tickets[7]
+        rig.runner.finish(tickets[:7], MINUTE + timedelta(seconds=1))
+        rig.runner.finish([bad], MINUTE + timedelta(seconds=1), **texts)
+        rig.runner.finish(tickets[8:], MINUTE + timedelta(seconds=1))
+        assert rig.scheduler.apply_results() == 20
+        assert rig.scheduler.outage is None, "a refused value read as an outage"
+        runs = {r.id: r for r in rig.runs()}
+        assert all(r.status is RunStatus.SUCCEEDED for r in runs.values()), "a run was left running"
+        assert [r.id for r in runs.values() if r.stdout_tail != "out"] == [bad.run_id]
+        refused = runs[bad.run_id]
+        assert (refused.exit_code, refused.stdout_tail, refused.stderr_tail, refused.message) == \
+            (0, "", "", REFUSED_TEXTS)
+        rig.at(MINUTE + timedelta(minutes=1))
+        assert len(rig.runner.tickets) == 40, "fires were not claimed after the refused result"
+        rig.assert_each_fire_once([MINUTE, MINUTE + timedelta(minutes=1)])
+        rig.assert_states_agree()
+        log = rig.main_log()
+        assert log.count("refused a value") == 1 and f"run {bad.run_id} of job {bad.job.name!r}" in log, log
+        assert "store unavailable" not in log, log
+        rig.close()
+
+
+@pytest.mark.parametrize(("backend", "texts"), [
+    pytest.param(b, t, id=f"{b}-{next(iter(t))}", marks=[pytest.mark.postgres] if b == "postgresql" else [])
+    for b, t in REFUSED])
+def test_a_kept_result_the_store_refuses_is_recorded_without_its_texts_at_the_next_start(
+    tmp_path: Path, backend: str, texts: dict[str, str], request: pytest.FixtureRequest
+) -> None:
+    with _refusing_store(tmp_path, backend, request) as url:
+        rig = Rig(tmp_path, url, 2)
+        rig.at(MINUTE)
+        ticket = rig.runner.tickets[0]
+        when = MINUTE + timedelta(seconds=1)
+        spool.write(rig.logs / SPOOL_FILE, [(ticket.run_id, JobResult(
+            job_name=ticket.job.name, run_id=ticket.run_id, start_time=MINUTE, end_time=when, exit_code=3,
+            stdout=texts.get("stdout", ""), stderr=texts.get("stderr", ""), duration_seconds=1.0,
+            status=Outcome.FAILED, signal=None, message=texts.get("message", "exit code 3"),
+            stdout_path=None, stderr_path=None))], rig.logger)
+        rig.restart()
+        assert not (rig.logs / SPOOL_FILE).exists()
+        run = rig.store.get_run(ticket.run_id)
+        assert (run.status, run.exit_code, run.stdout_tail, run.stderr_tail, run.message) == \
+            (RunStatus.FAILED, 3, "", "", REFUSED_TEXTS)
+        assert rig.main_log().count("refused a value") == 1
+        rig.close()
 
 
 # -- PostgreSQL connections killed ------------------------------------------------------------
