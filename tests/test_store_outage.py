@@ -312,6 +312,22 @@ def test_a_kept_result_the_store_refuses_is_recorded_without_its_texts_at_the_ne
         rig.close()
 
 
+@pytest.mark.postgres
+def test_a_value_refused_at_start_up_fails_at_once_instead_of_waiting_for_ever(tmp_path: Path, postgres_url: str) -> None:
+    """A ``--node`` longer than PostgreSQL's ``varchar(255)``: the heartbeat is refused, which
+    read as a store not up yet, waited for with no end."""
+    (tmp_path / "jobs").mkdir()
+    with pg_schema(postgres_url) as url:
+        done = subprocess.run(
+            [sys.executable, "-m", "jobfsm", "start", "--jobs", str(tmp_path / "jobs"), "--logs", str(tmp_path / "logs"),
+             "--store", url, "--node", "n" * 300],
+            capture_output=True, text=True, timeout=30,
+        )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "refused a value: value too long" in done.stderr, done.stderr[-2000:]
+    assert "store unavailable" not in (tmp_path / "logs" / "scheduler_main.log").read_text()
+
+
 # -- PostgreSQL connections killed ------------------------------------------------------------
 
 def kill_inside_inserts(url: str, server: str, at_rows: tuple[int, ...]) -> None:
