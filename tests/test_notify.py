@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import ssl
 import time
 from datetime import timedelta
@@ -17,10 +18,13 @@ from pathlib import Path
 import pytest
 
 from jobfsm.cli import run as cli
+from jobfsm.clock import SystemClock
 from jobfsm.daemon.operations import OperationsOptions
-from jobfsm.model import JobState, Outcome, RunStatus
+from jobfsm.model import JobState, Outcome, RunStatus, Trigger
 from jobfsm.notify.notice import SIGNATURE_HEADER
 from jobfsm.notify.settings import NotifySettings, SmtpServer
+from jobfsm.store import Claim
+from jobfsm.store.sql import SqlStore
 from tests.conftest import wait_for
 from tests.notify_support import hooks, refusing_url, self_signed, silent_url, smtp_server
 from tests.scheduler_support import MINUTE, Rig
@@ -69,6 +73,35 @@ def test_a_failing_streak_posts_one_signed_failure_then_one_recovery(start_daemo
         expected = "sha256=" + hmac.new(secret, hook.body, hashlib.sha256).hexdigest()
         assert hook.headers[SIGNATURE_HEADER] == expected
         running.stop()
+
+
+def test_a_lost_run_is_told_once_naming_it_and_joins_the_failing_streak(start_daemon, jobs_dir: Path,
+                                                                        tmp_path: Path) -> None:
+    """A daemon of this host killed mid-run leaves its run ``running``; the next daemon's start-up
+    finds its process gone, marks the run lost and tells ``lost`` once; the job's next success
+    ends that streak with ``recovery`` (and no ``failure`` is told in between)."""
+    write(jobs_dir, "victim", schedule="0 0 1 1 *", command="true")
+    now = SystemClock().now()
+    store = SqlStore(f"sqlite:///{tmp_path / 'store.db'}")
+    killed = f"{socket.gethostname()}:999999999"  # above any pid_max: a process that is gone
+    orphan = store.claim_run(Claim("victim", trigger=Trigger.SCHEDULE, node=killed, started_at=now, scheduled_for=now))
+    assert orphan is not None
+    store.set_state("victim", JobState.RUNNING, now)
+    store.close()
+    with hooks() as server:
+        running = start_daemon(operations=options(webhook=server.url))
+        wait_for(lambda: server.received, 10, "the lost notice", lambda: f"got {server.events()}")
+        assert running.store.get_run(orphan.id).status is RunStatus.LOST
+        fixed = trigger(running.store, "victim")
+        wait_for(lambda: len(server.received) >= 2, 10, "the recovery notice", lambda: f"got {server.events()}")
+        assert running.stop() == 0  # delivers whatever still waits: nothing more may come
+    assert server.events() == [("lost", "victim"), ("recovery", "victim")]
+    lost = server.received[0].json
+    assert f"run {orphan.id} was lost" in lost["message"] and killed in lost["message"], lost["message"]
+    assert lost["run"]["id"] == orphan.id and lost["run"]["status"] == "lost"
+    assert lost["node"] == running.daemon.node
+    recovery = server.received[1].json
+    assert recovery["run"]["id"] == fixed and recovery["run"]["status"] == "succeeded"
 
 
 def test_a_500_is_retried_with_back_off_until_it_is_taken(start_daemon, jobs_dir: Path) -> None:
