@@ -10,6 +10,7 @@ import hmac
 import json
 import socket
 import ssl
+import threading
 import time
 from datetime import timedelta
 from io import StringIO
@@ -289,5 +290,56 @@ def test_a_slow_endpoint_does_not_hold_up_another_ones_notices() -> None:
             assert fast.received[0].at - started < 2.0  # not behind the three slow ones (9 s in a row)
             wait_for(dispatcher.idle, 15, "the slow deliveries")
             assert len(slow.received) == 3 and reports == []
+    finally:
+        dispatcher.close()
+
+
+@pytest.mark.parametrize("status", [200, 500], ids=["taken", "refused"])
+def test_a_full_queue_logs_its_drops_once_and_how_many_once_there_is_room(status: int) -> None:
+    """At most ``max_pending`` deliveries wait; the first one dropped beyond that is logged, the
+    others only counted, and when a waiting delivery leaves the queue (taken, or refused and given
+    up) the count is logged; the next overflow is logged again. The endpoint is real and as slow
+    as the test needs: it answers once the gate opens."""
+    from datetime import UTC, datetime
+
+    from jobfsm.model import NotifyEvent
+    from jobfsm.notify import webhook
+    from jobfsm.notify.dispatcher import Delivery, Dispatcher
+    from jobfsm.notify.notice import Notice
+
+    reports: list[str] = []
+    dispatcher = Dispatcher(reports.append, attempts=1, max_pending=2, workers=1)
+    notice = Notice(NotifyEvent.FAILURE, "a", datetime.now(UTC), "job 'a' failed", "here:1")
+    gate = threading.Event()
+
+    def queue_lines() -> list[str]:
+        return [r for r in reports if "notification queue" in r]
+
+    try:
+        with hooks(plan=[status] * 10, gate=gate) as slow:
+            def submit(i: int) -> bool:
+                return dispatcher.submit(Delivery(f"notice {i} to slow",
+                                                  lambda: webhook.post(slow.url, notice, secret=None, timeout=10)))
+
+            assert [submit(i) for i in range(5)] == [True, True, False, False, False]
+            full = ("notification queue full (2 waiting): dropped notice {}; "
+                    "further drops are counted until it drains")
+            assert queue_lines() == [full.format("2 to slow")]  # once, not once per drop
+            gate.set()
+            wait_for(dispatcher.idle, 10, "the two waiting deliveries", lambda: f"reports {reports}")
+            drained = "notification queue drained; {} notification(s) were dropped while it was full"
+            assert queue_lines() == [full.format("2 to slow"), drained.format(3)]
+
+            gate.clear()  # a second overflow
+            assert [submit(i) for i in range(5, 8)] == [True, True, False]
+            gate.set()
+            wait_for(dispatcher.idle, 10, "the next two deliveries", lambda: f"reports {reports}")
+            assert queue_lines() == [full.format("2 to slow"), drained.format(3),
+                                     full.format("7 to slow"), drained.format(1)]
+            assert slow.attempts == 4
+            given_up = [r for r in reports if r.startswith("notification failed")]
+            assert len(given_up) == (4 if status == 500 else 0)
+            assert (dispatcher.delivered, dispatcher.failed, dispatcher.dropped) == (
+                (4, 0, 4) if status == 200 else (0, 4, 4))
     finally:
         dispatcher.close()
