@@ -10,7 +10,7 @@ Metric names and example alerts: docs/operations.md.
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from prometheus_client import (
     disable_created_metrics,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from jobfsm.clock import Clock
@@ -57,7 +57,7 @@ class Metrics:
         registry: CollectorRegistry | None = None,
         states: Callable[[], Iterable[JobState]] | None = None,
         nodes: Callable[[], list[Heartbeat]] | None = None,
-        notifications: Callable[[], tuple[int, int]] | None = None,
+        notifications: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         # No ``*_created`` series: a third more lines per job, and nothing in docs/operations.md uses
         # them (a process-wide switch of prometheus_client; the daemon has one registry).
@@ -111,10 +111,10 @@ class _Live(Collector):
 
     def __init__(self, states: Callable[[], Iterable[JobState]] | None,
                  nodes: Callable[[], list[Heartbeat]] | None,
-                 notifications: Callable[[], tuple[int, int]] | None, clock: Clock) -> None:
+                 notifications: Callable[[], Mapping[str, int]] | None, clock: Clock) -> None:
         self._states, self._nodes, self._notifications, self._clock = states, nodes, notifications, clock
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         if self._states is not None:
             jobs = GaugeMetricFamily("jobfsm_jobs", "Jobs by lifecycle state", labels=["state"])
             tally = Tally(state.value for state in _snapshot(self._states))
@@ -136,11 +136,11 @@ class _Live(Collector):
                 yield up
                 yield seen
         if self._notifications is not None:
-            delivered, failed = self._notifications()
-            sent = GaugeMetricFamily("jobfsm_notifications", "Notifications since start, by result",
-                                     labels=["result"])
-            sent.add_metric(["delivered"], delivered)
-            sent.add_metric(["failed"], failed)
+            # A counter (``jobfsm_notifications_total``): the dispatcher's totals only grow.
+            sent = CounterMetricFamily("jobfsm_notifications", "Notifications since start, by result",
+                                       labels=["result"])
+            for result, count in self._notifications().items():
+                sent.add_metric([result], count)
             yield sent
 
 

@@ -13,12 +13,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from jobfsm.daemon.operations import OperationsOptions
 from jobfsm.metrics import parse_address
 from jobfsm.model import Outcome
+from jobfsm.notify.settings import NotifySettings
+from tests.conftest import wait_for
+from tests.notify_support import hooks
 from tests.scheduler_support import MINUTE, Rig
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
+    types = {family.name: family.type for family in text_string_to_metric_families(text)}
+    assert types["jobfsm_notifications"] == "counter", types  # exposed as jobfsm_notifications_total
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(text)
@@ -27,8 +32,14 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_metrics_after_known_runs(tmp_path: Path) -> None:
+    with hooks(plan=[500]) as server:  # one of the two notices is refused (no retry), one taken
+        _metrics_after_known_runs(tmp_path, server.url)
+
+
+def _metrics_after_known_runs(tmp_path: Path, webhook: str) -> None:
+    notify = NotifySettings(webhook=webhook, attempts=1, timeout_seconds=5.0)
     rig = Rig(tmp_path, f"sqlite:///{tmp_path / 'store.db'}", 2,
-              operations=OperationsOptions(metrics=("127.0.0.1", 0)))
+              operations=OperationsOptions(metrics=("127.0.0.1", 0), notify=notify))
     try:
         assert rig.ops is not None and rig.ops.metrics_port
         rig.clock.set(MINUTE + timedelta(seconds=2))  # two seconds late
@@ -42,6 +53,8 @@ def test_metrics_after_known_runs(tmp_path: Path) -> None:
         rig.scheduler.apply_results()
         rig.at(MINUTE + timedelta(minutes=2))  # job-000 runs, job-001's fire is skipped (overlap)
         rig.scheduler.heartbeat()
+        # job-001 told two things: its failure (a timeout), then its skipped fire (missed)
+        wait_for(lambda: rig.ops is not None and rig.ops.dispatcher.idle(), 10, "the two notices")
         m = scrape(rig.ops.metrics_port)
 
         def job(name: str, **labels: str) -> tuple[tuple[str, str], ...]:
@@ -58,6 +71,11 @@ def test_metrics_after_known_runs(tmp_path: Path) -> None:
         assert m["jobfsm_fire_lateness_seconds_bucket", (("le", "1.0"),)] == 3  # the first two were 2 s late
         assert m["jobfsm_last_success_timestamp_seconds", job("job-000")] == (MINUTE + timedelta(minutes=1)).timestamp()
         assert ("jobfsm_last_success_timestamp_seconds", job("job-001")) not in m
+        assert m["jobfsm_last_failure_timestamp_seconds", job("job-001")] == (MINUTE + timedelta(seconds=2)).timestamp()
+        assert ("jobfsm_last_failure_timestamp_seconds", job("job-000")) not in m
+        assert m["jobfsm_notifications_total", (("result", "delivered"),)] == 1
+        assert m["jobfsm_notifications_total", (("result", "failed"),)] == 1
+        assert m["jobfsm_notifications_total", (("result", "dropped"),)] == 0
         assert m["jobfsm_jobs", (("state", "running"),)] == 2
         assert m["jobfsm_jobs", (("state", "failed"),)] == 0
         assert m["jobfsm_nodes_live", ()] == 1
