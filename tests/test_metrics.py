@@ -107,3 +107,52 @@ def test_a_daemon_without_metrics_or_notifications_loads_neither() -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd="/")
     assert loaded.stdout.strip() == "[]", loaded.stdout + loaded.stderr
+
+
+def test_the_per_job_series_read_as_prometheus_clients_own_metrics_would() -> None:
+    """The per-job series are kept as plain numbers and built into families at a scrape; the
+    page must say what prometheus_client's labelled Counter, Histogram and Gauge, fed the same
+    events, say (durations on a bucket's bound, above every bound, lost runs, missed fires)."""
+    from datetime import UTC, datetime
+
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+    from jobfsm.clock import SystemClock
+    from jobfsm.lifecycle.events import RunFinished, RunLost, RunSkipped
+    from jobfsm.metrics import DURATION_BUCKETS, Metrics
+    from jobfsm.model import RunStatus, Trigger
+    from jobfsm.runs.executor import JobResult
+    from jobfsm.store.abc import RunRecord
+
+    end = datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
+    runs = [("a", Outcome.SUCCEEDED, 1.0), ("a", Outcome.FAILED, 10.0), ("a", Outcome.TIMED_OUT, 90000.0),
+            ("b", Outcome.SUCCEEDED, 0.0), ("b", Outcome.SUCCEEDED, 59.5), ("c", Outcome.KILLED, 3600.0)]
+    metrics = Metrics(clock=SystemClock())
+    reference = CollectorRegistry()
+    counted = Counter("jobfsm_runs", "", ["job", "status"], registry=reference)
+    duration = Histogram("jobfsm_run_duration_seconds", "", ["job"], buckets=DURATION_BUCKETS, registry=reference)
+    missed = Counter("jobfsm_missed_fires", "", ["job"], registry=reference)
+    success = Gauge("jobfsm_last_success_timestamp_seconds", "", ["job"], registry=reference)
+    failure = Gauge("jobfsm_last_failure_timestamp_seconds", "", ["job"], registry=reference)
+    for i, (job, outcome, seconds) in enumerate(runs):
+        result = JobResult(job, i, end, end + timedelta(seconds=i), 0, "", "", seconds, outcome, None, "", None, None)
+        metrics.on_event(RunFinished(result, Trigger.SCHEDULE))
+        counted.labels(job, outcome.run_status.value).inc()
+        duration.labels(job).observe(seconds)
+        (success if outcome is Outcome.SUCCEEDED else failure).labels(job).set(result.end_time.timestamp())
+    metrics.on_event(RunSkipped("d", 9, "missed while the daemon was down: 3 fire(s) from "
+                                "2026-01-01T00:01:00+00:00 to 2026-01-01T00:03:00+00:00", Trigger.SCHEDULE))
+    counted.labels("d", "skipped").inc()
+    missed.labels("d").inc(3)
+    metrics.on_event(RunLost(RunRecord(10, "c", RunStatus.LOST, Trigger.SCHEDULE, "gone:1"), "gone:1"))
+    counted.labels("c", "lost").inc()
+
+    def samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text.decode()) if family.name != "jobfsm_fire_lateness_seconds"
+                for s in family.samples}
+
+    ours, theirs = samples(generate_latest(metrics.registry)), samples(generate_latest(reference))
+    assert ours == theirs
+    assert ours["jobfsm_missed_fires_total", (("job", "d"),)] == 3
+    assert ours["jobfsm_run_duration_seconds_bucket", (("job", "a"), ("le", "1.0"))] == 1  # a bound counts its equal
