@@ -124,7 +124,7 @@ class _PerJob(Collector):
 
     What it buys: prometheus_client's labelled metrics keep an object per series with a lock per
     value, and at a scrape read each back and copy its labels sample by sample; with thousands of
-    jobs that was half of a scrape (docs/benchmarks.md). Events come from the loop's thread alone;
+    jobs that is a large share of a scrape (docs/benchmarks.md). Events come from the loop's thread alone;
     the lock guards adding a job against the scrape's copy of the list. A scrape that reads a
     record while an event updates it may see that event half applied (a run counted, its
     duration not yet), as prometheus_client's separate values allow too; never a torn number.
