@@ -311,20 +311,48 @@ def test_the_table_fits_and_says_what_failed_and_why(browser: object, server: Ad
     page.context.close()
 
 
+STATE_CELL_COLOUR = """
+(cell) => {
+  for (const el of [cell, ...cell.querySelectorAll("*")]) {
+    const bg = getComputedStyle(el).backgroundColor;
+    if (bg && bg !== "rgba(0, 0, 0, 0)" && bg !== "transparent") { return bg; }
+  }
+  return "";
+}
+"""
+"""The background a person sees in a table cell (Gradio puts the Styler's colour on the cell or
+an element inside it)."""
+
+
+def state_cell_colour(page: object, name: str) -> str:
+    """The colour of job ``name``'s State cell in the jobs table, as the browser draws it."""
+    rows = page.locator("#jobfsm-jobs .virtual-row")  # type: ignore[attr-defined]
+    for i in range(rows.count()):
+        cells = rows.nth(i).locator("[role=gridcell]")
+        if cells.first.inner_text().strip() == name:
+            return str(cells.nth(1).evaluate(STATE_CELL_COLOUR))
+    return ""
+
+
 @pytest.mark.parametrize("tab", TABS)
 def test_the_diagram_shows_the_selected_state_from_every_tab(browser: object, server: AdminServer, tab: str) -> None:
-    """Defect 3: select a job from any tab, then open Lifecycle: the diagram, in the state's
-    table colour, never Mermaid's "Syntax error"."""
+    """Defect 3: select a job from any tab, then open Lifecycle: the SVG diagram, its current
+    state lit in the colour the table gives that state."""
     page = sign_in(browser, server, "alice")
     wait_until(lambda: "failed" in row_text(page, "flaky"), "flaky to show failed")
+    table_colour = state_cell_colour(page, "flaky")
+    assert table_colour == "rgb(254, 202, 202)", table_colour  # failed is red in the table
     open_tab(page, tab)
     choose(page, "jobfsm-job", "flaky")
     page.wait_for_timeout(500)
     open_tab(page, "Lifecycle")
+    svg = page.locator("#jobfsm-diagram svg")
+    svg.wait_for()  # drawn by the server, shown, with a box per state
+    assert svg.is_visible() and svg.locator("rect.jobfsm-state").count() == 5
     current = page.locator("#jobfsm-diagram rect.jobfsm-current")
     wait_until(lambda: current.count() == 1 and current.get_attribute("data-state") == "failed", "failed to be lit")
-    assert current.get_attribute("fill") == "#fecaca"  # the table's colour of failed
-    assert page.get_by_text("Syntax error").count() == 0
+    assert current.evaluate("r => getComputedStyle(r).fill") == table_colour
+    assert "Current state: failed" in page.locator("#jobfsm-diagram").inner_text()
     if tab == "Lifecycle":
         shot(page, "10-lifecycle", "#jobfsm-diagram")
     page.context.close()
@@ -387,4 +415,28 @@ def test_messages_never_render_markup(browser: object, server: AdminServer) -> N
     assert page.locator("img[src='x']").count() == 0
     assert not [u for u in asked if u.rstrip("/").endswith("/x")], asked
     shot(page, "13-markup-name")
+    page.context.close()
+
+
+def test_an_unexpected_error_shows_as_text(browser: object, server: AdminServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defect 7, for exceptions that are no refusal: Stop run meets an error whose message holds
+    markup (a bug, a store gone wrong); the pop-up shows the markup as typed, no <img> appears."""
+    message = "store says <img src=x onerror=alert(1)>"
+
+    def fail(*args: object, **kwargs: object) -> object:
+        raise RuntimeError(message)
+
+    monkeypatch.setattr(server.service, "kill_run", fail)
+    page = sign_in(browser, server, "alice")
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))  # type: ignore[attr-defined]
+    select_job(page, "backup", form=False)
+    page.once("dialog", lambda dialog: dialog.accept())  # type: ignore[attr-defined]
+    page.click("#jobfsm-kill")  # type: ignore[attr-defined]
+    toast = page.locator(".toast-body").filter(has_text="store says")  # type: ignore[attr-defined]
+    toast.first.wait_for()
+    assert message in toast.first.inner_text()
+    assert page.locator("img[src='x']").count() == 0  # type: ignore[attr-defined]
+    assert not [u for u in asked if u.rstrip("/").endswith("/x")], asked
+    shot(page, "14-unexpected-error", ".toast-body >> nth=0")
     page.context.close()

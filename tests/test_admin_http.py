@@ -21,6 +21,13 @@ pytestmark = pytest.mark.slow
 XSS = "<img src=x onerror=alert(1)>"
 
 
+def skipped(item: object) -> bool:
+    """Whether a Gradio output is ``gr.skip()``: an update with nothing in it."""
+    if not (isinstance(item, dict) and item.get("__type__") == "update"):
+        return False
+    return set(item) <= {"__type__", "props"} and set(item.get("props") or {}) <= {"__type__"}
+
+
 def value(item: object) -> object:
     """A Gradio output as the page shows it: the value of an update, or the value itself."""
     return item.get("value") if isinstance(item, dict) and item.get("__type__") == "update" else item
@@ -262,6 +269,67 @@ def test_the_timers_look_changes_only_when_the_page_would(server: AdminServer) -
     assert mark("hello") != quiet
 
 
+def test_the_diagram_is_drawn_only_while_its_tab_shows(server: AdminServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defect 3: the refresh neither draws nor sends the lifecycle diagram while another tab
+    shows (a skip: the browser keeps what it has); on the Lifecycle tab it sends the SVG with
+    the selected job's state."""
+    import jobfsm.admin.events
+    from jobfsm.admin.diagram import diagram_html
+    from jobfsm.admin.layout import LIFECYCLE_TAB, TABS
+
+    drawn: list[object] = []
+
+    def drawing(state: object) -> str:
+        drawn.append(state)
+        return diagram_html(state)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jobfsm.admin.events, "diagram_html", drawing)
+    session = login(server, "alice")
+    for tab in [key for key in TABS if key != LIFECYCLE_TAB]:
+        event, payload = call(session, server, "dashboard", ["hello", tab], page=f"on-{tab}")
+        assert event == "complete", payload
+        assert skipped(payload[3]), (tab, payload[3])
+    assert drawn == []
+    event, payload = call(session, server, "dashboard", ["hello", LIFECYCLE_TAB], page="on-lifecycle")
+    assert event == "complete", payload
+    state = server.service.job_list().state_of("hello").value
+    assert "<svg" in str(value(payload[3])) and f'data-state="{state}"' in str(value(payload[3]))
+    assert [str(getattr(shown, "value", shown)) for shown in drawn] == [state]
+
+
+def test_a_selection_sends_the_history_or_the_logs_only_where_their_tab_shows(server: AdminServer) -> None:
+    """Selecting a job loads the form, then only the view whose tab shows (the others load when
+    their tab opens): on the Logs tab, its output and link; on History, its runs; elsewhere,
+    nothing (skips), so a job with big output costs the Edit tab nothing."""
+    from jobfsm.admin.layout import HISTORY_TAB, LOGS_TAB, TABS
+
+    session = login(server, "alice")
+    filters = ["", "", "", "", ""]  # history: status, since, until; logs: search, status
+    for tab in [key for key in TABS if key not in (HISTORY_TAB, LOGS_TAB)]:
+        event, payload = call(session, server, "shown_views", ["hello", tab, *filters])
+        assert event == "complete", payload
+        assert all(skipped(item) for item in payload), (tab, payload)
+    event, payload = call(session, server, "shown_views", ["hello", HISTORY_TAB, *filters])
+    assert event == "complete", payload
+    assert "runs of 'hello'" in str(value(payload[2])) and all(skipped(item) for item in payload[3:])
+    event, payload = call(session, server, "shown_views", ["hello", LOGS_TAB, *filters])
+    assert event == "complete", payload
+    assert all(skipped(item) for item in payload[:3])
+    assert payload[4]["link"] == "/jobfsm/output/hello.txt"
+
+
+def test_the_selected_jobs_views_are_answered_in_the_order_asked(server: AdminServer) -> None:
+    """Opening the Logs tab loads the logs; a search clicked right after must not be overwritten
+    by that answer arriving later (a slow search of the whole files took the opened tab's place
+    in the browser test): every event that fills the history or the logs shares one queue, served
+    one at a time in the order asked."""
+    ids = {"jobfsm-logs", "jobfsm-history-note"}
+    fns = [f for f in _gradio_blocks(server).fns.values()  # type: ignore[attr-defined]
+           if ids & {getattr(o, "elem_id", None) for o in f.outputs}]
+    assert len(fns) >= 6  # two tabs opening, the selection, the filter, Show and the search's Enter
+    assert {(f.concurrency_id, f.concurrency_limit) for f in fns} == {("jobfsm-selected-job-views", 1)}
+
+
 def test_markup_in_job_data_comes_back_as_plain_text(server: AdminServer) -> None:
     session = login(server, "alice")
     event, payload = call(session, server, "do_trigger", ["xss", "", ""])
@@ -406,30 +474,82 @@ def test_big_output_is_shown_bounded_and_downloaded_whole_without_temporary_file
     assert requests.get(server.url + link, timeout=30).status_code == 401  # no session, no output
 
 
-def test_uploads_are_capped_for_every_user(server: AdminServer) -> None:
+@pytest.mark.parametrize("user", ["victor", "alice"], ids=["viewer", "admin"])
+def test_uploads_are_capped_for_every_user(server: AdminServer, user: str) -> None:
     from jobfsm.admin.section import MAX_UPLOAD_BYTES
 
-    session = login(server, "victor")
+    session = login(server, user)
     big = {"files": ("big.bin", b"x" * (MAX_UPLOAD_BYTES + 1), "application/octet-stream")}
     response = session.post(server.url + "/gradio_api/upload", files=big, timeout=60)
     assert response.status_code == 413, response.text
+    small = {"files": ("small.bin", b"x" * 16, "application/octet-stream")}
+    response = session.post(server.url + "/gradio_api/upload", files=small, timeout=60)
+    assert response.status_code == 200, response.text  # the cap, not a refusal of every upload
 
 
 def test_a_job_name_in_an_error_comes_back_as_text(server: AdminServer) -> None:
-    """Defect 7: a file name with markup, selected: the message is text (escaped for Gradio's
-    HTML pop-up, or plain in the Result box), never markup."""
+    """Defect 7: a file name with markup, selected: the refusal is an answer, not a pop-up; its
+    message names the file as typed, in the Result box (a Textbox: text), marked as a failure."""
     name = "<img src=x onerror=alert(7)>"
     (server.jobs / f"{name}.json").write_text("{}", encoding="utf-8")
     try:
         session = login(server, "alice")
         event, payload = call(session, server, "select", [name])
-        if event == "error":
-            assert "<img" not in str(payload.get("error")) and "&lt;img" in str(payload.get("error"))
-        else:
-            assert event == "complete", payload
-            assert name in str(value(payload[STATUS]))  # a Textbox: shown as typed
+        assert event == "complete", payload
+        status = payload[STATUS]
+        assert str(value(status)).startswith("✗ ") and name in str(value(status)), status
+        assert "jobfsm-failed" in status["elem_classes"]
     finally:
         (server.jobs / f"{name}.json").unlink()
+
+
+def _gradio_blocks(server: AdminServer) -> object:
+    gradio_app = next(r.app for r in server.app.routes if getattr(r, "path", None) == "" and hasattr(r, "app"))
+    return gradio_app.get_blocks()
+
+
+def test_every_event_of_the_page_goes_through_as_text(server: AdminServer) -> None:
+    """Defect 7, the rule in one place: every Python function the page's events call (the
+    section's, run control's, the Nodes view's) is wrapped by ``events.as_text``."""
+    fns = [block_fn for block_fn in _gradio_blocks(server).fns.values() if block_fn.fn is not None]  # type: ignore[attr-defined]
+    assert len(fns) > 30
+    bare = sorted({block_fn.name for block_fn in fns if not getattr(block_fn.fn, "__jobfsm_as_text__", False)})
+    assert bare == []
+
+
+MESSAGE = "store says <img src=x onerror=alert(1)>"
+BROKEN = [
+    ("do_kill", ["hello"], "service.kill_run"),
+    ("do_pause", ["hello", "", "a reason"], "service.pause_job"),
+    ("do_resume", ["hello"], "service.resume_job"),
+    ("live_output", ["hello"], "control.live_output"),
+    ("paused_jobs", [], "control.active_pauses"),
+    ("control_setup", [], "control.active_pauses"),
+    ("nodes_table", [], "service.nodes"),
+]
+"""Run control's and the Nodes view's events, and what to break under each (the service's
+method, or a function of ``jobfsm.service.control``)."""
+
+
+@pytest.mark.parametrize(("api", "data", "broken"), BROKEN, ids=[b[0] for b in BROKEN])
+def test_an_unexpected_error_comes_back_as_text(
+    server: AdminServer, monkeypatch: pytest.MonkeyPatch, api: str, data: list[object], broken: str
+) -> None:
+    """Defect 7: an exception that is no refusal (a bug, a store gone wrong) whose message holds
+    markup reaches Gradio's pop-up (which renders HTML) escaped: the user reads the markup."""
+    import html
+
+    import jobfsm.service.control
+
+    def fail(*args: object, **kwargs: object) -> object:
+        raise RuntimeError(MESSAGE)
+
+    owner, attr = broken.split(".")
+    monkeypatch.setattr(server.service if owner == "service" else jobfsm.service.control, attr, fail)
+    session = login(server, "alice")
+    event, payload = call(session, server, api, data)
+    assert event == "error", payload
+    assert payload["error"] == html.escape(MESSAGE), payload
 
 
 def test_a_viewer_gets_no_audit_tab_and_a_read_only_definition(server: AdminServer) -> None:

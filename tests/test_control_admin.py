@@ -12,7 +12,7 @@ import pytest
 from jobfsm.model import Outcome, RunStatus
 from tests.admin_support import AdminServer, admin_server, call, login, write_job
 from tests.conftest import wait_for
-from tests.test_admin_browser import CHROMIUM, choose, field, shot, sign_in, wait_until
+from tests.test_admin_browser import CHROMIUM, choose, field, row_text, shot, sign_in, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -57,15 +57,41 @@ def test_an_admin_pauses_and_resumes_over_http(server: AdminServer) -> None:
     session = login(server, "alice")
     event, payload = call(session, server, "do_pause", ["hello", "2099-01-01T00:00", "<b>maintenance</b>"])
     assert event == "complete", payload
-    assert "Paused 'hello' 2099-01-01 00:00:00+00:00" in payload[0]
+    assert payload[0]["value"].startswith("✓ Paused 'hello' 2099-01-01 00:00:00+00:00")
     pause = server.service.get_pause("hello")
     assert pause is not None and pause.reason == "<b>maintenance</b>" and pause.user == "alice"
     event, payload = call(session, server, "do_pause", ["hello", "next tuesday", ""])
-    assert event == "complete" and "is not an ISO 8601 time" in payload[0]
+    assert event == "complete" and "is not an ISO 8601 time" in payload[0]["value"]
     event, payload = call(session, server, "do_resume", ["hello"])
-    assert event == "complete" and payload[0] == "Resumed 'hello'."
+    assert event == "complete" and payload[0]["value"] == "✓ Resumed 'hello'."
     actions = [(e.user, e.action, e.outcome) for e in server.service.list_audit(job="hello")[:2]]
     assert actions == [("alice", "resume", "allowed"), ("alice", "pause", "allowed")]
+
+
+CONTROL_RESULTS = [
+    ("do_pause", ["hello", "2099-01-01T00:00", ""], True, "Paused 'hello'"),
+    ("do_resume", ["hello"], True, "Resumed 'hello'."),
+    ("do_resume", ["hello"], True, "'hello' was not paused."),
+    ("do_pause", ["hello", "next tuesday", ""], False, "is not an ISO 8601 time"),
+    ("do_kill", ["hello"], False, "has no run in progress"),
+    ("do_kill", [""], False, "Select a job first."),
+    ("do_resume", ["no-such-job"], False, "no-such-job"),
+]
+
+
+def test_the_run_control_box_looks_like_the_result_box(server: AdminServer) -> None:
+    """Issue 13 (success and error looked the same): the "Run control" box marks what worked
+    ✓ with the Result box's green edge, and a refusal or failure ✗ with its red one."""
+    from jobfsm.admin.layout import STATUS_CLASSES
+
+    server.app.state.jobfsm_limiter.clear()
+    session = login(server, "alice")
+    for api, data, ok, words in CONTROL_RESULTS:
+        event, payload = call(session, server, api, data)
+        assert event == "complete", (api, data, payload)
+        box = payload[0]
+        assert box["value"].startswith("✓ " if ok else "✗ ") and words in box["value"], (api, data, box)
+        assert box["elem_classes"] == STATUS_CLASSES[ok], (api, data, box)
 
 
 def test_the_live_outputs_timer_runs_only_while_the_selected_job_runs(server: AdminServer) -> None:
@@ -117,6 +143,8 @@ def test_stop_pause_and_live_output_in_the_browser(server: AdminServer) -> None:
         wait_until(lambda: f"Run {run.id} of 'chatty' (running" in head.input_value(),  # type: ignore[attr-defined]
                    "the live output to follow the new run")
         wait_until(lambda: "tick-2" in live.input_value(), "the live output to show the run")
+        font = page.locator("#jobfsm-live-output textarea").evaluate("t => getComputedStyle(t).fontFamily")
+        assert "mono" in font.lower(), font  # output in a monospace font, as on the Logs tab
         seen = live.input_value().count("tick-")
         wait_until(lambda: live.input_value().count("tick-") >= seen + 3, "the live output to grow, no reload")
         shot(page, "control-01-live-output")
@@ -126,6 +154,8 @@ def test_stop_pause_and_live_output_in_the_browser(server: AdminServer) -> None:
         page.click("#jobfsm-kill")
         status = field(page, "jobfsm-control-status")
         wait_until(lambda: "killed by alice" in status.input_value(), "the kill", timeout=30)
+        assert status.input_value().startswith("✓ ")  # type: ignore[attr-defined]
+        assert "jobfsm-ok" in (page.locator("#jobfsm-control-status").get_attribute("class") or "")
         ended = server.service.store.get_run(run.id)  # type: ignore[attr-defined]
         assert (ended.status, ended.outcome) == (RunStatus.FAILED, Outcome.KILLED)
         wait_until(lambda: "ended: failed" in head.input_value(), "the live output to show the end")
@@ -133,6 +163,13 @@ def test_stop_pause_and_live_output_in_the_browser(server: AdminServer) -> None:
 
         # -- Pause… with an end and a reason: shown in the paused table; Resume empties it
         page.click("#jobfsm-pause-open")
+        field(page, "jobfsm-pause-until").fill("next tuesday")  # refused: marked as a failure
+        page.click("#jobfsm-pause")
+        wait_until(lambda: "is not an ISO 8601 time" in status.input_value(), "the refusal")
+        assert status.input_value().startswith("✗ ")  # type: ignore[attr-defined]
+        wait_until(lambda: "jobfsm-failed" in (page.locator("#jobfsm-control-status").get_attribute("class") or ""),
+                   "the Run control box to look like a failure")
+        shot(page, "control-03-refused")
         field(page, "jobfsm-pause-until").fill("2099-06-01T12:00")
         field(page, "jobfsm-pause-reason").fill("<img src=x onerror=alert(1)> rack move")
         page.click("#jobfsm-pause")
@@ -141,6 +178,7 @@ def test_stop_pause_and_live_output_in_the_browser(server: AdminServer) -> None:
         wait_until(lambda: "rack move" in paused.inner_text() and "2099-06-01 12:00:00+00:00" in paused.inner_text(),
                    "the paused table to show the reason and the end")
         assert page.locator("img[src='x']").count() == 0  # the reason shows as text
+        wait_until(lambda: "killed" in row_text(page, "chatty"), "the table to show the kill")  # for the screenshot
         shot(page, "control-03-paused")
         page.click("#jobfsm-trigger")  # a trigger while paused is recorded as skipped, saying why
         wait_until(lambda: any(r.status is RunStatus.SKIPPED and "rack move" in r.message

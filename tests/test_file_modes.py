@@ -1,5 +1,7 @@
 """Files that may hold secrets are created for their owner only, whatever the umask lets through:
-the SQLite store, run output files, and job files written through the service."""
+the SQLite store, run output files, job files written through the service, the admin page's
+signing secret and its revoked sessions; the audit log for its owner and group (0640). The
+accounts file is tested with the accounts (tests/test_admin_accounts.py)."""
 
 from __future__ import annotations
 
@@ -72,3 +74,29 @@ def test_a_replaced_job_file_keeps_the_mode_its_owner_chose(service: JobManageme
     path.chmod(0o640)  # the operator lets a group read it
     service.disable_job("shared", "alice")
     assert mode(path) == 0o640
+
+
+def test_the_audit_log_is_for_its_owner_and_group(service: JobManagementService, tmp_path: Path) -> None:
+    service.create_job(job_doc("audited", env={"API_TOKEN": "t0ps3cret"}), "alice")
+    audit_log = tmp_path / "logs" / "audit.log"
+    assert "audited" in audit_log.read_text()
+    assert mode(audit_log) == 0o640
+
+
+def test_the_admin_pages_signing_secret_is_the_owners_only(tmp_path: Path, loose_umask: None) -> None:
+    from jobfsm.admin.security import load_secret
+
+    path = tmp_path / "logs" / "admin-secret"
+    secret = load_secret(path)
+    assert path.read_text().strip() == secret
+    assert mode(path) == 0o600
+    assert load_secret(path) == secret  # read back, not written again
+
+
+def test_the_revoked_sessions_file_is_the_owners_only(tmp_path: Path, loose_umask: None) -> None:
+    from jobfsm.admin.security import Revocations
+
+    path = tmp_path / "logs" / "admin-revoked.json"
+    Revocations(path).add("a-session-id", until=2_000_000_000.0, now=1_900_000_000.0)
+    assert "a-session-id" in path.read_text()
+    assert mode(path) == 0o600

@@ -4,9 +4,12 @@ reason and end), and the selected job's running output as it is written.
 Added to the jobs section by :func:`add_controls` (one call, after the section's own layout and
 events), so the rest of the page knows nothing of it. The same rules as the rest of the page:
 every entry point is a :func:`~jobfsm.admin.handlers.guarded` method (the role is checked on the
-server, a refused change is audited), the service does the work and audits it, and everything
-that shows a job's data (a pause's reason, a run's output) is a Textbox or a Dataframe of ``str``
-cells, which Gradio shows as text. See docs/operations-control.md.
+server, a refused change is audited), the service does the work and audits it, everything that
+shows a job's data (a pause's reason, a run's output) is a Textbox or a Dataframe of ``str``
+cells, which Gradio shows as text, every event goes through
+:func:`~jobfsm.admin.events.as_text` (an unexpected error reaches the pop-up as text too), and
+the "Run control" box looks like the Result box (:func:`~jobfsm.admin.events.result_box`). See
+docs/operations-control.md.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from jobfsm.admin.events import as_text, result_box
 from jobfsm.admin.handlers import ANONYMOUS, ActionResult, JobsHandlers, guarded
-from jobfsm.admin.layout import JobsLayout
+from jobfsm.admin.layout import STATUS_CLASSES, JobsLayout
 from jobfsm.admin.refresh import Refresh
 from jobfsm.model import JobState, RunStatus
 from jobfsm.store.control import Pause
@@ -162,10 +166,12 @@ def _parts() -> ControlParts:
                                    elem_id="jobfsm-pause-until")
                 reason = gr.Textbox(label="Reason", elem_id="jobfsm-pause-reason")
                 pause = gr.Button("Pause", variant="primary", elem_id="jobfsm-pause")
-            status = gr.Textbox(label="Run control", interactive=False, elem_id="jobfsm-control-status")
+            # the Result box's look: ✓ and a green edge, ✗ and a red one (events.result_box)
+            status = gr.Textbox(label="Run control", interactive=False, elem_id="jobfsm-control-status",
+                                elem_classes=STATUS_CLASSES[None])
         live_head = gr.Textbox(label="Live output", interactive=False, elem_id="jobfsm-live-run")
         live = gr.Textbox(show_label=False, lines=12, max_lines=30, autoscroll=True, interactive=False,
-                          elem_id="jobfsm-live-output")
+                          elem_id="jobfsm-live-output", elem_classes=["jobfsm-mono"])  # like the Logs tab
         timer = gr.Timer(LIVE_SECONDS, active=False)
     return ControlParts(admin, kill, open_pause, pause_row, until, reason, pause, resume, status, paused,
                         live_head, live, timer)
@@ -187,15 +193,17 @@ class ControlEvents:
         self.h.paused(request)
         return gr.update(visible=self.h.jobs.is_admin(request))
 
-    def do_kill(self, name: str | None, request: gr.Request) -> str:
-        return self.h.kill(name or "", request).message
+    def do_kill(self, name: str | None, request: gr.Request) -> Any:
+        result = self.h.kill(name or "", request)
+        return result_box(result.message, ok=result.ok)
 
     def do_pause(self, name: str | None, until: str | None, reason: str | None, request: gr.Request) -> Any:
         result = self.h.pause(name or "", until, reason, request)
-        return result.message, gr.update(visible=not result.ok)
+        return result_box(result.message, ok=result.ok), gr.update(visible=not result.ok)
 
-    def do_resume(self, name: str | None, request: gr.Request) -> str:
-        return self.h.resume(name or "", request).message
+    def do_resume(self, name: str | None, request: gr.Request) -> Any:
+        result = self.h.resume(name or "", request)
+        return result_box(result.message, ok=result.ok)
 
     def paused_jobs(self, request: gr.Request) -> pd.DataFrame:
         return paused_frame(self.h.paused(request))
@@ -225,22 +233,24 @@ def add_controls(layout: JobsLayout, handlers: JobsHandlers) -> ControlParts:
     with layout.accordion:
         parts = _parts()
     ev = ControlEvents(ControlHandlers(handlers), parts, layout.refresh)
+    t = as_text  # every event, as in the rest of the section (the refresh parts run inside its own)
     quiet: dict[str, Any] = {"show_progress": "hidden"}
     root = gr.context.Context.root_block
     if root is not None:
-        root.load(ev.control_setup, None, [parts.admin], **quiet)
-        root.load(ev.paused_jobs, None, [parts.paused], **quiet)
+        root.load(t(ev.control_setup), None, [parts.admin], **quiet)
+        root.load(t(ev.paused_jobs), None, [parts.paused], **quiet)
     layout.refresh.add("paused", [parts.paused], ev.paused_shown)
     layout.refresh.add("live", [parts.timer], ev.live_shown)
     live = [parts.live_head, parts.live, parts.timer]
-    parts.timer.tick(ev.live_output, [layout.job], live, **quiet)
-    layout.job.change(ev.live_output, [layout.job], live, **quiet)
-    parts.kill.click(ev.do_kill, [layout.job], [parts.status], js=KILL_JS).then(
-        ev.paused_jobs, None, [parts.paused], **quiet)
-    parts.open_pause.click(ev.pause_form, None, [parts.pause_row], **quiet)
-    parts.pause.click(ev.do_pause, [layout.job, parts.until, parts.reason], [parts.status, parts.pause_row]).then(
-        ev.paused_jobs, None, [parts.paused], **quiet)
-    parts.resume.click(ev.do_resume, [layout.job], [parts.status]).then(ev.paused_jobs, None, [parts.paused], **quiet)
+    parts.timer.tick(t(ev.live_output), [layout.job], live, **quiet)
+    layout.job.change(t(ev.live_output), [layout.job], live, **quiet)
+    parts.kill.click(t(ev.do_kill), [layout.job], [parts.status], js=KILL_JS).then(
+        t(ev.paused_jobs), None, [parts.paused], **quiet)
+    parts.open_pause.click(t(ev.pause_form), None, [parts.pause_row], **quiet)
+    parts.pause.click(t(ev.do_pause), [layout.job, parts.until, parts.reason], [parts.status, parts.pause_row]).then(
+        t(ev.paused_jobs), None, [parts.paused], **quiet)
+    parts.resume.click(t(ev.do_resume), [layout.job], [parts.status]).then(
+        t(ev.paused_jobs), None, [parts.paused], **quiet)
     return parts
 
 

@@ -25,7 +25,14 @@ from jobfsm.admin.diagram import diagram_html
 from jobfsm.admin.downloads import output_url
 from jobfsm.admin.form import JobForm
 from jobfsm.admin.handlers import ActionResult, JobsHandlers
-from jobfsm.admin.layout import GENERAL, LIFECYCLE_TAB, STATUS_CLASSES, JobsLayout
+from jobfsm.admin.layout import (
+    GENERAL,
+    HISTORY_TAB,
+    LIFECYCLE_TAB,
+    LOGS_TAB,
+    STATUS_CLASSES,
+    JobsLayout,
+)
 from jobfsm.admin.refresh import Boards, Updates, digest_of
 from jobfsm.errors import JobfsmError
 
@@ -57,7 +64,8 @@ def result_box(message: str, ok: bool = True) -> Any:
 
 def as_text(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Every message the page shows is text: an unexpected error (not a refusal, whose message
-    is already escaped) reaches Gradio's pop-up, which renders HTML, escaped."""
+    is already escaped) reaches Gradio's pop-up, which renders HTML, escaped. Every event of
+    the section (its parts' too: run control, nodes) goes through here."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -69,6 +77,7 @@ def as_text(fn: Callable[..., Any]) -> Callable[..., Any]:
             log.warning("admin event %s failed", fn.__name__, exc_info=not isinstance(exc, JobfsmError))
             raise gr.Error(html.escape(str(exc) or type(exc).__name__), title="Error") from None
 
+    wrapper.__jobfsm_as_text__ = True  # type: ignore[attr-defined]
     return wrapper
 
 
@@ -304,6 +313,23 @@ class SectionEvents:
         text = views.logs_text(entries, search=search, per_stream=views.LOG_VIEW_CHARS, total=views.LOG_VIEW_TOTAL)
         return text, gr.update(link=output_url(name, status or None), interactive=True)
 
+    def shown_views(
+        self, name: str | None, tab: str | None, status: str, since: str, until: str, search: str, log_status: str,
+        request: gr.Request,
+    ) -> Updates:
+        """After a selection, the selected job's history or logs, whichever tab shows; the other
+        is loaded when its tab opens, as the diagram is drawn. Both, one after the other behind
+        the form, cost a selection two more events (each a look of Gradio's queue and the page
+        applying its outputs) before the Logs tab showed anything."""
+        history = (self.ui.history.table, self.ui.history.chart, self.ui.history.note)
+        logs = (self.ui.logs.text, self.ui.logs.download)
+        if tab == HISTORY_TAB:
+            return dict(zip(history, self.history(name, status, since, until, request), strict=True))
+        if tab == LOGS_TAB:
+            return dict(zip(logs, self.logs(name, search, log_status, request), strict=True))
+        self.h.list_jobs(request)  # the check: only signed-in users get here
+        return dict.fromkeys((*history, *logs), gr.skip())
+
     def audit(self, user: str, job: str, request: gr.Request) -> Any:
         return views.audit_frame(self.h.audit(user, job, request))
 
@@ -330,16 +356,25 @@ def wire(ui: JobsLayout, ev: SectionEvents) -> None:
     for key, tab in ui.tabs.items():
         tab.select(None, None, [ui.tab], js=f"() => {json.dumps(key)}", **quiet)
     ui.tabs[LIFECYCLE_TAB].select(t(ev.lifecycle), [ui.job], [ui.diagram], **quiet)
-
     form, history, logs = ui.form, ui.history, ui.logs
-    inputs = list(form.inputs.values())
-    errors = list(form.errors.values())
     history_io = ([ui.job, history.status, history.since, history.until], [history.table, history.chart, history.note])
     logs_io = ([ui.job, logs.search, logs.status], [logs.text, logs.download])
+    # The selected job's history and logs: loaded when their tab opens, or after a selection
+    # made while it shows (shown_views). Every event that fills them is answered in the order it
+    # was sent (one queue for them all), or an opened tab's answer could land after, and over,
+    # the answer to a filter or a search clicked right after it.
+    views: dict[str, Any] = {"concurrency_id": "jobfsm-selected-job-views", "concurrency_limit": 1}
+    quiet_views = {**quiet, **views}
+    ui.tabs[HISTORY_TAB].select(t(ev.history), *history_io, **quiet_views)
+    ui.tabs[LOGS_TAB].select(t(ev.logs), *logs_io, **quiet_views)
+
+    inputs = list(form.inputs.values())
+    errors = list(form.errors.values())
     select_out = [*inputs, *errors, ui.version, ui.mode, ui.raw, ui.raw_note, ui.status]
-    ui.job.input(t(ev.select), [ui.job], select_out).then(t(ev.history), *history_io, **quiet).then(
-        t(ev.logs), *logs_io, **quiet
-    ).then(t(ev.dashboard), *dash, **refreshing)
+    views_io = ([ui.job, ui.tab, *history_io[0][1:], *logs_io[0][1:]], [*history_io[1], *logs_io[1]])
+    ui.job.input(t(ev.select), [ui.job], select_out).then(t(ev.shown_views), *views_io, **quiet_views).then(
+        t(ev.dashboard), *dash, **refreshing
+    )
     ui.actions["new"].click(t(ev.new_job), None, select_out)
 
     action_out = [ui.status, ui.version, form.inputs["enabled"], ui.raw]
@@ -361,9 +396,9 @@ def wire(ui: JobsLayout, ev: SectionEvents) -> None:
         t(ev.dashboard), *dash, **refreshing
     )
 
-    history.filter.click(t(ev.history), *history_io)
-    logs.show.click(t(ev.logs), *logs_io)
-    logs.search.submit(t(ev.logs), *logs_io)
+    history.filter.click(t(ev.history), *history_io, **views)
+    logs.show.click(t(ev.logs), *logs_io, **views)
+    logs.search.submit(t(ev.logs), *logs_io, **views)
     audit = ui.audit
     audit.filter.click(t(ev.audit), [audit.user, audit.job], [audit.table])
     audit.tab.select(t(ev.audit), [audit.user, audit.job], [audit.table])

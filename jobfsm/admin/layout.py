@@ -27,8 +27,8 @@ EDIT_READ_ONLY_NOTE = (
     "Read only: editing needs the admin role. The selected job's definition (secrets masked) "
     "is in the Raw JSON tab."
 )
-LIFECYCLE_TAB = "lifecycle"
-TABS = {LIFECYCLE_TAB: "Lifecycle", "edit": "Edit", "raw": "Raw JSON", "history": "History", "logs": "Logs", "audit": "Audit"}
+LIFECYCLE_TAB, HISTORY_TAB, LOGS_TAB = "lifecycle", "history", "logs"
+TABS = {LIFECYCLE_TAB: "Lifecycle", "edit": "Edit", "raw": "Raw JSON", HISTORY_TAB: "History", LOGS_TAB: "Logs", "audit": "Audit"}
 """The tabs, by the key the page keeps of the one that shows."""
 STATUS_CLASSES: dict[bool | None, list[str]] = {
     True: ["jobfsm-status", "jobfsm-ok"], False: ["jobfsm-status", "jobfsm-failed"], None: ["jobfsm-status"],
@@ -168,9 +168,9 @@ def build_layout(form: JobForm, *, label: str, open: bool, refresh_seconds: floa
                 raw = gr.Code(language="json", label="Job file", interactive=True, elem_id="jobfsm-raw")
                 with _gated(gated, notes, READ_ONLY_NOTE):
                     save_raw = gr.Button("Save JSON", variant="primary", elem_id="jobfsm-save-raw")
-            with _tab(tabs, "history"):
+            with _tab(tabs, HISTORY_TAB):
                 history = _history_parts()
-            with _tab(tabs, "logs"):
+            with _tab(tabs, LOGS_TAB):
                 logs = _log_parts()
             with _tab(tabs, "audit") as audit_tab:
                 audit = _audit_parts(audit_tab)

@@ -3,8 +3,9 @@
 A table of plain-text cells (node names and job names are data: never rendered as markup) and a
 summary of fixed words and numbers, refreshed by the section's timer. It reaches the service only
 through :class:`NodesHandlers`, whose one method passes the same role check as every handler of
-:class:`~jobfsm.admin.handlers.JobsHandlers` (any signed-in user may look). The node of every run
-is in the History tab's ``Node`` column.
+:class:`~jobfsm.admin.handlers.JobsHandlers` (any signed-in user may look), and its event goes
+through :func:`~jobfsm.admin.events.as_text` like every other. The node of every run is in the
+History tab's ``Node`` column.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from jobfsm.admin.events import as_text
 from jobfsm.admin.handlers import JobsHandlers, guarded
 from jobfsm.admin.refresh import Refresh, frame_texts
 from jobfsm.admin.views import fmt_time
@@ -87,6 +89,6 @@ def add_nodes_view(jobs: JobsHandlers, refresh: Refresh) -> gr.Dataframe:
     quiet: dict[str, Any] = {"show_progress": "hidden"}
     root = gr.context.Context.root_block
     if root is not None:  # its own endpoint (``nodes_table``), for scripts; the page's refresh adds it
-        root.load(nodes_table, None, [summary, table], **quiet)
+        root.load(as_text(nodes_table), None, [summary, table], **quiet)
     refresh.add("nodes", [summary, table], shown)
     return table
