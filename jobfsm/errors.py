@@ -111,6 +111,13 @@ class StoreUnavailableError(StoreError):
     worth trying again later, unlike a bad URL or a schema from a newer jobfsm."""
 
 
+class StoreValueError(StoreError, ValueError):
+    """The database refused a value (PostgreSQL's text holds no NUL, a string longer than its
+    column, a number out of its type's range, text that cannot be encoded): trying again gives
+    the same answer, so this is no outage; the daemon records the run's result without the
+    texts it cannot store."""
+
+
 class PermissionDeniedError(JobfsmError, PermissionError):
     """A user without the needed role tried to change something."""
 

@@ -9,27 +9,37 @@ Metric names and example alerts: docs/operations.md.
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import threading
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
-    Counter,
-    Gauge,
     Histogram,
     disable_created_metrics,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from jobfsm.clock import Clock
 from jobfsm.lifecycle.events import Event, RunFinished, RunLost, RunSkipped, RunStarted
 from jobfsm.model import JobState, RunStatus, Trigger
 from jobfsm.notify.misses import miss_of
 from jobfsm.store.abc import Heartbeat
+
+if TYPE_CHECKING:
+    from jobfsm.runs.executor import JobResult
 
 DURATION_BUCKETS = (1, 10, 60, 300, 1800, 3600, 14400, 86400)
 """Few buckets: the histogram is per job, and with 10,000 jobs each bucket is 10,000 lines a scrape."""
@@ -57,7 +67,7 @@ class Metrics:
         registry: CollectorRegistry | None = None,
         states: Callable[[], Iterable[JobState]] | None = None,
         nodes: Callable[[], list[Heartbeat]] | None = None,
-        notifications: Callable[[], tuple[int, int]] | None = None,
+        notifications: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         # No ``*_created`` series: a third more lines per job, and nothing in docs/operations.md uses
         # them (a process-wide switch of prometheus_client; the daemon has one registry).
@@ -65,40 +75,25 @@ class Metrics:
         self.clock = clock
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self.runs = Counter("jobfsm_runs", "Runs that ended or fires skipped, by job and status",
-                            ["job", "status"], registry=r)
-        self.duration = Histogram("jobfsm_run_duration_seconds", "How long runs took, by job", ["job"],
-                                  buckets=DURATION_BUCKETS, registry=r)
+        self.jobs = _PerJob(DURATION_BUCKETS)
+        r.register(self.jobs)
         self.lateness = Histogram("jobfsm_fire_lateness_seconds",
                                   "From a scheduled fire's time to its run's start",
                                   buckets=LATENESS_BUCKETS, registry=r)
-        self.missed = Counter("jobfsm_missed_fires", "Fires that should have run and did not, by job",
-                              ["job"], registry=r)
-        self.last_success = Gauge("jobfsm_last_success_timestamp_seconds",
-                                  "When the job's last successful run ended (since this daemon started)",
-                                  ["job"], registry=r)
-        self.last_failure = Gauge("jobfsm_last_failure_timestamp_seconds",
-                                  "When the job's last failed run ended (since this daemon started)",
-                                  ["job"], registry=r)
         r.register(_Live(states, nodes, notifications, clock))
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, RunFinished):
-            result = event.result
-            self.runs.labels(result.job_name, result.status.run_status.value).inc()
-            self.duration.labels(result.job_name).observe(max(result.duration_seconds, 0.0))
-            stamp = result.end_time.timestamp()
-            (self.last_success if result.success else self.last_failure).labels(result.job_name).set(stamp)
+            self.jobs.finished(event.result)
         elif isinstance(event, RunStarted):
             if event.trigger is Trigger.SCHEDULE and event.scheduled_for is not None:
                 self.lateness.observe(max((self.clock.now() - event.scheduled_for).total_seconds(), 0.0))
         elif isinstance(event, RunSkipped):
             miss = miss_of(event.reason, event.trigger)
             if miss is not None:  # waiting starts (overlap: queue) and pauses are not counted
-                self.runs.labels(event.job, RunStatus.SKIPPED.value).inc()
-                self.missed.labels(event.job).inc(miss.count or 1)
+                self.jobs.missed(event.job, miss.count or 1)
         elif isinstance(event, RunLost):
-            self.runs.labels(event.run.job, RunStatus.LOST.value).inc()
+            self.jobs.counted(event.run.job, RunStatus.LOST.value)
 
     def serve(self, host: str, port: int) -> Any:
         """Serve ``/metrics`` on a thread; returns the server (``shutdown()`` stops it)."""
@@ -106,15 +101,112 @@ class Metrics:
         return server
 
 
+class _Series:
+    """One job's numbers; no series of a kind until the job has one (as with labelled metrics)."""
+
+    __slots__ = ("buckets", "duration_sum", "last_failure", "last_success", "missed", "runs")
+
+    def __init__(self) -> None:
+        self.runs: dict[str, int] = {}
+        """Runs that ended, and missed fires, by status."""
+        self.buckets: list[int] | None = None
+        """Durations per bucket, not cumulative (the last one above every bound)."""
+        self.duration_sum = 0.0
+        self.missed = 0
+        self.last_success: float | None = None
+        self.last_failure: float | None = None
+
+
+class _PerJob(Collector):
+    """The per-job series (``jobfsm_runs_total``, ``jobfsm_run_duration_seconds``,
+    ``jobfsm_missed_fires_total``, ``jobfsm_last_{success,failure}_timestamp_seconds``): plain
+    numbers in one small record per job, turned into metric families in one pass at a scrape.
+
+    What it buys: prometheus_client's labelled metrics keep an object per series with a lock per
+    value, and at a scrape read each back and copy its labels sample by sample; with thousands of
+    jobs that is a large share of a scrape (docs/benchmarks.md). Events come from the loop's thread alone;
+    the lock guards adding a job against the scrape's copy of the list. A scrape that reads a
+    record while an event updates it may see that event half applied (a run counted, its
+    duration not yet), as prometheus_client's separate values allow too; never a torn number.
+    """
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self._bounds = tuple(bounds)
+        self._les = [floatToGoString(b) for b in (*self._bounds, float("inf"))]  # type: ignore[no-untyped-call]
+        self._jobs: dict[str, _Series] = {}
+        self._lock = threading.Lock()
+
+    def _of(self, job: str) -> _Series:
+        series = self._jobs.get(job)
+        if series is None:
+            with self._lock:
+                series = self._jobs.setdefault(job, _Series())
+        return series
+
+    def finished(self, result: JobResult) -> None:
+        series = self._of(result.job_name)
+        status = result.status.run_status.value
+        series.runs[status] = series.runs.get(status, 0) + 1
+        duration = max(result.duration_seconds, 0.0)
+        if series.buckets is None:
+            series.buckets = [0] * (len(self._bounds) + 1)
+        series.buckets[bisect.bisect_left(self._bounds, duration)] += 1  # le: a bound counts its equal
+        series.duration_sum += duration
+        if result.success:
+            series.last_success = result.end_time.timestamp()
+        else:
+            series.last_failure = result.end_time.timestamp()
+
+    def missed(self, job: str, fires: int) -> None:
+        series = self._of(job)
+        series.runs[RunStatus.SKIPPED.value] = series.runs.get(RunStatus.SKIPPED.value, 0) + 1
+        series.missed += fires
+
+    def counted(self, job: str, status: str) -> None:
+        series = self._of(job)
+        series.runs[status] = series.runs.get(status, 0) + 1
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            jobs = list(self._jobs.items())
+        runs = CounterMetricFamily("jobfsm_runs", "Runs that ended or fires skipped, by job and status",
+                                   labels=["job", "status"])
+        duration = HistogramMetricFamily("jobfsm_run_duration_seconds", "How long runs took, by job",
+                                         labels=["job"])
+        missed = CounterMetricFamily("jobfsm_missed_fires", "Fires that should have run and did not, by job",
+                                     labels=["job"])
+        success = GaugeMetricFamily("jobfsm_last_success_timestamp_seconds",
+                                    "When the job's last successful run ended (since this daemon started)",
+                                    labels=["job"])
+        failure = GaugeMetricFamily("jobfsm_last_failure_timestamp_seconds",
+                                    "When the job's last failed run ended (since this daemon started)",
+                                    labels=["job"])
+        les = self._les
+        for job, series in jobs:
+            for status, count in list(series.runs.items()):
+                runs.add_metric([job, status], count)
+            buckets = series.buckets
+            if buckets is not None:
+                cumulative = list(itertools.accumulate(buckets))
+                duration.add_metric([job], list(zip(les, cumulative, strict=True)), series.duration_sum)
+            if series.missed:
+                missed.add_metric([job], series.missed)
+            if series.last_success is not None:
+                success.add_metric([job], series.last_success)
+            if series.last_failure is not None:
+                failure.add_metric([job], series.last_failure)
+        yield from (runs, duration, missed, success, failure)
+
+
 class _Live(Collector):
     """What is read at scrape time: jobs per state, live nodes, notifications."""
 
     def __init__(self, states: Callable[[], Iterable[JobState]] | None,
                  nodes: Callable[[], list[Heartbeat]] | None,
-                 notifications: Callable[[], tuple[int, int]] | None, clock: Clock) -> None:
+                 notifications: Callable[[], Mapping[str, int]] | None, clock: Clock) -> None:
         self._states, self._nodes, self._notifications, self._clock = states, nodes, notifications, clock
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         if self._states is not None:
             jobs = GaugeMetricFamily("jobfsm_jobs", "Jobs by lifecycle state", labels=["state"])
             tally = Tally(state.value for state in _snapshot(self._states))
@@ -136,11 +228,11 @@ class _Live(Collector):
                 yield up
                 yield seen
         if self._notifications is not None:
-            delivered, failed = self._notifications()
-            sent = GaugeMetricFamily("jobfsm_notifications", "Notifications since start, by result",
-                                     labels=["result"])
-            sent.add_metric(["delivered"], delivered)
-            sent.add_metric(["failed"], failed)
+            # A counter (``jobfsm_notifications_total``): the dispatcher's totals only grow.
+            sent = CounterMetricFamily("jobfsm_notifications", "Notifications since start, by result",
+                                       labels=["result"])
+            for result, count in self._notifications().items():
+                sent.add_metric([result], count)
             yield sent
 
 

@@ -156,13 +156,17 @@ def pg_schema(server: str, *, application_name: str | None = None) -> Iterator[s
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 8 MiB tmpfs (mounting needs root; elsewhere the test skips)."""
+    """A real 8 MiB tmpfs (mounting needs root; elsewhere the test skips). No stand-in without
+    root: a file-size limit (``RLIMIT_FSIZE``) makes writes fail with ``EFBIG``, which SQLite
+    reports as ``disk I/O error`` (``SQLITE_IOERR_WRITE``), not the ``database or disk is
+    full`` (``SQLITE_FULL``, from ``ENOSPC``) of a full disk."""
     mount = tmp_path / "disk"
     mount.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
                           capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+        pytest.skip(f"cannot mount a tmpfs here (needs root; RLIMIT_FSIZE is no stand-in, SQLite reads "
+                    f"its EFBIG as an I/O error, not a full disk): {done.stderr.strip()}")
     try:
         yield mount
     finally:

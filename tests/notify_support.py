@@ -18,6 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+GATE_SECONDS = 30.0
+"""A gated request is answered after this long at most, should the test never open the gate."""
+
 
 @dataclass
 class Hook:
@@ -35,13 +38,15 @@ class Hook:
 
 
 class Hooks:
-    """Records every POST; answers the statuses in ``plan`` first (then 200), after ``delay`` s."""
+    """Records every POST; answers the statuses in ``plan`` first (then 200), after ``delay`` s,
+    or, with a ``gate``, once the test opens it (an endpoint as slow as the test needs)."""
 
-    def __init__(self, plan: list[int] | None = None, delay: float = 0.0) -> None:
+    def __init__(self, plan: list[int] | None = None, delay: float = 0.0, gate: threading.Event | None = None) -> None:
         self.received: list[Hook] = []
         self.attempts = 0
         self.plan = list(plan or [])
         self.delay = delay
+        self.gate = gate
         self._lock = threading.Lock()
         hooks = self
 
@@ -53,6 +58,8 @@ class Hooks:
                     status = hooks.plan.pop(0) if hooks.plan else 200
                 if hooks.delay:
                     time.sleep(hooks.delay)
+                if hooks.gate is not None:
+                    hooks.gate.wait(GATE_SECONDS)
                 if status == 200:
                     with hooks._lock:
                         hooks.received.append(Hook(body, dict(self.headers), time.monotonic(), time.time()))
@@ -79,11 +86,13 @@ class Hooks:
 
 
 @contextmanager
-def hooks(plan: list[int] | None = None, delay: float = 0.0) -> Iterator[Hooks]:
-    server = Hooks(plan, delay)
+def hooks(plan: list[int] | None = None, delay: float = 0.0, gate: threading.Event | None = None) -> Iterator[Hooks]:
+    server = Hooks(plan, delay, gate)
     try:
         yield server
     finally:
+        if gate is not None:
+            gate.set()  # a failed test must not leave a request hanging
         server.close()
 
 

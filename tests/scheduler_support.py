@@ -38,13 +38,14 @@ class HeldRunner:
         if self.on_submit is not None:
             self.on_submit(len(self.tickets))
 
-    def finish(self, tickets: list[Ticket], when: datetime, outcome: Outcome = Outcome.SUCCEEDED) -> None:
+    def finish(self, tickets: list[Ticket], when: datetime, outcome: Outcome = Outcome.SUCCEEDED, *,
+               stdout: str = "out", stderr: str = "", message: str = "") -> None:
         assert self.scheduler is not None
         for ticket in tickets:
             self.scheduler.post_result(ticket, JobResult(
                 job_name=ticket.job.name, run_id=ticket.run_id, start_time=when, end_time=when,
-                exit_code=0 if outcome is Outcome.SUCCEEDED else 1, stdout="out", stderr="",
-                duration_seconds=0.5, status=outcome, signal=None, message="", stdout_path=None,
+                exit_code=0 if outcome is Outcome.SUCCEEDED else 1, stdout=stdout, stderr=stderr,
+                duration_seconds=0.5, status=outcome, signal=None, message=message, stdout_path=None,
                 stderr_path=None,
             ))
 

@@ -4,7 +4,6 @@ and what fires next (or how to enable a job); ``jobfsm status`` says the same wi
 
 from __future__ import annotations
 
-import configparser
 import json
 import os
 import shlex
@@ -19,7 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from jobfsm import __version__
 from jobfsm.adopt.firstrun import render, summarize
+from jobfsm.adopt.scaffold import unit, unit_trouble
 from jobfsm.config.loader import validate_file
 from jobfsm.config.schema import schema_text
 from tests.conftest import job_doc, wait_for
@@ -30,6 +31,98 @@ JOBFSM = str(Path(sys.executable).parent / "jobfsm")
 def jobfsm(*argv: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBFSM_")}
     return subprocess.run([JOBFSM, *argv], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+# -- a systemd unit read back as systemd reads it ----------------------------------------------
+
+C_ESCAPES = {"\\": "\\", '"': '"', "'": "'", "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
+             "s": " ", "t": "\t", "v": "\v"}
+"""systemd's C escapes (``\\xNN`` aside); any other backslash makes the line invalid."""
+
+
+def service_settings(text: str) -> dict[str, list[str]]:
+    """The [Service] section's settings, each key's values in order (a unit may repeat a key)."""
+    settings: dict[str, list[str]] = {}
+    section = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif section == "Service":
+            key, _, value = line.partition("=")
+            settings.setdefault(key.strip(), []).append(value.strip())
+    return settings
+
+
+def specifiers(word: str) -> str:
+    """systemd.unit's specifiers: '%%' is a '%'; any other '%x' would be replaced."""
+    parts = word.split("%%")
+    assert not any("%" in part for part in parts), f"an unescaped specifier in {word!r}"
+    return "%".join(parts)
+
+
+def systemd_words(value: str, *, command: bool = False) -> list[str]:
+    """``Environment=`` and ``ExecStart=`` values split as systemd.syntax says (quotes removed,
+    C escapes undone), then specifiers and, in a command line, '$$' (systemd.service)."""
+    words: list[str] = []
+    word: list[str] | None = None
+    quote = ""
+    i = 0
+    while i < len(value):
+        ch = value[i]
+        if ch == "\\":
+            nxt = value[i + 1]
+            if nxt == "x":
+                (word := word if word is not None else []).append(chr(int(value[i + 2:i + 4], 16)))
+                i += 4
+                continue
+            assert nxt in C_ESCAPES, f"'\\{nxt}', an escape systemd refuses, in {value!r}"
+            (word := word if word is not None else []).append(C_ESCAPES[nxt])
+            i += 2
+            continue
+        if quote:
+            if ch == quote:
+                quote = ""
+            else:
+                word.append(ch)  # type: ignore[union-attr]
+        elif ch in "\"'":
+            quote, word = ch, word if word is not None else []
+        elif ch in " \t":
+            if word is not None:
+                words.append("".join(word))
+            word = None
+        else:
+            (word := word if word is not None else []).append(ch)
+        i += 1
+    assert not quote, f"an unclosed quote in {value!r}"
+    if word is not None:
+        words.append("".join(word))
+    words = [specifiers(w) for w in words]
+    if command:
+        for w in words:
+            assert "$" not in w.replace("$$", ""), f"a '$' systemd would substitute in {w!r}"
+        words = [w.replace("$$", "$") for w in words]
+    return words
+
+
+def read_unit(text: str) -> tuple[str, dict[str, str], list[str]]:
+    """(WorkingDirectory, the Environment variables, ExecStart's words) as systemd gets them."""
+    service = service_settings(text)
+    assignments = [word for line in service["Environment"] for word in systemd_words(line)]
+    assert all("=" in word for word in assignments), f"not assignments: {assignments}"
+    env = dict(word.split("=", 1) for word in assignments)
+    [workdir], [command] = service["WorkingDirectory"], service["ExecStart"]
+    return specifiers(workdir), env, systemd_words(command, command=True)
+
+
+def systemd_verify(path: Path) -> None:
+    """``systemd-analyze verify``, which says what it ignored (an 'Invalid environment assignment'
+    is a warning, exit 0): nothing may be said about the unit's own lines."""
+    verify = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True, timeout=60)
+    said = [line for line in (verify.stdout + verify.stderr).splitlines() if "jobfsm.service" in line]
+    assert (verify.returncode, said) == (0, []), verify.stderr
 
 
 # -- init -------------------------------------------------------------------------------------
@@ -54,6 +147,14 @@ def test_init_makes_a_repository_that_validates_and_whose_ci_step_works(tmp_path
     workflow = yaml.safe_load((repo / ".github/workflows/jobfsm.yml").read_text())
     runs = [step["run"] for step in workflow["jobs"]["validate"]["steps"] if "run" in step]
     assert runs[-1] == "jobfsm validate --format github jobs/"
+    # it installs this version from the package index, and says what to give pip where the team's
+    # index has no jobfsm (the wheel's name as python -m build makes it)
+    assert runs[-2] == f'python -m pip install "jobfsm=={__version__}"'
+    text = (repo / ".github/workflows/jobfsm.yml").read_text()
+    comment = text[:text.index(f"- run: {runs[-2]}")].rsplit("- uses:", 1)[1]
+    assert f"python -m pip install ./wheels/jobfsm-{__version__}-py3-none-any.whl" in comment
+    assert '"jobfsm @ git+https://' in comment and "--index-url <index URL>" in comment
+    assert f"CI installs jobfsm=={__version__} from your package index; if your jobfsm comes from " in done.stdout
     assert jobfsm(*shlex.split(runs[-1])[1:], cwd=repo).returncode == 0
     (repo / "jobs" / "broken.json").write_text(json.dumps(job_doc("broken", schedule="61 * * * *")))
     failed = jobfsm(*shlex.split(runs[-1])[1:], cwd=repo)
@@ -61,18 +162,68 @@ def test_init_makes_a_repository_that_validates_and_whose_ci_step_works(tmp_path
     assert failed.stdout.startswith("::error file=jobs/broken.json,") and "$.schedule" in failed.stdout
 
     # systemd: the unit starts this jobfsm in this folder
-    unit = configparser.ConfigParser(strict=False, interpolation=None)
-    unit.optionxform = str  # type: ignore[assignment,method-assign]
-    unit.read(repo / "deploy" / "jobfsm.service")
-    service = unit["Service"]
-    program, command = shlex.split(service["ExecStart"])[:2]
-    assert (program, command) == (JOBFSM, "start")
-    assert service["WorkingDirectory"] == str(repo)
-    assert f"JOBFSM_JOBS={repo / 'jobs'}" in (repo / "deploy" / "jobfsm.service").read_text()
+    workdir, env, command = read_unit((repo / "deploy" / "jobfsm.service").read_text())
+    real = repo.resolve()  # the unit names the folder with no '..' and no link in it
+    assert command[:2] == [JOBFSM, "start"] and workdir == str(real)
+    assert (env["JOBFSM_JOBS"], env["JOBFSM_LOGS"]) == (str(real / "jobs"), str(real / "logs"))
     if shutil.which("systemd-analyze"):  # where systemd is there, it checks the unit itself
-        verify = subprocess.run(["systemd-analyze", "verify", str(repo / "deploy" / "jobfsm.service")],
-                                capture_output=True, text=True, timeout=60)
-        assert "jobfsm.service" not in verify.stderr or "error" not in verify.stderr.lower(), verify.stderr
+        systemd_verify(repo / "deploy" / "jobfsm.service")
+
+
+ODD_FOLDER = "my jobs 50%q %h $HOME \"dq\" 'sq' back\\slash Ä"
+
+
+def test_init_in_a_folder_with_spaces_and_quotes_writes_a_unit_systemd_reads_back(tmp_path: Path) -> None:
+    """Environment= splits at blanks unless quoted, and every value expands '%' specifiers:
+    a folder named like this once gave JOBFSM_JOBS cut at the space."""
+    done = jobfsm("init", ODD_FOLDER, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    repo = (tmp_path / ODD_FOLDER).resolve()
+    path = repo / "deploy" / "jobfsm.service"
+    workdir, env, command = read_unit(path.read_text())
+    assert (workdir, env["JOBFSM_JOBS"], env["JOBFSM_LOGS"]) == (str(repo), str(repo / "jobs"), str(repo / "logs"))
+    assert command[:2] == [JOBFSM, "start"]
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("no systemd-analyze on this host: the unit was checked by the parser above only")
+    systemd_verify(path)
+
+
+def test_the_unit_quotes_the_command_and_names_a_normalized_folder(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin 100%"
+    bin_dir.mkdir()
+    (bin_dir / "jobfsm").symlink_to(JOBFSM)
+    command = [str(bin_dir / "jobfsm"), "--flag=$HOME %h", "it's"]
+    text = unit(tmp_path / "repo", command, "jobfsm")
+    workdir, _, words = read_unit(text)
+    assert (workdir, words) == (str(tmp_path / "repo"), [*command, "start", "--grace-seconds", "60"])
+    done = jobfsm("init", "a/../b", cwd=tmp_path)  # systemd refuses '..' in WorkingDirectory=
+    assert done.returncode == 0, done.stderr
+    assert read_unit((tmp_path / "b" / "deploy" / "jobfsm.service").read_text())[0] == str((tmp_path / "b").resolve())
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("no systemd-analyze on this host: the units were checked by the parser above only")
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "jobfsm.service").write_text(text)
+    systemd_verify(tmp_path / "jobfsm.service")
+    systemd_verify(tmp_path / "b" / "deploy" / "jobfsm.service")
+
+
+@pytest.mark.parametrize(("folder", "program", "says"), [
+    ("/srv/a\nb", "/usr/bin/jobfsm", "the folder '/srv/a\\nb' has a control character"),
+    ("/srv/a\udcff", "/usr/bin/jobfsm", "is not UTF-8 text"),
+    ("/srv/a ", "/usr/bin/jobfsm", "ends in a blank or a backslash"),
+    ("/srv/a\\", "/usr/bin/jobfsm", "ends in a blank or a backslash"),
+    ("/srv/a", "/opt/$x/jobfsm", "has a quote, a backslash or a '$'"),
+    ("/srv/a", "/opt/it's/jobfsm", "run an installed jobfsm from another folder"),
+], ids=["newline", "not-utf8", "trailing-blank", "trailing-backslash", "dollar-program", "quote-program"])
+def test_what_no_unit_can_hold_is_refused_with_a_reason(folder: str, program: str, says: str) -> None:
+    assert says in (unit_trouble(folder, program) or "")
+    assert unit_trouble("/srv/my jobs %h $x 'q'", "/opt/my tools/jobfsm") is None
+
+
+def test_init_refuses_a_folder_no_unit_can_name(tmp_path: Path) -> None:
+    done = jobfsm("init", "a\nb", cwd=tmp_path)
+    assert done.returncode == 2 and not (tmp_path / "a\nb").exists()
+    assert done.stderr.startswith("jobfsm init: error: the folder ") and "choose another DIR" in done.stderr
 
 
 def test_init_refuses_to_overwrite_and_writes_nothing(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from cronsim import CronSim
+from cronsim import CronSim, CronSimError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -100,6 +100,13 @@ TABLE: list[tuple[str, str, bool, list[dict[str, Any]], list[str]]] = [
           command="still-berlin", env={"TZ": ":America/New_York"}),
       job(7, "0 6 * * * new-york", name="new-york", schedule="0 6 * * *", timezone="America/New_York",
           command="new-york", env={"TZ": ":America/New_York"})], []),
+    ("TZ on its own, with no CRON_TZ ever set, is the schedule's zone and stays in env",
+     "0 6 * * * utc\nTZ=:Asia/Kolkata\n0 6 * * * kolkata\nTZ=Europe/Lisbon\n0 6 * * * lisbon", False,
+     [job(1, "0 6 * * * utc", name="utc", schedule="0 6 * * *", command="utc"),
+      job(3, "0 6 * * * kolkata", name="kolkata", schedule="0 6 * * *", timezone="Asia/Kolkata",
+          command="kolkata", env={"TZ": ":Asia/Kolkata"}),
+      job(5, "0 6 * * * lisbon", name="lisbon", schedule="0 6 * * *", timezone="Europe/Lisbon",
+          command="lisbon", env={"TZ": "Europe/Lisbon"})], []),
     ("SHELL: a list command through it; HOME: env and working directory; MAILTO: notify",
      'SHELL=/bin/bash\nHOME=/srv/app\nMAILTO="ops@example.com,dev@example.com"\n0 3 * * * ./nightly.sh %x',
      False,
@@ -156,11 +163,26 @@ def test_crontab_lines_become_job_files(
 def test_the_user_column_warns_that_jobfsm_runs_as_the_daemons_user() -> None:
     result = parse_crontab("MAILTO=root,ops@example.com\n0 0 * * * backup /x", user_column=True, home_of=home_of)
     [imported] = result.jobs
-    assert imported.warnings == (
-        "MAILTO root: a local user, not an e-mail address; not carried over (add an address to notify.email)",
-        "cron ran this as user 'backup'; jobfsm runs every job as the daemon's user",
-    )
+    assert imported.warnings == ("cron ran this as user 'backup'; jobfsm runs every job as the daemon's user",)
     assert imported.document["notify"] == {"email": ["ops@example.com"]}
+    assert [str(w) for w in result.warnings] == [
+        "line 1: warning: MAILTO root: a local user, not an e-mail address; left out of the 1 job(s) it "
+        "applies to (add an address to their notify.email)",
+    ]
+
+
+def test_a_local_mailto_user_is_warned_about_once_per_mailto_line() -> None:
+    text = ("MAILTO=root\n" + "".join(f"{i} * * * * /bin/job{i}\n" for i in range(6))
+            + "61 * * * * /bin/refused\nMAILTO=ops@example.com\n0 1 * * * /bin/mailed\nMAILTO=admin\n")
+    result = parse_crontab(text, home_of=home_of)
+    assert [str(w) for w in result.warnings] == [
+        "line 1: warning: MAILTO root: a local user, not an e-mail address; left out of the 6 job(s) it "
+        "applies to (add an address to their notify.email)",
+        "line 11: warning: MAILTO admin: a local user, not an e-mail address; not carried over (no job "
+        "after it was converted)",
+    ]
+    assert all(job.warnings == () and "notify" not in job.document for job in result.jobs[:6])
+    assert result.jobs[6].document["notify"] == {"email": ["ops@example.com"]}
 
 
 def test_a_long_line_is_quoted_shortened_within_the_description_limit() -> None:
@@ -277,14 +299,18 @@ def test_import_keeps_the_fire_times(line: tuple[str, str], zone: str, after: da
     start = after.replace(tzinfo=tz, second=0, microsecond=0)
     try:
         reference = CronSim(cron_expr, start)
-        first = next(reference)
-    except (StopIteration, Exception) as exc:  # a schedule that never fires: jobfsm refuses it
-        assert not result.jobs and "never" in str(result.problems[0]), (text, exc)
-        return
-    if not result.jobs:  # jobfsm refuses only schedules that can never fire
+        first: datetime | None = next(reference)
+    except CronSimError:  # no month has the day (cronsim's own check)
+        first = None
+    except StopIteration:  # no fire within cronsim's horizon (it searches 50 years)
+        first = None
+    if first is None:  # a schedule that never fires: jobfsm refuses it, and says so
+        assert not result.jobs, (text, cron_expr)
         [problem] = result.problems
-        assert "never" in problem.reason or "cannot" in problem.reason, problem
+        assert "never fires" in problem.reason, problem
         return
+    # cronsim fires it, so jobfsm must convert it: a refusal fails whatever it says
+    assert result.jobs, (text, cron_expr, first, [str(p) for p in result.problems])
     [imported] = result.jobs
     doc = imported.document
     assert doc["timezone"] == zone
@@ -358,6 +384,66 @@ def test_import_writes_valid_disabled_files_and_names_what_it_could_not(tmp_path
     assert f"2 of 3 crontab job line(s) written to '{jobs}'; 1 not converted (named above)" in out
     assert "1. jobfsm enable NAME" in out and "2. remove its line from the crontab" in out
     assert f"jobfsm --jobs {jobs} enable cron.hourly" in out
+
+
+def test_the_summary_counts_job_lines_and_environment_lines_apart(tmp_path: Path) -> None:
+    """Every line is counted once: a job line written or not converted, an environment line not
+    applied (a bad environment line is no job line, so it cannot be one 'not converted')."""
+    crontab = tmp_path / "crontab"
+    crontab.write_text("BAD-NAME=1\n0 0 * * * /bin/one\n")
+    code, out, err = cli("import", "crontab", str(crontab), "--out", str(tmp_path / "a"))
+    assert code == 1 and err.startswith("line 1: environment variable 'BAD-NAME'")
+    assert f"1 of 1 crontab job line(s) written to '{tmp_path / 'a'}'; 1 environment line(s) not applied " \
+           "(named above)\n" in out
+    crontab.write_bytes(b"BAD-NAME=1\n0 0 * * * /bin/one\nFOO=caf\xe9\n@reboot /bin/x\n0 1 * * * /bin/two\n")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "two.json").write_text("mine\n")
+    code, out, err = cli("import", "crontab", str(crontab), "--out", str(tmp_path / "b"))
+    assert code == 1
+    assert f"1 of 3 crontab job line(s) written to '{tmp_path / 'b'}'; 2 not converted, 2 environment line(s) " \
+           "not applied (named above)\n" in out
+    assert "line 3: not UTF-8 text; not applied to the jobs after it" in err
+    result = parse_crontab("BAD-NAME=1\nA=caf\udce9\n0 0 * * * /bin/one\n61 * * * * x\n", home_of=home_of)
+    assert (result.lines, len(result.jobs), [p.environment for p in result.problems]) == (2, 1, [True, True, False])
+
+
+def test_each_line_is_reported_in_crontab_order_and_a_local_mailto_once(tmp_path: Path) -> None:
+    """stdout (written, warnings) and stderr (not converted) read as one stream, as in a terminal."""
+    crontab = tmp_path / "crontab"
+    crontab.write_text("@reboot /bin/boot\n0 0 * * * /bin/first\nMAILTO=root\n61 * * * * /bin/bad\n"
+                       "0 1 * * * /bin/second\n0 2 * * * /bin/taken\n0 3 * * * /bin/third\n")
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "taken.json").write_text("mine\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBFSM_")}
+    done = subprocess.run([sys.executable, "-m", "jobfsm", "import", "crontab", "crontab"], cwd=tmp_path, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+    assert done.returncode == 1, done.stdout
+    numbered = [line.split(":")[0] for line in done.stdout.splitlines() if line.startswith("line ")]
+    assert numbered == [f"line {n}" for n in range(1, 8)], done.stdout
+    assert done.stdout.count("MAILTO root") == 1
+    assert ("line 3: warning: MAILTO root: a local user, not an e-mail address; left out of the 3 job(s) it "
+            "applies to (add an address to their notify.email)\n") in done.stdout
+    assert "\nFor example: jobfsm enable first\n" in done.stdout  # ./jobs is where jobfsm looks anyway
+
+
+def test_the_enable_example_names_the_folder_only_when_jobfsm_would_not_look_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JOBFSM_JOBS", raising=False)
+    (tmp_path / "crontab").write_text("0 1 * * * /bin/backup\n")
+    examples = {}
+    for out_dir in ("jobs", "./jobs2", str(tmp_path / "jobs3")):
+        if out_dir == "./jobs2":
+            monkeypatch.setenv("JOBFSM_JOBS", str(tmp_path / "jobs2"))
+        code, out, _ = cli("import", "crontab", "crontab", "--out", out_dir)
+        assert code == 0, out
+        examples[out_dir] = out.splitlines()[-1]
+    assert examples == {
+        "jobs": "For example: jobfsm enable backup",
+        "./jobs2": "For example: jobfsm enable backup",  # JOBFSM_JOBS says it
+        str(tmp_path / "jobs3"): f"For example: jobfsm --jobs {tmp_path / 'jobs3'} enable backup",
+    }
 
 
 def test_nothing_is_written_over_an_existing_file(tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import ssl
+import threading
 import time
 from datetime import timedelta
 from io import StringIO
@@ -17,10 +19,13 @@ from pathlib import Path
 import pytest
 
 from jobfsm.cli import run as cli
+from jobfsm.clock import SystemClock
 from jobfsm.daemon.operations import OperationsOptions
-from jobfsm.model import JobState, Outcome, RunStatus
+from jobfsm.model import JobState, Outcome, RunStatus, Trigger
 from jobfsm.notify.notice import SIGNATURE_HEADER
 from jobfsm.notify.settings import NotifySettings, SmtpServer
+from jobfsm.store import Claim
+from jobfsm.store.sql import SqlStore
 from tests.conftest import wait_for
 from tests.notify_support import hooks, refusing_url, self_signed, silent_url, smtp_server
 from tests.scheduler_support import MINUTE, Rig
@@ -69,6 +74,35 @@ def test_a_failing_streak_posts_one_signed_failure_then_one_recovery(start_daemo
         expected = "sha256=" + hmac.new(secret, hook.body, hashlib.sha256).hexdigest()
         assert hook.headers[SIGNATURE_HEADER] == expected
         running.stop()
+
+
+def test_a_lost_run_is_told_once_naming_it_and_joins_the_failing_streak(start_daemon, jobs_dir: Path,
+                                                                        tmp_path: Path) -> None:
+    """A daemon of this host killed mid-run leaves its run ``running``; the next daemon's start-up
+    finds its process gone, marks the run lost and tells ``lost`` once; the job's next success
+    ends that streak with ``recovery`` (and no ``failure`` is told in between)."""
+    write(jobs_dir, "victim", schedule="0 0 1 1 *", command="true")
+    now = SystemClock().now()
+    store = SqlStore(f"sqlite:///{tmp_path / 'store.db'}")
+    killed = f"{socket.gethostname()}:999999999"  # above any pid_max: a process that is gone
+    orphan = store.claim_run(Claim("victim", trigger=Trigger.SCHEDULE, node=killed, started_at=now, scheduled_for=now))
+    assert orphan is not None
+    store.set_state("victim", JobState.RUNNING, now)
+    store.close()
+    with hooks() as server:
+        running = start_daemon(operations=options(webhook=server.url))
+        wait_for(lambda: server.received, 10, "the lost notice", lambda: f"got {server.events()}")
+        assert running.store.get_run(orphan.id).status is RunStatus.LOST
+        fixed = trigger(running.store, "victim")
+        wait_for(lambda: len(server.received) >= 2, 10, "the recovery notice", lambda: f"got {server.events()}")
+        assert running.stop() == 0  # delivers whatever still waits: nothing more may come
+    assert server.events() == [("lost", "victim"), ("recovery", "victim")]
+    lost = server.received[0].json
+    assert f"run {orphan.id} was lost" in lost["message"] and killed in lost["message"], lost["message"]
+    assert lost["run"]["id"] == orphan.id and lost["run"]["status"] == "lost"
+    assert lost["node"] == running.daemon.node
+    recovery = server.received[1].json
+    assert recovery["run"]["id"] == fixed and recovery["run"]["status"] == "succeeded"
 
 
 def test_a_500_is_retried_with_back_off_until_it_is_taken(start_daemon, jobs_dir: Path) -> None:
@@ -256,5 +290,56 @@ def test_a_slow_endpoint_does_not_hold_up_another_ones_notices() -> None:
             assert fast.received[0].at - started < 2.0  # not behind the three slow ones (9 s in a row)
             wait_for(dispatcher.idle, 15, "the slow deliveries")
             assert len(slow.received) == 3 and reports == []
+    finally:
+        dispatcher.close()
+
+
+@pytest.mark.parametrize("status", [200, 500], ids=["taken", "refused"])
+def test_a_full_queue_logs_its_drops_once_and_how_many_once_there_is_room(status: int) -> None:
+    """At most ``max_pending`` deliveries wait; the first one dropped beyond that is logged, the
+    others only counted, and when a waiting delivery leaves the queue (taken, or refused and given
+    up) the count is logged; the next overflow is logged again. The endpoint is real and as slow
+    as the test needs: it answers once the gate opens."""
+    from datetime import UTC, datetime
+
+    from jobfsm.model import NotifyEvent
+    from jobfsm.notify import webhook
+    from jobfsm.notify.dispatcher import Delivery, Dispatcher
+    from jobfsm.notify.notice import Notice
+
+    reports: list[str] = []
+    dispatcher = Dispatcher(reports.append, attempts=1, max_pending=2, workers=1)
+    notice = Notice(NotifyEvent.FAILURE, "a", datetime.now(UTC), "job 'a' failed", "here:1")
+    gate = threading.Event()
+
+    def queue_lines() -> list[str]:
+        return [r for r in reports if "notification queue" in r]
+
+    try:
+        with hooks(plan=[status] * 10, gate=gate) as slow:
+            def submit(i: int) -> bool:
+                return dispatcher.submit(Delivery(f"notice {i} to slow",
+                                                  lambda: webhook.post(slow.url, notice, secret=None, timeout=10)))
+
+            assert [submit(i) for i in range(5)] == [True, True, False, False, False]
+            full = ("notification queue full (2 waiting): dropped notice {}; "
+                    "further drops are counted until it drains")
+            assert queue_lines() == [full.format("2 to slow")]  # once, not once per drop
+            gate.set()
+            wait_for(dispatcher.idle, 10, "the two waiting deliveries", lambda: f"reports {reports}")
+            drained = "notification queue drained; {} notification(s) were dropped while it was full"
+            assert queue_lines() == [full.format("2 to slow"), drained.format(3)]
+
+            gate.clear()  # a second overflow
+            assert [submit(i) for i in range(5, 8)] == [True, True, False]
+            gate.set()
+            wait_for(dispatcher.idle, 10, "the next two deliveries", lambda: f"reports {reports}")
+            assert queue_lines() == [full.format("2 to slow"), drained.format(3),
+                                     full.format("7 to slow"), drained.format(1)]
+            assert slow.attempts == 4
+            given_up = [r for r in reports if r.startswith("notification failed")]
+            assert len(given_up) == (4 if status == 500 else 0)
+            assert (dispatcher.delivered, dispatcher.failed, dispatcher.dropped) == (
+                (4, 0, 4) if status == 200 else (0, 4, 4))
     finally:
         dispatcher.close()

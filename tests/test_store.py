@@ -40,7 +40,13 @@ from sqlalchemy import (
 )
 
 from jobfsm.clock import utc
-from jobfsm.errors import RunNotFoundError, StoreError, TriggerRequestNotFoundError
+from jobfsm.errors import (
+    RunNotFoundError,
+    StoreError,
+    StoreUnavailableError,
+    StoreValueError,
+    TriggerRequestNotFoundError,
+)
 from jobfsm.model import JobState, Outcome, RunStatus, Trigger
 from jobfsm.store import AuditEntry, Beat, Claim, Finish, RunRecord, Store, open_store
 from jobfsm.store.abc import WARM_UP_AT, WARM_UP_JOB
@@ -1217,6 +1223,35 @@ def test_batched_claims_and_finishes_raise_store_error_on_database_errors(sql_ur
             store.finish_runs([finish(run.id)])
     finally:
         store.close()
+
+
+def test_a_value_the_database_refuses_is_a_value_error_not_an_outage(sql_url: str) -> None:
+    """Text that PostgreSQL's ``text`` refuses (a NUL) or that no driver encodes (a lone
+    surrogate) would be refused on every try: :class:`StoreValueError`, not the
+    :class:`StoreUnavailableError` the daemon waits out, alone or in a batch; the store goes on."""
+    store = SqlStore(sql_url)
+    try:
+        run = claim(store)
+        refused = [{"stderr_tail": "c\ud800"}, {"message": "m\udcff"}]
+        if sql_url.startswith("postgresql"):
+            refused += [{"stdout_tail": "a\x00b"}, {"message": "m\x00"}]
+        for fields in refused:
+            bad = replace(finish(run.id), **fields)
+            for record in (store.finish_run, lambda f: store.finish_runs([f]), lambda f: _in_a_batch(store, f)):
+                with pytest.raises(StoreValueError, match=r"the store .* refused a value: ") as info:
+                    record(bad)
+                assert not isinstance(info.value, StoreUnavailableError), fields
+        assert store.get_run(run.id).status is RunStatus.RUNNING, "a refused finish was written"
+        store.finish_run(finish(run.id))
+        assert store.get_run(run.id).stdout_tail == "out 0\n"
+    finally:
+        store.close()
+
+
+def _in_a_batch(store: Store, done: Finish) -> None:
+    with store.batch():
+        store.claim_runs([Claim("other", Trigger.SCHEDULE, "n", at(5), at(5))])
+        store.finish_runs([done])
 
 
 def test_warm_up_leaves_no_trace_and_can_be_repeated(store: Store) -> None:

@@ -12,19 +12,24 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from jobfsm.daemon import spool
+from jobfsm.daemon.finish import REFUSED_TEXTS
 from jobfsm.daemon.scheduler import SPOOL_FILE
 from jobfsm.model import Outcome, RunStatus, Trigger
+from jobfsm.places import default_store_url
+from jobfsm.runs.executor import JobResult
 from jobfsm.store import Claim, RunRecord, open_store
 from jobfsm.store.sql import normalize_url
 from tests.conftest import fill, pg_schema, wait_for
@@ -233,6 +238,96 @@ def test_a_full_disk_under_the_store_loses_nothing(tmp_path: Path, small_disk: P
     rig.close()
 
 
+# -- a value the store refuses ------------------------------------------------------------------
+
+def _refusing_store(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> AbstractContextManager[str]:
+    if backend == "postgresql":
+        return pg_schema(request.getfixturevalue("postgres_url"))
+    return nullcontext(f"sqlite:///{tmp_path / 'store.db'}")
+
+
+REFUSED = [("sqlite", {"message": "m\udcff"}),  # no driver encodes a lone surrogate
+           ("postgresql", {"stdout": "a\x00b"}),  # PostgreSQL's text holds no NUL
+           ("postgresql", {"stderr": "c\ud800"})]
+
+
+@pytest.mark.parametrize(("backend", "texts"), [
+    pytest.param(b, t, id=f"{b}-{next(iter(t))}", marks=[pytest.mark.postgres] if b == "postgresql" else [])
+    for b, t in REFUSED])
+def test_a_result_the_store_refuses_is_recorded_without_its_texts_and_claiming_goes_on(
+    tmp_path: Path, backend: str, texts: dict[str, str], request: pytest.FixtureRequest
+) -> None:
+    """One run's result holds a text the store refuses on every try. That read as an outage:
+    the chunk of results it was in was never recorded (those runs stayed running, their jobs
+    skipped every later fire), and each new try began another outage. Now the others are
+    recorded as they are, that one without its texts (said once), and fires go on."""
+    with _refusing_store(tmp_path, backend, request) as url:
+        rig = Rig(tmp_path, url, 20)
+        rig.at(MINUTE)
+        tickets = rig.runner.tickets
+        bad = tickets[7]
+        rig.runner.finish(tickets[:7], MINUTE + timedelta(seconds=1))
+        rig.runner.finish([bad], MINUTE + timedelta(seconds=1), **texts)
+        rig.runner.finish(tickets[8:], MINUTE + timedelta(seconds=1))
+        assert rig.scheduler.apply_results() == 20
+        assert rig.scheduler.outage is None, "a refused value read as an outage"
+        runs = {r.id: r for r in rig.runs()}
+        assert all(r.status is RunStatus.SUCCEEDED for r in runs.values()), "a run was left running"
+        assert [r.id for r in runs.values() if r.stdout_tail != "out"] == [bad.run_id]
+        refused = runs[bad.run_id]
+        assert (refused.exit_code, refused.stdout_tail, refused.stderr_tail, refused.message) == \
+            (0, "", "", REFUSED_TEXTS)
+        rig.at(MINUTE + timedelta(minutes=1))
+        assert len(rig.runner.tickets) == 40, "fires were not claimed after the refused result"
+        rig.assert_each_fire_once([MINUTE, MINUTE + timedelta(minutes=1)])
+        rig.assert_states_agree()
+        log = rig.main_log()
+        assert log.count("refused a value") == 1 and f"run {bad.run_id} of job {bad.job.name!r}" in log, log
+        assert "store unavailable" not in log, log
+        rig.close()
+
+
+@pytest.mark.parametrize(("backend", "texts"), [
+    pytest.param(b, t, id=f"{b}-{next(iter(t))}", marks=[pytest.mark.postgres] if b == "postgresql" else [])
+    for b, t in REFUSED])
+def test_a_kept_result_the_store_refuses_is_recorded_without_its_texts_at_the_next_start(
+    tmp_path: Path, backend: str, texts: dict[str, str], request: pytest.FixtureRequest
+) -> None:
+    with _refusing_store(tmp_path, backend, request) as url:
+        rig = Rig(tmp_path, url, 2)
+        rig.at(MINUTE)
+        ticket = rig.runner.tickets[0]
+        when = MINUTE + timedelta(seconds=1)
+        spool.write(rig.logs / SPOOL_FILE, [(ticket.run_id, JobResult(
+            job_name=ticket.job.name, run_id=ticket.run_id, start_time=MINUTE, end_time=when, exit_code=3,
+            stdout=texts.get("stdout", ""), stderr=texts.get("stderr", ""), duration_seconds=1.0,
+            status=Outcome.FAILED, signal=None, message=texts.get("message", "exit code 3"),
+            stdout_path=None, stderr_path=None))], rig.logger)
+        rig.restart()
+        assert not (rig.logs / SPOOL_FILE).exists()
+        run = rig.store.get_run(ticket.run_id)
+        assert (run.status, run.exit_code, run.stdout_tail, run.stderr_tail, run.message) == \
+            (RunStatus.FAILED, 3, "", "", REFUSED_TEXTS)
+        assert rig.main_log().count("refused a value") == 1
+        rig.close()
+
+
+@pytest.mark.postgres
+def test_a_value_refused_at_start_up_fails_at_once_instead_of_waiting_for_ever(tmp_path: Path, postgres_url: str) -> None:
+    """A ``--node`` longer than PostgreSQL's ``varchar(255)``: the heartbeat is refused, which
+    read as a store not up yet, waited for with no end."""
+    (tmp_path / "jobs").mkdir()
+    with pg_schema(postgres_url) as url:
+        done = subprocess.run(
+            [sys.executable, "-m", "jobfsm", "start", "--jobs", str(tmp_path / "jobs"), "--logs", str(tmp_path / "logs"),
+             "--store", url, "--node", "n" * 300],
+            capture_output=True, text=True, timeout=30,
+        )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "refused a value: value too long" in done.stderr, done.stderr[-2000:]
+    assert "store unavailable" not in (tmp_path / "logs" / "scheduler_main.log").read_text()
+
+
 # -- PostgreSQL connections killed ------------------------------------------------------------
 
 def kill_inside_inserts(url: str, server: str, at_rows: tuple[int, ...]) -> None:
@@ -395,3 +490,125 @@ def test_a_daemon_survives_a_sqlite_lock_across_a_minute_boundary(tmp_path: Path
         assert "store unavailable" not in log, log
     assert daemon.returncode == 0
 
+
+
+
+def _boundaries(start: datetime, end: datetime) -> list[datetime]:
+    """The minute boundaries in ``(start, end]``."""
+    found, minute = [], start.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    while minute <= end:
+        found.append(minute)
+        minute += timedelta(minutes=1)
+    return found
+
+
+@pytest.mark.slow
+def test_a_daemon_whose_default_store_fills_its_disk_loses_nothing(tmp_path: Path, small_disk: Path) -> None:
+    """A real ``jobfsm start`` with its logs folder, and so its default store
+    ``logs/jobfsm.db``, on a real 8 MiB tmpfs; 30 jobs every minute, each appending a marker
+    line to a file off that disk, then sleeping 3 s. The disk fills twice: just before a
+    minute boundary, until 5 s after it (the burst is due while the store cannot take a
+    claim), and again while the late burst's 30 runs are going (their results cannot be
+    recorded), for 5 s. Every fire of the daemon's life ran exactly once (one marker, its run
+    succeeded) or is recorded skipped with a reason; no run is left running; the daemon lives
+    and logs each outage once, and its end. (Before outage mode: "database or disk is full",
+    fatal, the burst's fires lost, its runs left running.)"""
+    n = 30
+    markers = tmp_path / "markers.txt"
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    names = [f"disk-{i:02d}" for i in range(n)]
+    command = (f"""printf '%s %s %s\\n' "$JOBFSM_JOB" "$JOBFSM_SCHEDULED_FOR" "$JOBFSM_RUN_ID" """
+               f""">> {shlex.quote(str(markers))}; sleep 3""")
+    for name in names:
+        (jobs / f"{name}.json").write_text(json.dumps({
+            "name": name, "schedule": "* * * * *", "command": command,
+            "working_directory": str(tmp_path), "enabled": True,
+        }))
+    logs = small_disk
+    main_log = logs / "scheduler_main.log"
+    if datetime.now(UTC).second > 50:  # start-up and the first fill must come before the boundary
+        wait_for(lambda: datetime.now(UTC).second < 30, 15, "the next minute")
+    launched = datetime.now(UTC)
+    daemon = subprocess.Popen(  # no --store: the default, logs/jobfsm.db
+        [sys.executable, "-m", "jobfsm", "start", "--jobs", str(jobs), "--logs", str(logs)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+    def alive() -> bool:
+        if daemon.poll() is not None:
+            raise AssertionError(f"the daemon exited ({daemon.returncode}): "
+                                 f"{daemon.stderr.read()[-2000:] if daemon.stderr else ''}")
+        return True
+
+    def ran() -> list[tuple[str, ...]]:
+        return [tuple(line.split(" ")) for line in markers.read_text().splitlines()] if markers.exists() else []
+
+    store = None
+    try:
+        wait_for(lambda: alive() and main_log.exists() and "settings:" in main_log.read_text(), 30, "start-up")
+        boundary = _next_minute()
+        assert (boundary - datetime.now(UTC)).total_seconds() > 2, "start-up took too long"
+        wait_for(lambda: alive() and (boundary - datetime.now(UTC)).total_seconds() < 0.3, 60,
+                 "just before the minute")
+        filler = fill(small_disk)
+        wait_for(lambda: alive() and datetime.now(UTC) >= boundary + timedelta(seconds=5), 10, "5 s into the minute")
+        filler.unlink()
+        freed = datetime.now(UTC)
+        wait_for(lambda: alive() and len(ran()) >= n, 30, "the late burst to start", lambda: f"{len(ran())} of {n}")
+        filler = fill(small_disk)
+        refilled = datetime.now(UTC)
+        wait_for(lambda: alive() and datetime.now(UTC) >= refilled + timedelta(seconds=5), 10, "the second fill's end")
+        filler.unlink()
+        freed_again = datetime.now(UTC)
+        store = open_store(default_store_url(logs))
+
+        def ended() -> list[RunRecord]:
+            alive()
+            return [r for r in store.list_runs() if r.scheduled_for == boundary and r.status is not RunStatus.RUNNING]
+
+        wait_for(lambda: len(ended()) >= n, 30, "every fire of the minute to end and be recorded",
+                 lambda: f"{len(ended())} of {n}")
+        alive()
+        daemon.terminate()
+        daemon.wait(30)
+        stopped = datetime.now(UTC)
+        assert daemon.returncode == 0, daemon.stderr.read()[-2000:] if daemon.stderr else ""
+
+        runs = store.list_runs()
+        assert not [r for r in runs if r.status is RunStatus.RUNNING], "runs stuck running"
+        markers_seen = ran()
+        assert len(set(markers_seen)) == len(markers_seen), "a fire ran twice"
+        by_fire: dict[tuple[str, datetime | None], list[RunRecord]] = {}
+        for run in runs:
+            by_fire.setdefault((run.job, run.scheduled_for), []).append(run)
+        due = [m for m in _boundaries(launched, stopped) if m < stopped - timedelta(seconds=2)]
+        assert boundary in due  # (a boundary as the daemon stopped may or may not have been claimed)
+        for name in names:
+            for minute in due:
+                recorded = by_fire.get((name, minute), [])
+                assert len(recorded) == 1, f"fire {minute} of {name!r}: {len(recorded)} run(s) recorded"
+                run = recorded[0]
+                marked = [m for m in markers_seen if m[:2] == (name, minute.isoformat())]
+                if run.status is RunStatus.SKIPPED:
+                    assert run.message and not marked, (run, marked)
+                else:
+                    assert run.status is RunStatus.SUCCEEDED, run
+                    assert marked == [(name, minute.isoformat(), str(run.id))], (run, marked)
+        assert len(markers_seen) == len([r for r in runs if r.status is RunStatus.SUCCEEDED]), \
+            "a marker without its run"
+        full = [r for r in runs if r.scheduled_for == boundary]
+        assert all(r.started_at is not None and r.started_at >= freed - timedelta(seconds=1) for r in full), \
+            "a fire started while the disk was full"
+        assert any(r.ended_at is not None and refilled <= r.ended_at <= freed_again for r in full), \
+            "no run ended while the disk was full the second time: the test missed its fault"
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait(10)
+        if store is not None:
+            store.close()
+    log = main_log.read_text()
+    assert log.count("store unavailable") == 2 and log.count("store available again") == 2, log
+    assert "disk is full" in log, log

@@ -12,8 +12,8 @@ What each line becomes (Vixie/Debian cron's rules, ``man 5 crontab``):
   a leading ``:`` is dropped), ``TZ`` (the ``timezone`` too when there is no ``CRON_TZ``, and
   kept in ``env``, as the command saw it under cron), ``MAILTO`` (the addresses become
   ``notify.email``; cron mailed a job's output, jobfsm mails on failure, recovery, missed fires
-  and lost runs; a local user name is not an address and is left out, with a warning;
-  ``MAILTO=""`` adds nothing). ``HOME`` stays in ``env`` and is also the working directory, as
+  and lost runs; a local user name is not an address and is left out, with one warning for the
+  MAILTO line naming how many jobs it applies to; ``MAILTO=""`` adds nothing). ``HOME`` stays in ``env`` and is also the working directory, as
   cron runs a job in ``$HOME``.
 - A job line: five time fields or a macro (``@daily``…; ``@reboot`` cannot be converted, jobfsm
   fires on a clock), then, in a system crontab (``/etc/crontab``, ``/etc/cron.d/*``), the user,
@@ -64,7 +64,7 @@ class ImportedJob:
     document: dict[str, Any]
     """The job document, valid, in the order it is written."""
     warnings: tuple[str, ...] = ()
-    """What was carried over with a caveat (the user column, a local MAILTO user)."""
+    """What was carried over with a caveat (the user column)."""
 
     @property
     def name(self) -> str:
@@ -73,14 +73,27 @@ class ImportedJob:
 
 @dataclass(frozen=True)
 class LineProblem:
-    """A line that was not converted, and why."""
+    """A line that was not converted (a job line) or not applied (an environment line), and why."""
 
     line: int
     text: str
     reason: str
+    environment: bool = False
+    """An environment line (the jobs after it do without it), else a job line (no job file)."""
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class LineWarning:
+    """An environment line applied with a caveat (a MAILTO naming a local user)."""
+
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: warning: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -90,7 +103,10 @@ class CrontabImport:
     jobs: tuple[ImportedJob, ...]
     problems: tuple[LineProblem, ...]
     lines: int
-    """Job lines seen (converted or not); environment lines, comments and blanks do not count."""
+    """Job lines seen (converted or not); environment lines, comments and blanks do not count,
+    so ``len(jobs)`` plus the problems that are not ``environment`` ones is ``lines``."""
+    warnings: tuple[LineWarning, ...] = ()
+    """One per environment line applied with a caveat."""
 
 
 @dataclass
@@ -117,6 +133,24 @@ class _Environment:
         names = [n for n in re.split(r"[,\s]+", self.variables.get("MAILTO", "")) if n]
         addresses = list(dict.fromkeys(n for n in names if "@" in n))
         return addresses, [n for n in names if "@" not in n]
+
+
+@dataclass
+class _LocalMailto:
+    """A MAILTO line naming local users, and how many converted jobs it applied to."""
+
+    line: int
+    users: list[str]
+    jobs: int = 0
+
+    def warning(self) -> LineWarning:
+        if self.jobs:
+            left = (f"left out of the {self.jobs} job(s) it applies to (add an address to their "
+                    "notify.email)")
+        else:
+            left = "not carried over (no job after it was converted)"
+        return LineWarning(self.line, f"MAILTO {', '.join(self.users)}: a local user, not an e-mail "
+                                      f"address; {left}")
 
 
 def split_percent(command: str) -> tuple[str, str | None]:
@@ -216,17 +250,23 @@ def parse_crontab(
     used = set(used_names)
     jobs: list[ImportedJob] = []
     problems: list[LineProblem] = []
+    mailtos: list[_LocalMailto] = []
+    mailto: _LocalMailto | None = None
     job_lines = 0
     for number, raw in enumerate(text.split("\n"), start=1):  # cron ends lines at \n only
         line = raw.rstrip("\r")
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        if any("\ud800" <= ch <= "\udfff" for ch in line):
-            problems.append(LineProblem(number, line, "not UTF-8 text; not converted"))
-            job_lines += 1
-            continue
         assignment = _ENV_LINE.match(line)
+        if any("\ud800" <= ch <= "\udfff" for ch in line):
+            if assignment:
+                problems.append(LineProblem(number, line, "not UTF-8 text; not applied to the jobs after it",
+                                            environment=True))
+            else:
+                problems.append(LineProblem(number, line, "not UTF-8 text; not converted"))
+                job_lines += 1
+            continue
         if assignment:
             name, value = assignment.group(1), _unquote(assignment.group(2))
             if not _ENV_NAME.match(name):
@@ -234,9 +274,15 @@ def parse_crontab(
                     number, line,
                     f"environment variable {name!r} cannot be a job's env name (letters, digits "
                     "and '_', not starting with a digit); not applied to the jobs after it",
+                    environment=True,
                 ))
                 continue
             env.variables[name] = value
+            if name == "MAILTO":
+                users = env.mailto[1]
+                mailto = _LocalMailto(number, users) if users else None
+                if mailto:
+                    mailtos.append(mailto)
             continue
         job_lines += 1
         result = _job(line, number, env, source=source, user_column=user_column,
@@ -246,7 +292,9 @@ def parse_crontab(
         else:
             used.add(result.name)
             jobs.append(result)
-    return CrontabImport(tuple(jobs), tuple(problems), job_lines)
+            if mailto:
+                mailto.jobs += 1
+    return CrontabImport(tuple(jobs), tuple(problems), job_lines, tuple(m.warning() for m in mailtos))
 
 
 def _job(
@@ -308,12 +356,9 @@ def _job(
     document["enabled"] = enabled
     if variables:
         document["env"] = variables
-    addresses, locals_ = env.mailto
+    addresses = env.mailto[0]
     if addresses:
         document["notify"] = {"email": addresses}
-    if locals_:
-        warnings.append(f"MAILTO {', '.join(locals_)}: a local user, not an e-mail address; "
-                        "not carried over (add an address to notify.email)")
     if user is not None:
         warnings.append(f"cron ran this as user {user!r}; jobfsm runs every job as the daemon's user")
     report = validate_document(document, f"{name}.json", stem=name)

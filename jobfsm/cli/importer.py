@@ -2,8 +2,9 @@
 
 The crontab is read by :mod:`jobfsm.adopt.crontab` (pure); this module reads the file, decides
 whether it has a user column, writes the valid documents with the jobs folder's atomic write
-under its lock, and says what happened: a line per job written, a line per line not converted
-(on stderr), and how to switch over. Exit 1 when any line was not converted or a file existed.
+under its lock, and says what happened to each line in crontab order: a job written, a line not
+converted or not applied (on stderr), a warning; then the counts and how to switch over. Exit 1
+when any line was not converted or not applied, or a file existed.
 """
 
 from __future__ import annotations
@@ -14,11 +15,20 @@ import pwd
 import shlex
 import shutil
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TextIO
 
-from jobfsm.adopt.crontab import CrontabImport, looks_like_system, parse_crontab
+from jobfsm.adopt.crontab import (
+    CrontabImport,
+    ImportedJob,
+    LineProblem,
+    LineWarning,
+    looks_like_system,
+    parse_crontab,
+)
 from jobfsm.cli.parser import PATH_QUOTE_CHARS, UsageError
+from jobfsm.places import DEFAULT_JOBS
 from jobfsm.problems import quote
 
 MAX_CRONTAB_BYTES = 16 * 1024 * 1024
@@ -87,57 +97,84 @@ def cmd_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     hint = "" if args.user_column is not None else f"; pass {other}"
     out.write(f"read {source} as {kind} ({why}{hint})\n")
     written, existing = _write(result, folder, out, err)
-    return _summary(result, folder, written, existing, args.enabled, out, err)
+    return _summary(result, folder, written, existing, args.enabled, out)
 
 
 def _write(result: CrontabImport, folder: Path, out: TextIO, err: TextIO) -> tuple[list[str], list[str]]:
+    """Write the jobs and say, line by line in crontab order, what became of each line: written
+    (stdout), not converted or not applied (stderr), a warning (stdout). Each stream is flushed
+    before the other is written to, so a terminal shows the lines in order."""
     from jobfsm.config.jobfiles import JobFiles, render_document, write_atomic
 
     files = JobFiles(folder)
     written: list[str] = []
     existing: list[str] = []
-    if not result.jobs:
-        return written, existing
+    entries: list[ImportedJob | LineProblem | LineWarning] = [*result.jobs, *result.problems, *result.warnings]
+    entries.sort(key=lambda entry: entry.line)  # stable: a line's own entries keep their order
+
+    def say(stream: TextIO, text: str) -> None:
+        (err if stream is out else out).flush()
+        stream.write(text)
+
     try:
-        with files.locked():  # the folder's lock: no jobfsm writer comes between check and write
-            for job in result.jobs:
-                path = files.path_for(job.name)
+        with files.locked() if result.jobs else nullcontext():  # no jobfsm writer between check and write
+            for entry in entries:
+                if isinstance(entry, LineProblem):
+                    say(err, f"line {entry.line}: {entry.reason}: {quote(entry.text.strip(), 120)}\n")
+                    continue
+                if isinstance(entry, LineWarning):
+                    say(out, f"{entry}\n")
+                    continue
+                path = files.path_for(entry.name)
                 shown = quote(str(path), PATH_QUOTE_CHARS)
                 if os.path.lexists(path):
-                    err.write(f"line {job.line}: {shown} exists; not written over (move it away, "
-                              "or import into another --out)\n")
-                    existing.append(job.name)
+                    say(err, f"line {entry.line}: {shown} exists; not written over (move it away, "
+                             "or import into another --out)\n")
+                    existing.append(entry.name)
                     continue
-                write_atomic(path, render_document(job.document).encode("utf-8"))
-                written.append(job.name)
-                state = "enabled" if job.document["enabled"] else "disabled"
-                out.write(f"line {job.line}: wrote {shown} ({state})\n")
-                for warning in job.warnings:
-                    out.write(f"  warning: {warning}\n")
+                write_atomic(path, render_document(entry.document).encode("utf-8"))
+                written.append(entry.name)
+                state = "enabled" if entry.document["enabled"] else "disabled"
+                say(out, f"line {entry.line}: wrote {shown} ({state})\n")
+                for warning in entry.warnings:
+                    say(out, f"  warning: {warning}\n")
     except OSError as exc:
         raise UsageError(
             f"jobfsm import crontab: error: cannot write in {quote(str(folder), PATH_QUOTE_CHARS)}: "
             f"{exc.strerror or exc}"
         ) from None
+    err.flush()
     return written, existing
+
+
+def _jobs_option(folder: Path) -> str:
+    """``--jobs DIR `` for a command run in this working directory, or nothing when ``folder`` is
+    the one jobfsm uses without it (``JOBFSM_JOBS``, else ``./jobs``)."""
+    implied = os.environ.get("JOBFSM_JOBS") or DEFAULT_JOBS
+    if os.path.abspath(folder) == os.path.abspath(implied):
+        return ""
+    return f"--jobs {shlex.quote(str(folder))} "
 
 
 def _summary(
     result: CrontabImport, folder: Path, written: list[str], existing: list[str], enabled: bool,
-    out: TextIO, err: TextIO,
+    out: TextIO,
 ) -> int:
-    for problem in result.problems:
-        err.write(f"line {problem.line}: {problem.reason}: {quote(problem.text.strip(), 120)}\n")
-    failed = len(result.problems) + len(existing)
+    """The counts (job lines written or not converted, environment lines not applied: each line
+    counted once, in one of them) and how to switch over; 1 when any line was not converted."""
+    not_converted = sum(not p.environment for p in result.problems) + len(existing)
+    not_applied = sum(p.environment for p in result.problems)
     out.write(f"\n{len(written)} of {result.lines} crontab job line(s) written to "
               f"{quote(str(folder), PATH_QUOTE_CHARS)}")
-    out.write(f"; {failed} not converted (named above)\n" if failed else "\n")
+    failed = [f"{not_converted} not converted"] if not_converted else []
+    failed += [f"{not_applied} environment line(s) not applied"] if not_applied else []
+    out.write(f"; {', '.join(failed)} (named above)\n" if failed else "\n")
     if written and not enabled:
         out.write(
             "They are disabled, so cron and jobfsm never both run a job. To switch one over:\n"
             "  1. jobfsm enable NAME            (jobfsm runs it from its next fire)\n"
             "  2. remove its line from the crontab (crontab -e, or the file in /etc/cron.d)\n"
-            f"For example: jobfsm --jobs {shlex.quote(str(folder))} enable {written[0]}\n"
+            f"For example: jobfsm {_jobs_option(folder)}enable {written[0]}\n"
         )
     elif written:
         out.write("They are enabled: remove their lines from the crontab now, or both will run them.\n")

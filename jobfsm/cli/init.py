@@ -11,15 +11,17 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from jobfsm import __version__
 from jobfsm.cli.parser import PATH_QUOTE_CHARS, UsageError
 from jobfsm.problems import quote
 
 
-def _jobfsm() -> str:
-    """How the unit starts this jobfsm: its console script, else this Python with ``-m``."""
+def _jobfsm() -> list[str]:
+    """How the unit starts this jobfsm (its words): its console script, else this Python with
+    ``-m``."""
     here = Path(sys.executable).parent / "jobfsm"
     found = str(here) if here.is_file() and os.access(here, os.X_OK) else shutil.which("jobfsm")
-    return found or f"{sys.executable} -m jobfsm"
+    return [os.path.abspath(found)] if found else [sys.executable, "-m", "jobfsm"]
 
 
 def _user() -> str:
@@ -30,7 +32,7 @@ def _user() -> str:
 
 
 def cmd_init(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from jobfsm.adopt.scaffold import EXAMPLE_NAME, files
+    from jobfsm.adopt.scaffold import EXAMPLE_NAME, files, unit_trouble
     from jobfsm.config.jobfiles import write_atomic
 
     folder = Path(args.dir).absolute()
@@ -40,7 +42,15 @@ def cmd_init(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise UsageError(f"jobfsm init: error: {shown} is not a folder")
     except OSError as exc:  # a name too long, a loop of links, no permission
         raise UsageError(f"jobfsm init: error: cannot use {shown}: {exc.strerror or exc}") from None
-    planned = files(folder, jobfsm=_jobfsm(), user=_user())
+    try:
+        where = folder.resolve()  # systemd refuses '..' in WorkingDirectory=
+    except (OSError, RuntimeError) as exc:
+        raise UsageError(f"jobfsm init: error: cannot use {shown}: {exc}") from None
+    command = _jobfsm()
+    trouble = unit_trouble(str(where), command[0])
+    if trouble:
+        raise UsageError(f"jobfsm init: error: {trouble}")
+    planned = files(where, jobfsm=command, user=_user())
     existing = [rel for rel in planned if os.path.lexists(folder / rel)]
     if existing:
         for rel in existing:
@@ -61,5 +71,7 @@ def cmd_init(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"  jobfsm enable {EXAMPLE_NAME}          switch the example on (or write your own in jobs/)\n"
         "  jobfsm start                   run the daemon here (deploy/jobfsm.service runs it under systemd)\n"
         "  jobfsm import crontab FILE     bring an existing crontab over, one disabled job file a line\n"
+        f"CI installs jobfsm=={__version__} from your package index; if your jobfsm comes from elsewhere "
+        "(a wheel, a git URL), the comment above that step in the workflow says what to give pip.\n"
     )
     return 0

@@ -55,7 +55,7 @@ class Operations:
             self.metrics = Metrics(
                 clock=clock, states=self._states,
                 nodes=lambda: store.live_nodes(now=clock.now(), max_age_seconds=HEARTBEAT_MAX_AGE_SECONDS),
-                notifications=lambda: (self.dispatcher.delivered, self.dispatcher.failed),
+                notifications=self._notifications,
             )
             events.subscribe(_guarded(self.metrics.on_event, logger))
             host, port = options.metrics
@@ -82,6 +82,10 @@ class Operations:
         scheduler = self._scheduler
         entry = scheduler.jobs.get(name) if scheduler is not None else None
         return entry.config if entry is not None else None
+
+    def _notifications(self) -> dict[str, int]:
+        d = self.dispatcher
+        return {"delivered": d.delivered, "failed": d.failed, "dropped": d.dropped}
 
     def _states(self) -> list[JobState]:
         scheduler = self._scheduler

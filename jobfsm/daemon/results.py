@@ -2,7 +2,8 @@
 and wakes the loop; the loop thread records them, a chunk per store transaction, and applies
 what each finish changes (the job's state, a retry, what waited for the run). While the store
 is failing they are kept in memory (their log lines written at once), and at shutdown in the
-logs folder (:mod:`jobfsm.daemon.spool`)."""
+logs folder (:mod:`jobfsm.daemon.spool`). A result holding a text the store refuses (which
+it would refuse again: no outage) is recorded without its texts."""
 
 from __future__ import annotations
 
@@ -13,15 +14,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobfsm.daemon import spool
-from jobfsm.daemon.finish import finish_of
+from jobfsm.daemon.finish import REFUSED_NOTE, finish_of, without_texts
 from jobfsm.daemon.unit import DISPATCH_CHUNK
-from jobfsm.errors import StoreError
+from jobfsm.errors import StoreError, StoreValueError
 from jobfsm.lifecycle import RunFinished
 from jobfsm.runs.executor import JobResult
 from jobfsm.runs.runner import Ticket
+from jobfsm.store import Finish
 
 if TYPE_CHECKING:
     from jobfsm.daemon.scheduler import Scheduler
+
+Item = tuple[Ticket, JobResult, bool]
+"""A result to record: its run's ticket, the result, whether its log line is written."""
 
 
 class Results:
@@ -33,7 +38,7 @@ class Results:
         self.logger = scheduler.logger
         self.events = scheduler.events
         self._queue: queue.SimpleQueue[tuple[Ticket, JobResult]] = queue.SimpleQueue()
-        self._unrecorded: deque[tuple[Ticket, JobResult, bool]] = deque()
+        self._unrecorded: deque[Item] = deque()
         """Results not yet recorded (the store failed), with whether their log line is written.
         Bounded by the runs in flight: no run starts while the store is failing."""
         self._declared_lost: dict[int, str] = {}
@@ -74,17 +79,49 @@ class Results:
             if not items:
                 return count
             try:
-                with scheduler.transactions.batched():
-                    self.store.finish_runs([finish_of(result) for _, result, _ in items])
-                    for ticket, result, logged in items:
-                        self._complete(ticket, result, logged=logged)
-                    if self._declared_lost:
-                        scheduler.transactions.later(functools.partial(self._note_declared_lost, [t for t, _, _ in items]))
+                self._record(items)
+            except StoreValueError:
+                recorded = self._record_one_by_one(items)
+                count += recorded
+                if recorded < len(items):
+                    return count
+                continue
             except StoreError as exc:
                 self._unrecorded.extendleft(reversed(items))
                 scheduler.store_failed(exc)
                 return count
             count += len(items)
+
+    def _record(self, items: list[Item], finishes: list[Finish] | None = None) -> None:
+        """Record ``items`` (as ``finishes``, by default as they ended) in one store
+        transaction, and apply what their finishes change; a store error rolls it all back."""
+        scheduler = self._scheduler
+        with scheduler.transactions.batched():
+            self.store.finish_runs(finishes if finishes is not None else [finish_of(r) for _, r, _ in items])
+            for ticket, result, logged in items:
+                self._complete(ticket, result, logged=logged)
+            if self._declared_lost:
+                scheduler.transactions.later(functools.partial(self._note_declared_lost, [t for t, _, _ in items]))
+
+    def _record_one_by_one(self, items: list[Item]) -> int:
+        """The store refused a value in one of ``items`` (:class:`StoreValueError`: it would
+        refuse it again, so this is no outage): record them one at a time, and a refused one
+        without its texts, said once in the main log. Returns how many were recorded; another
+        store error keeps the rest and starts an outage."""
+        for i, item in enumerate(items):
+            ticket, result, _ = item
+            try:
+                try:
+                    self._record([item])
+                except StoreValueError as exc:
+                    self.logger.error(f"run {ticket.run_id} of job {ticket.job.name!r}: {exc}; {REFUSED_NOTE}",
+                                      component="store")
+                    self._record([item], [without_texts(finish_of(result))])
+            except StoreError as exc:
+                self._unrecorded.extendleft(reversed(items[i:]))
+                self._scheduler.store_failed(exc)
+                return i
+        return len(items)
 
     def _note_declared_lost(self, tickets: list[Ticket]) -> None:
         for ticket in tickets:
@@ -95,8 +132,8 @@ class Results:
                     "its result is recorded on that run (a retry elsewhere, if any, is a run of its own)",
                     component="cluster")
 
-    def _take(self, limit: int) -> list[tuple[Ticket, JobResult, bool]]:
-        items: list[tuple[Ticket, JobResult, bool]] = []
+    def _take(self, limit: int) -> list[Item]:
+        items: list[Item] = []
         while self._unrecorded and len(items) < limit:
             items.append(self._unrecorded.popleft())
         while len(items) < limit:

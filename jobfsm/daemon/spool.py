@@ -10,7 +10,8 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
-from jobfsm.daemon.finish import finish_of
+from jobfsm.daemon.finish import REFUSED_NOTE, finish_of, without_texts
+from jobfsm.errors import StoreValueError
 from jobfsm.joblog import JobLogger
 from jobfsm.model import Outcome
 from jobfsm.runs.executor import JobResult
@@ -50,7 +51,11 @@ def replay(path: Path, store: Store, logger: JobLogger) -> None:
             logger.error(f"{path}: skipping an unreadable line ({exc}): {line[:200]}")
     for finish in finishes:  # one by one: a run pruned meanwhile must not stop the rest
         try:
-            store.finish_run(finish)
+            try:
+                store.finish_run(finish)
+            except StoreValueError as exc:
+                logger.error(f"{path}: run {finish.run_id}: {exc}; {REFUSED_NOTE}", component="store")
+                store.finish_run(without_texts(finish))
         except LookupError:
             logger.error(f"{path}: run {finish.run_id} is no longer in the store; its result is not recorded")
     path.unlink()

@@ -1,7 +1,8 @@
 """Delivery on threads of its own, so a slow or dead endpoint never delays a fire.
 
 - **A bounded queue**: at most ``max_pending`` deliveries wait (retries included); one more is
-  dropped and the drop is logged (once per overflow, with how many were dropped when it ends).
+  dropped and the drop is logged, once per overflow; the overflow ends when a waiting delivery
+  leaves the queue, delivered or given up, and how many were dropped is logged then.
 - **A timeout per attempt, retries with back-off**: a failed attempt is tried again after
   ``backoff``, twice that, ... up to ``attempts`` attempts. Retries wait in a time-ordered heap,
   not in a sleep: other deliveries go on meanwhile.
@@ -65,12 +66,15 @@ class Dispatcher:
         self._heap: list[tuple[float, int, Delivery | Callable[[], None]]] = []
         self._seq = itertools.count()
         self._pending = 0
-        self._dropped = 0
+        self._dropping = 0
+        """Dropped since the queue last had room (the overflow going on)."""
         self._cond = threading.Condition()
         self._closing = False
         self._busy = 0
         self.delivered = 0
         self.failed = 0
+        self.dropped = 0
+        """Totals since start (``jobfsm_notifications_total``)."""
         self._workers = max(1, workers)
         self._threads: list[threading.Thread] = []
         """Started with the first delivery or timer: a daemon that notifies nobody runs none."""
@@ -80,8 +84,9 @@ class Dispatcher:
         """Queue a delivery now; False (and logged) when the queue is full or closed."""
         with self._cond:
             if self._closing or self._pending >= self.max_pending:
-                self._dropped += 1
-                first = self._dropped == 1
+                self._dropping += 1
+                self.dropped += 1
+                first = self._dropping == 1
             else:
                 self._pending += 1
                 self._push(self._monotonic(), delivery)
@@ -171,13 +176,23 @@ class Dispatcher:
                     delay = self.backoff_seconds * 2 ** (delivery.attempt - 1)
                     self._push(self._monotonic() + delay, delivery)
                     return
-                self._pending -= 1
                 self.failed += 1
+                dropped = self._left()
             self._report(f"notification failed: {delivery.what}, after {delivery.attempt} attempt(s): {reason}")
+            self._drained(dropped)
             return
         with self._cond:
-            self._pending -= 1
             self.delivered += 1
-            dropped, self._dropped = self._dropped, 0
+            dropped = self._left()
+        self._drained(dropped)
+
+    def _left(self) -> int:
+        """Under ``self._cond``: a delivery left the queue (delivered or given up), so there is
+        room again; the drops of the overflow that ends here."""
+        self._pending -= 1
+        dropped, self._dropping = self._dropping, 0
+        return dropped
+
+    def _drained(self, dropped: int) -> None:
         if dropped:
             self._report(f"notification queue drained; {dropped} notification(s) were dropped while it was full")

@@ -5,7 +5,8 @@ reads (one consistent snapshot per call). Writers of one process are also serial
 ``threading.Lock`` on SQLite, so that threads queue in Python rather than in SQLite's
 busy-sleep loop; ``sqlite://`` (in memory) serializes every call. :meth:`SqlCore.batch` lets
 the calls of one thread share one write transaction, and every failure of the database
-becomes :class:`jobfsm.errors.StoreUnavailableError`, which the daemon rides out.
+becomes :class:`jobfsm.errors.StoreUnavailableError`, which the daemon rides out, except a
+value the database refuses, which will be refused again: :class:`jobfsm.errors.StoreValueError`.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from jobfsm.clock import Clock
-from jobfsm.errors import StoreError, StoreUnavailableError
+from jobfsm.errors import StoreError, StoreUnavailableError, StoreValueError
 from jobfsm.store.abc import Store
 from jobfsm.store.sql.engine import hint, insert_for, make_engine, mask_url, normalize_url, reason
 from jobfsm.store.sql.migrations import MIGRATIONS, Migration, migrate, schema_version
@@ -151,11 +152,16 @@ class SqlCore(Store):
     @contextmanager
     def _errors(self) -> Iterator[None]:
         """Every failure of the database (a driver error, an exhausted pool, a dropped
-        connection) becomes :class:`StoreUnavailableError`, which the daemon rides out."""
+        connection) becomes :class:`StoreUnavailableError`, which the daemon rides out. A value
+        the database or its driver refuses (the DBAPI's ``DataError``; text the driver cannot
+        encode, which both drivers raise as ``UnicodeEncodeError`` before sending anything)
+        becomes :class:`StoreValueError`: the same value would be refused on every try."""
         try:
             yield
         except IntegrityError:
             raise
+        except (DataError, UnicodeEncodeError) as exc:
+            raise StoreValueError(f"the store {self.url!r} refused a value: {reason(exc)}") from exc
         except (DBAPIError, SQLAlchemyError) as exc:
             raise StoreUnavailableError(f"{self._failure}: {reason(exc)}; {self._hint(exc)}") from exc
 
