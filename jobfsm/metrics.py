@@ -144,9 +144,7 @@ class _PerJob(Collector):
         return series
 
     def finished(self, result: JobResult) -> None:
-        series = self._of(result.job_name)
-        status = result.status.run_status.value
-        series.runs[status] = series.runs.get(status, 0) + 1
+        series = self.counted(result.job_name, result.status.run_status.value)
         duration = max(result.duration_seconds, 0.0)
         if series.buckets is None:
             series.buckets = [0] * (len(self._bounds) + 1)
@@ -158,13 +156,13 @@ class _PerJob(Collector):
             series.last_failure = result.end_time.timestamp()
 
     def missed(self, job: str, fires: int) -> None:
-        series = self._of(job)
-        series.runs[RunStatus.SKIPPED.value] = series.runs.get(RunStatus.SKIPPED.value, 0) + 1
-        series.missed += fires
+        self.counted(job, RunStatus.SKIPPED.value).missed += fires
 
-    def counted(self, job: str, status: str) -> None:
+    def counted(self, job: str, status: str) -> _Series:
+        """One more run of ``job`` with ``status``; the job's record."""
         series = self._of(job)
         series.runs[status] = series.runs.get(status, 0) + 1
+        return series
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:

@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -152,6 +152,14 @@ def pg_schema(server: str, *, application_name: str | None = None) -> Iterator[s
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def store_on(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> AbstractContextManager[str]:
+    """A fresh store's URL on ``backend``: a SQLite file in ``tmp_path``, or a schema of its own
+    on the PostgreSQL of ``JOBFSM_TEST_POSTGRES`` (the test skips without it)."""
+    if backend == "postgresql":
+        return pg_schema(request.getfixturevalue("postgres_url"))
+    return nullcontext(f"sqlite:///{tmp_path / 'store.db'}")
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from jobfsm.errors import ValidationError
 from jobfsm.problems import MAX_PROBLEMS_PER_FILE
 from jobfsm.service import JobManagementService
 from jobfsm.store.memory import MemoryStore
-from tests.conftest import job_doc, pg_schema, wait_for
+from tests.conftest import job_doc, store_on, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMORY_LIMIT = 1024**3
@@ -646,7 +645,7 @@ def test_output_with_nul_bytes_is_recorded(jobs: Path, tmp_path: Path, backend: 
     from jobfsm.store import open_store
 
     write(jobs, "nul", command="printf 'a\\000b'; printf 'c\\000' >&2")
-    with pg_schema(request.getfixturevalue("postgres_url")) if backend == "postgresql" else _sqlite(tmp_path) as url:
+    with store_on(backend, tmp_path, request) as url:
         proc = jobfsm("run", "nul", *globals_for(tmp_path), "--store", url, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-2000:]
         store = open_store(url)
@@ -655,11 +654,6 @@ def test_output_with_nul_bytes_is_recorded(jobs: Path, tmp_path: Path, backend: 
         finally:
             store.close()
     assert (record.status.value, record.stdout_tail, record.stderr_tail) == ("succeeded", "a\ufffdb", "c\ufffd")
-
-
-@contextmanager
-def _sqlite(tmp_path: Path) -> Iterator[str]:
-    yield f"sqlite:///{tmp_path / 'store.db'}"
 
 
 def test_next_refuses_what_is_no_job_name_or_zone(jobs: Path, tmp_path: Path) -> None:

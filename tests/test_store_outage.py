@@ -17,7 +17,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,7 +32,7 @@ from jobfsm.places import default_store_url
 from jobfsm.runs.executor import JobResult
 from jobfsm.store import Claim, RunRecord, open_store
 from jobfsm.store.sql import normalize_url
-from tests.conftest import fill, pg_schema, wait_for
+from tests.conftest import fill, pg_schema, store_on, wait_for
 from tests.scheduler_support import MINUTE, Rig
 
 # -- the faults ------------------------------------------------------------------------------
@@ -240,20 +240,16 @@ def test_a_full_disk_under_the_store_loses_nothing(tmp_path: Path, small_disk: P
 
 # -- a value the store refuses ------------------------------------------------------------------
 
-def _refusing_store(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> AbstractContextManager[str]:
-    if backend == "postgresql":
-        return pg_schema(request.getfixturevalue("postgres_url"))
-    return nullcontext(f"sqlite:///{tmp_path / 'store.db'}")
+REFUSED = [
+    pytest.param(backend, texts, id=f"{backend}-{next(iter(texts))}",
+                 marks=[pytest.mark.postgres] if backend == "postgresql" else [])
+    for backend, texts in [("sqlite", {"message": "m\udcff"}),  # no driver encodes a lone surrogate
+                           ("postgresql", {"stdout": "a\x00b"}),  # PostgreSQL's text holds no NUL
+                           ("postgresql", {"stderr": "c\ud800"})]
+]
 
 
-REFUSED = [("sqlite", {"message": "m\udcff"}),  # no driver encodes a lone surrogate
-           ("postgresql", {"stdout": "a\x00b"}),  # PostgreSQL's text holds no NUL
-           ("postgresql", {"stderr": "c\ud800"})]
-
-
-@pytest.mark.parametrize(("backend", "texts"), [
-    pytest.param(b, t, id=f"{b}-{next(iter(t))}", marks=[pytest.mark.postgres] if b == "postgresql" else [])
-    for b, t in REFUSED])
+@pytest.mark.parametrize(("backend", "texts"), REFUSED)
 def test_a_result_the_store_refuses_is_recorded_without_its_texts_and_claiming_goes_on(
     tmp_path: Path, backend: str, texts: dict[str, str], request: pytest.FixtureRequest
 ) -> None:
@@ -261,7 +257,7 @@ def test_a_result_the_store_refuses_is_recorded_without_its_texts_and_claiming_g
     the chunk of results it was in was never recorded (those runs stayed running, their jobs
     skipped every later fire), and each new try began another outage. Now the others are
     recorded as they are, that one without its texts (said once), and fires go on."""
-    with _refusing_store(tmp_path, backend, request) as url:
+    with store_on(backend, tmp_path, request) as url:
         rig = Rig(tmp_path, url, 20)
         rig.at(MINUTE)
         tickets = rig.runner.tickets
@@ -287,13 +283,11 @@ def test_a_result_the_store_refuses_is_recorded_without_its_texts_and_claiming_g
         rig.close()
 
 
-@pytest.mark.parametrize(("backend", "texts"), [
-    pytest.param(b, t, id=f"{b}-{next(iter(t))}", marks=[pytest.mark.postgres] if b == "postgresql" else [])
-    for b, t in REFUSED])
+@pytest.mark.parametrize(("backend", "texts"), REFUSED)
 def test_a_kept_result_the_store_refuses_is_recorded_without_its_texts_at_the_next_start(
     tmp_path: Path, backend: str, texts: dict[str, str], request: pytest.FixtureRequest
 ) -> None:
-    with _refusing_store(tmp_path, backend, request) as url:
+    with store_on(backend, tmp_path, request) as url:
         rig = Rig(tmp_path, url, 2)
         rig.at(MINUTE)
         ticket = rig.runner.tickets[0]
